@@ -1,0 +1,134 @@
+"""`launcher`: check | serve | rules. Exit 0 accepted, 2 rejected or bad input; never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import LauncherError
+from .verdict import Verdict, check
+
+EXIT_OK = 0
+EXIT_REJECTED = 2
+
+log = logging.getLogger("launcher")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises LauncherError instead of printing usage and exiting with 2 itself."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise LauncherError(f"{message} (see launcher {self.prog.split()[-1]} --help)")
+
+
+def _add_check_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", help="platform to check for, e.g. cuda:h100, rocm:mi300x, cpu:avx2 "
+                        "(default: detect this machine)")
+    parser.add_argument("--vllm-version", help="vLLM release to check against (default: the installed vLLM, "
+                        "else the version pinned in our images)")
+    parser.add_argument("--model-configs", action="append", type=Path, default=[],
+                        help="folder of <org>__<name>/config.json files to read configs from (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="launcher", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check_parser = commands.add_parser("check", help="check vLLM serve arguments without starting vLLM")
+    _add_check_options(check_parser)
+    check_parser.add_argument("--format", choices=("text", "json"), default="text")
+    check_parser.add_argument("vllm_args", nargs=argparse.REMAINDER, help="-- then vLLM serve arguments")
+
+    serve_parser = commands.add_parser("serve", help="check, then start vLLM behind the front door")
+    _add_check_options(serve_parser)
+    serve_parser.add_argument("--host", default=os.environ.get("LAUNCHER_HOST", "0.0.0.0"))
+    serve_parser.add_argument("--port", type=int, default=int(os.environ.get("LAUNCHER_PORT", "8000")))
+    serve_parser.add_argument("--startup-timeout", type=float,
+                              default=float(os.environ.get("LAUNCHER_STARTUP_TIMEOUT", "1800")),
+                              help="seconds vLLM may take to answer its first generation")
+    serve_parser.add_argument("--drain-timeout", type=float,
+                              default=float(os.environ.get("LAUNCHER_DRAIN_TIMEOUT", "60")),
+                              help="seconds in-flight requests get to finish after SIGTERM")
+    serve_parser.add_argument("--preset", help="a file in configs/presets/ (name without .yaml)")
+    serve_parser.add_argument("--skip-check", action="store_true",
+                              help="start vLLM even when the check rejects (findings still logged)")
+    serve_parser.add_argument("vllm_args", nargs=argparse.REMAINDER)
+
+    rules_parser = commands.add_parser("rules", help="print the compatibility table")
+    rules_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    return parser
+
+
+def _vllm_args(raw: list[str]) -> list[str]:
+    return raw[1:] if raw[:1] == ["--"] else raw
+
+
+def format_text(verdict: Verdict) -> str:
+    head = "ACCEPTED" if verdict.accepted else "REJECTED"
+    lines = [f"{head}: {verdict.model.name} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
+    for finding in verdict.findings:
+        lines.append(f"  {finding.severity} [{finding.rule}] {finding.message}")
+        lines.append(f"    fix: {finding.fix}")
+    if not verdict.findings:
+        lines.append("  no findings")
+    return "\n".join(lines)
+
+
+def run_check(options: argparse.Namespace) -> int:
+    verdict = check(_vllm_args(options.vllm_args), options.target, options.vllm_version, options.model_configs)
+    if options.format == "json":
+        print(json.dumps(verdict.as_dict(), indent=2))
+    else:
+        print(format_text(verdict))
+    return EXIT_OK if verdict.accepted else EXIT_REJECTED
+
+
+def run_rules(options: argparse.Namespace) -> int:
+    from .rules import load_table
+    from .table_doc import markdown_table
+
+    table = load_table()
+    if options.format == "json":
+        print(json.dumps(table["rules"], indent=2))
+    else:
+        print(markdown_table(table))
+    return EXIT_OK
+
+
+def run_serve(options: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(options, _vllm_args(options.vllm_args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        options = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        handler = {"check": run_check, "serve": run_serve, "rules": run_rules}[options.command]
+        return handler(options)
+    except LauncherError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the contract: never a traceback; the debug flag shows it
+        if os.environ.get("LAUNCHER_DEBUG"):
+            raise
+        detail = textwrap.shorten(f"{type(exc).__name__}: {exc}", 300)
+        print(f"error: internal error ({detail}); rerun with LAUNCHER_DEBUG=1 for the traceback and "
+              "report it", file=sys.stderr)
+        return EXIT_REJECTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
