@@ -63,6 +63,7 @@ class Platform:
             "numa_total_gib": self.numa_total_gib,
             "numa_available_gib": self.numa_available_gib,
             "description": self.describe(),
+            "detected": self.detected,
         }
 
 
@@ -140,8 +141,10 @@ def probe_amd(sysfs: Path = Path("/sys/class/kfd/kfd/topology/nodes")) -> Platfo
     if not gpus:
         return None
     gfx, name = gpus[0]
-    candidates = [k for k, s in known_targets().items() if s["kind"] == "rocm" and s.get("gfx") == gfx]
-    target = _target_for_name("rocm", name) or (candidates[-1] if candidates else f"rocm:{gfx}")
+    # Several products share a gfx arch (MI300X and MI325X are gfx942): take the smaller memory, the safe guess.
+    candidates = sorted((s["memory_gib"], k) for k, s in known_targets().items()
+                        if s["kind"] == "rocm" and s.get("gfx") == gfx)
+    target = _target_for_name("rocm", name) or (candidates[0][1] if candidates else f"rocm:{gfx}")
     spec = known_targets().get(target, {})
     return Platform(target, "rocm", spec.get("gpu", name), gfx=gfx, memory_gib=spec.get("memory_gib"),
                     gpu_count=len(gpus), detected=True)
