@@ -233,7 +233,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise LauncherError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); fix or re-download it") from None
+        raise LauncherError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); fix or re-download it"
+        ) from None
     except OSError as exc:
         raise LauncherError(f"{path} cannot be read: {exc.strerror}") from None
 
