@@ -50,3 +50,29 @@ bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs
 
 clean: ## remove the venv and the prepared model
 	rm -rf $(VENV) models
+
+# Containers (docs/containers.md). The image targets need a Docker engine with BuildKit that can pull the base
+# images (vllm/vllm-openai, vllm/vllm-openai-rocm, debian) and reach PyPI; this project's machines have neither.
+IMAGE ?= vllm-launch
+.PHONY: images image-cpu lint-containers up down
+
+images: image-cpu ## build the cuda, rocm and cpu images (Docker engine + registry access)
+	docker build -f docker/Dockerfile.cuda -t $(IMAGE):cuda .
+	docker build -f docker/Dockerfile.rocm -t $(IMAGE):rocm .
+
+image-cpu: ## build the CPU image (Docker engine + registry access)
+	docker build -f docker/Dockerfile.cpu -t $(IMAGE):cpu .
+
+lint-containers: install ## hadolint the Dockerfiles, compose files against the Compose spec, k8s overlays against Kubernetes
+	$(VENV)/bin/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda docker/Dockerfile.rocm
+	$(VENV)/bin/check-jsonschema --schemafile tests/fixtures/schemas/compose-spec.json compose.yaml compose/*.yaml
+	for overlay in k8s/overlays/*/; do \
+		$(VENV)/bin/kubectl kustomize $$overlay > $(VENV)/rendered.yaml && \
+		$(VENV)/bin/kubernetes-validate --strict --quiet $(VENV)/rendered.yaml || exit 1; \
+	done
+
+up: model ## the CPU stack in Docker: docker compose --profile cpu up -d (Docker engine)
+	docker compose --profile cpu up -d
+
+down: ## stop it: docker compose --profile cpu down
+	docker compose --profile cpu down
