@@ -91,8 +91,8 @@ class Supervisor:
                     next_probe = time.monotonic() + self.settings.probe_interval
                 await asyncio.sleep(0.1)
         finally:
-            if self.vllm.alive():
-                await asyncio.to_thread(self.vllm.stop, self.settings.stop_grace)
+            # Also when vLLM's API server died on its own: its engine and workers (same group) go too.
+            await asyncio.to_thread(self.vllm.stop, self.settings.stop_grace)
             await self.state.session.close()
             if self.server is not None:
                 self.server.should_exit = True
@@ -194,7 +194,7 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
     child_args = args.without(*FRONT_DOOR_FLAGS).argv()
     vllm = VllmProcess(child_args, free_port(), env=env)
     state = FrontDoorState(upstream=f"http://127.0.0.1:{vllm.port}", api_key=api_key)
-    state.status = {**verdict.as_dict(), "started_at": time.time()}
+    state.status = {**verdict.as_dict(), "started_at": time.time(), "vllm_port": vllm.port}
     settings = ServeSettings(options.host, options.port, options.startup_timeout, options.drain_timeout)
     supervisor = Supervisor(vllm, state, settings, _served_model_name(args))
 
@@ -214,6 +214,5 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
     try:
         server.run()
     finally:
-        if vllm.alive():
-            vllm.stop(settings.stop_grace)
+        vllm.stop(settings.stop_grace)
     return supervisor.exit_code

@@ -63,6 +63,7 @@ class VllmProcess:
         self.echo = echo
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.stopped = False
 
     def start(self) -> None:
         log.info("starting vLLM on 127.0.0.1:%d", self.port)
@@ -104,6 +105,8 @@ class VllmProcess:
         """SIGTERM the whole group, wait `grace` seconds, then SIGKILL; returns vLLM's exit code."""
         if self.process is None:
             return None
+        if self.stopped:
+            return self.process.returncode
         if self.process.poll() is None:
             log.info("stopping vLLM (SIGTERM, %.0f s grace)", grace)
             self._signal_group(signal.SIGTERM)
@@ -114,5 +117,6 @@ class VllmProcess:
         # Workers that outlive the API server are ended too: nothing of the group is left behind.
         self._signal_group(signal.SIGKILL)
         code = self.process.wait()
+        self.stopped = True
         log.info("vLLM stopped (exit code %s)", code)
         return code
