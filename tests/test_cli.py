@@ -68,3 +68,9 @@ def test_rules_markdown_lists_every_rule() -> None:
     result = launcher("rules")
     assert result.returncode == 0
     assert "| `vision-fp8-per-rank-16` |" in result.stdout
+
+
+def test_readme_table_is_generated_from_the_yaml() -> None:
+    result = subprocess.run([sys.executable, "tools/render_docs.py", "--check"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode == 0, result.stderr
