@@ -17,6 +17,9 @@ from typing import Any
 from launcher.supervisor import free_port
 
 CPU_ARGS = ["--served-model-name", "smollm2", "--max-model-len", "2048", "--gpu-memory-utilization", "0.3"]
+# A fixed 2 GiB KV cache: vLLM then skips its NUMA-share check (and so does our rule), so tests that start
+# several servers do not depend on how much memory the machine has free at that moment.
+TEST_ENV = {"PYTHONUNBUFFERED": "1", "VLLM_CPU_KVCACHE_SPACE": "2"}
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
@@ -52,7 +55,7 @@ class LauncherProcess:
                    *self.serve_options, "--", "--model", str(self.model), *CPU_ARGS, *self.extra_args]
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+                                        env={**os.environ, **TEST_ENV, **self.env},
                                         start_new_session=True)
         return self
 

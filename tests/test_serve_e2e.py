@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from launcher_process import LauncherProcess, http
 
 from conftest import LOCAL_MODEL
+from launcher_process import LauncherProcess, http
 
 pytestmark = [
     pytest.mark.slow,

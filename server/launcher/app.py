@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,10 @@ NOT_FORWARDED = frozenset({"connection", "keep-alive", "proxy-authenticate", "pr
 KNOWN_ROUTES = frozenset({"/v1/completions", "/v1/chat/completions", "/v1/models", "/v1/embeddings",
                           "/v1/responses", "/v1/audio/transcriptions", "/v1/audio/translations"})
 RETRY_AFTER_SECONDS = "5"
+# A request body larger than this is refused (413) before it reaches vLLM; one that trickles in slower than
+# BODY_TIMEOUT_SECONDS in all (slowloris) is refused with 408.
+MAX_BODY_BYTES = int(os.environ.get("LAUNCHER_MAX_BODY_BYTES", str(32 * 1024 * 1024)))
+BODY_TIMEOUT_SECONDS = float(os.environ.get("LAUNCHER_BODY_TIMEOUT", "30"))
 
 
 @dataclass
@@ -84,7 +89,17 @@ class V1Proxy:
             _record(route, refusal.status_code, started, scope)
             return
         assert state.session is not None
-        body = await _read_body(receive)
+        try:
+            body = await asyncio.wait_for(_read_body(receive, _content_length(scope)), BODY_TIMEOUT_SECONDS)
+        except _BodyRefused as refused:
+            await openai_error(refused.status, refused.message, "invalid_request_error")(scope, receive, send)
+            _record(route, refused.status, started, scope)
+            return
+        except TimeoutError:
+            message = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"
+            await openai_error(408, message, "invalid_request_error")(scope, receive, send)
+            _record(route, 408, started, scope)
+            return
         if body is None:
             _record(route, "client-gone", started, scope)
             return
@@ -156,14 +171,37 @@ async def _wait_for_disconnect(receive: Receive, upstream: aiohttp.ClientRespons
             return
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None when the client went away before sending it."""
-    chunks = []
+class _BodyRefused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                raise _BodyRefused(400, "Content-Length is not a number") from None
+    return None
+
+
+async def _read_body(receive: Receive, declared: int | None) -> bytes | None:
+    """The whole request body (at most MAX_BODY_BYTES), or None when the client went away before sending it."""
+    too_large = f"the request body is larger than {MAX_BODY_BYTES} bytes (LAUNCHER_MAX_BODY_BYTES)"
+    if declared is not None and declared > MAX_BODY_BYTES:
+        raise _BodyRefused(413, too_large)
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _BodyRefused(413, too_large)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 

@@ -55,7 +55,9 @@ class VllmProcess:
     def __init__(self, args: Sequence[str], port: int, env: dict[str, str] | None = None,
                  python: str | None = None, log_lines: int = 200, echo: bool = True):
         self.port = port
-        self.command = [python or os.environ.get("LAUNCHER_VLLM_PYTHON", sys.executable), "-m", VLLM_ENTRYPOINT,
+        # LAUNCHER_VLLM_PYTHON / LAUNCHER_VLLM_ENTRYPOINT: another interpreter, or a stand-in server for tests.
+        entrypoint = os.environ.get("LAUNCHER_VLLM_ENTRYPOINT", VLLM_ENTRYPOINT)
+        self.command = [python or os.environ.get("LAUNCHER_VLLM_PYTHON", sys.executable), "-m", entrypoint,
                         *args, "--host", "127.0.0.1", "--port", str(port)]
         # The front door enforces the API key; a key in vLLM's own environment would lock out our probe.
         self.env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "VLLM_API_KEY"}
