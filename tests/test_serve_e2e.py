@@ -1,7 +1,7 @@
 """`launcher serve` end to end: real CPU vLLM behind the front door, talked to over HTTP.
 
-One launcher (with an API key) is shared by the non-destructive tests; the drain, freeze and kill
-tests each need a launcher of their own, since they end it.
+One launcher (with an API key: the `front_door` fixture in conftest.py) is shared by the non-destructive
+tests of this session; the drain, freeze and kill tests each need a launcher of their own, since they end it.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import LOCAL_MODEL
+from conftest import API_KEY, LOCAL_MODEL
 from launcher_process import LauncherProcess, http
 
 pytestmark = [
@@ -24,19 +23,7 @@ pytestmark = [
     pytest.mark.skipif(not (LOCAL_MODEL / "config.json").is_file(), reason="run `make model` first"),
 ]
 
-API_KEY = "test-key-not-secret"
 AUTH = {"authorization": f"Bearer {API_KEY}"}
-
-
-@pytest.fixture(scope="module")
-def front_door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherProcess]:
-    log = tmp_path_factory.mktemp("shared") / "launcher.log"
-    launcher = LauncherProcess(LOCAL_MODEL, log, extra_args=["--api-key", API_KEY]).start()
-    try:
-        launcher.wait_ready()
-        yield launcher
-    finally:
-        launcher.stop()
 
 
 def completion(url: str, headers: dict[str, str] | None = None, **body: object) -> tuple[int, dict]:
