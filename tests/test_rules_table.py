@@ -107,6 +107,14 @@ CASES = [
     ("mxfp4-gpu-too-old", GPT_OSS, [], "cuda:a100", "0.26.0", False),
     ("mxfp4-cpu", GPT_OSS, [], "cpu:avx512", "0.26.0", True),
     ("mxfp4-cpu", GPT_OSS, [], "cpu:avx512", "0.32.0", False),
+    ("memory-weights-do-not-fit", LLAMA_405B, ["-tp", "8"], "cuda:h100", "0.26.0", True),
+    ("memory-weights-do-not-fit", LLAMA_405B, ["-tp", "8", "-q", "fp8"], "cuda:h100", "0.26.0", False),
+    ("memory-weights-do-not-fit", LLAMA_405B, ["-tp", "8"], "rocm:mi300x", "0.26.0", False),
+    ("memory-weights-do-not-fit", DEEPSEEK_V3, ["-tp", "8"], "cuda:h100", "0.26.0", True),
+    ("memory-weights-do-not-fit", DEEPSEEK_V3, ["-tp", "8"], "cuda:h200", "0.26.0", False),
+    ("memory-kv-cache-too-small", LLAMA_8B, [], "cuda:l4", "0.26.0", True),
+    ("memory-kv-cache-too-small", LLAMA_8B, ["--max-model-len", "32768"], "cuda:l4", "0.26.0", False),
+    ("memory-kv-cache-too-small", LLAMA_8B, ["--kv-cache-dtype", "fp8", "-q", "fp8"], "cuda:l4", "0.26.0", False),
 ]
 
 
@@ -141,7 +149,8 @@ SEED_ROWS = [
     (QWEN3_VL, ["-tp", "8"], "rocm:mi300x", "0.17.0", True),
     (KIMI, ["-tp", "8", "-q", "fp8"], "rocm:mi300x", "0.17.0", False),
     (KIMI, ["-tp", "8"], "rocm:mi300x", "0.17.0", True),
-    (DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h100", "0.26.0", True),
+    # 8 x H100 is too small for DeepSeek-V3's ~79 GiB of FP8 weights per GPU (memory-weights-do-not-fit): H200.
+    (DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h200", "0.26.0", True),
 ]
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import memory, rules
 from . import platform as platforms
-from . import rules
 from .arguments import ServeArgs
 from .errors import LauncherError
 from .model_facts import ModelFacts, load_model
@@ -93,6 +93,7 @@ def build_facts(args: ServeArgs, model: ModelFacts, platform: Platform, vllm: di
         "table": {key: value for key, value in table.items() if key not in ("rules", "parsed_rules", "vllm_versions")},
     }
     facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table)
+    facts["derived"].update(memory.fit_facts(args, model, platform, environ))  # GPU targets only
     return facts
 
 
