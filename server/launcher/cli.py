@@ -1,4 +1,4 @@
-"""`launcher`: check | serve | rules. Exit 0 accepted, 2 rejected or bad input; never a traceback."""
+"""`launcher`: check | serve | plan | rules. Exit 0 accepted, 2 rejected or bad input; never a traceback."""
 
 from __future__ import annotations
 
@@ -61,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
                               help="start vLLM even when the check rejects (findings still logged)")
     serve_parser.add_argument("vllm_args", nargs=argparse.REMAINDER)
 
+    plan_parser = commands.add_parser("plan", help="will it fit: weights, KV cache and sequences per GPU")
+    _add_check_options(plan_parser)
+    plan_parser.add_argument("--gpus", type=int, help="GPUs available for a higher tensor parallel size and "
+                             "--profiles (default: the detected count, else 8)")
+    plan_parser.add_argument("--memory-gib", type=float, help="memory of one GPU (or of the CPU's NUMA node 0) in "
+                             "GiB, instead of the platform table's or the detected one")
+    plan_parser.add_argument("--profiles", action="store_true",
+                             help="every precision x KV cache dtype x tensor parallel size, checked and ranked")
+    plan_parser.add_argument("--min-sequences", type=int, default=4,
+                             help="--max-model-len sequences the best profile must hold at once (default 4)")
+    plan_parser.add_argument("--format", choices=("text", "json"), default="text")
+    plan_parser.add_argument("vllm_args", nargs=argparse.REMAINDER, help="-- then vLLM serve arguments")
+
     rules_parser = commands.add_parser("rules", help="print the compatibility table")
     rules_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     return parser
@@ -90,6 +103,12 @@ def run_check(options: argparse.Namespace) -> int:
     return EXIT_OK if verdict.accepted else EXIT_REJECTED
 
 
+def run_plan(options: argparse.Namespace) -> int:
+    from . import planner
+
+    return planner.run(options, _vllm_args(options.vllm_args))
+
+
 def run_rules(options: argparse.Namespace) -> int:
     from .rules import load_table
     from .table_doc import markdown_table
@@ -114,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        handler = {"check": run_check, "serve": run_serve, "rules": run_rules}[options.command]
+        handler = {"check": run_check, "serve": run_serve, "plan": run_plan, "rules": run_rules}[options.command]
         return handler(options)
     except LauncherError as exc:
         print(f"error: {exc}", file=sys.stderr)
