@@ -102,7 +102,10 @@ def check(
     target: str | None = None,
     vllm_version: str | None = None,
     config_folders: list[Path] | None = None,
+    environ: dict[str, str] | None = None,
 ) -> Verdict:
+    """The verdict; `environ` replaces this process's environment as the source of VLLM_* variables (a deployment
+    file's container env, for `launcher check --from`)."""
     args = ServeArgs.parse(argv)
     if not args.model:
         raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
@@ -111,7 +114,7 @@ def check(
     vllm = version_data(version, table)
     model = load_model(args.model, config_folders)
     platform = platforms.resolve(target, gpu_count=None)
-    facts = build_facts(args, model, platform, vllm, table)
+    facts = build_facts(args, model, platform, vllm, table, environ)
     findings = rules.evaluate(facts)
     accepted = not any(f.severity == "error" for f in findings)
     return Verdict(accepted, findings, args.argv(), model, platform, version, facts)
