@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser = commands.add_parser("check", help="check vLLM serve arguments without starting vLLM")
     _add_check_options(check_parser)
     check_parser.add_argument("--format", choices=("text", "json"), default="text")
+    check_parser.add_argument("--from", dest="from_files", nargs="+", action="extend", metavar="FILE",
+                              help="check every vLLM workload in these compose files, Kubernetes manifests "
+                              "(a kustomization folder, - for stdin), KServe InferenceServices, production-stack "
+                              "Helm values or presets, instead of serve arguments (docs/preflight.md)")
     check_parser.add_argument("vllm_args", nargs=argparse.REMAINDER, help="-- then vLLM serve arguments")
 
     serve_parser = commands.add_parser("serve", help="check, then start vLLM behind the front door")
@@ -95,12 +99,25 @@ def format_text(verdict: Verdict) -> str:
 
 
 def run_check(options: argparse.Namespace) -> int:
+    if options.from_files:
+        return run_preflight(options)
     verdict = check(_vllm_args(options.vllm_args), options.target, options.vllm_version, options.model_configs)
     if options.format == "json":
         print(json.dumps(verdict.as_dict(), indent=2))
     else:
         print(format_text(verdict))
     return EXIT_OK if verdict.accepted else EXIT_REJECTED
+
+
+def run_preflight(options: argparse.Namespace) -> int:
+    from .deployments import Options, check_files
+    from .deployments import format_text as format_report
+
+    if _vllm_args(options.vllm_args):
+        raise LauncherError("give either --from FILE... or -- vLLM serve arguments, not both")
+    report = check_files(options.from_files, Options(options.target, options.vllm_version, options.model_configs))
+    print(json.dumps(report.as_dict(), indent=2) if options.format == "json" else format_report(report))
+    return EXIT_OK if report.accepted else EXIT_REJECTED
 
 
 def run_plan(options: argparse.Namespace) -> int:
