@@ -63,7 +63,7 @@ CORPUS: list[tuple[str, bytes]] = [
     ("prompt-over-max-model-len", completion(prompt="word " * 5000)),
     ("non-utf8-body", post("/v1/completions", b'{"model": "smollm2", "prompt": "\xff\xfe\xfa", "max_tokens": 2}')),
     ("chat-messages-not-list", chat(messages="hello")),
-    ("chat-unknown-role", chat(messages=[{"role": "wizard", "content": "Hi"}])),
+    ("chat-message-not-object", chat(messages=["Hi"])),
     ("chat-empty-messages", chat(messages=[])),
     ("chat-content-wrong-type", chat(messages=[{"role": "user", "content": 42}])),
     ("chat-missing-messages", json_post("/v1/chat/completions", {"model": "smollm2"})),
