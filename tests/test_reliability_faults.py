@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import ROOT
+from conftest import LOCAL_MODEL, ROOT
 from launcher_process import LauncherProcess, http
 
 # The check still runs on a real config; the stand-in only replaces vLLM's server.
@@ -25,10 +25,10 @@ SMALL_MODEL = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B
 
 
 def fake(tmp_path: Path, behaviour: str = "", serve_options: list[str] | None = None,
-         env: dict[str, str] | None = None) -> LauncherProcess:
+         env: dict[str, str] | None = None, model: Path = SMALL_MODEL) -> LauncherProcess:
     environment = {"LAUNCHER_VLLM_ENTRYPOINT": "fake_vllm", "FAKE_VLLM": behaviour,
                    "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT / 'server'}", **(env or {})}
-    return LauncherProcess(SMALL_MODEL, tmp_path / "launcher.log", serve_options=serve_options or [],
+    return LauncherProcess(model, tmp_path / "launcher.log", serve_options=serve_options or [],
                            env=environment)
 
 
@@ -135,3 +135,14 @@ def _status(url: str, path: str) -> int:
 
 def _running(pid: int) -> bool:
     return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.skipif(not (LOCAL_MODEL / "config.json").is_file(), reason="run `make model` first")
+def test_serve_auto_starts_the_chosen_profile(tmp_path: Path, launcher_factory: list[LauncherProcess]) -> None:
+    # An 8B model in BF16 does not fit 0.3 of a CPU node; SmolLM2's config does, and BF16 is the most accurate.
+    launcher = fake(tmp_path, serve_options=["--auto"], model=LOCAL_MODEL).start()
+    launcher_factory.append(launcher)
+    launcher.wait_ready(60)
+    log = launcher.log_path.read_text()
+    assert "--auto: starting -tp 1" in log and "BF16 weights, BF16 KV" in log
+    assert "--model" in launcher.status()["effective_args"]

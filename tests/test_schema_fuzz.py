@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 
 from conftest import API_KEY
 from launcher_process import LauncherProcess, http
@@ -19,6 +20,8 @@ from launcher_process import LauncherProcess, http
 pytestmark = pytest.mark.slow
 
 FUZZED_PATHS = ("/v1/completions", "/v1/chat/completions", "/v1/models")
+# Some generated chat bodies (hundreds of random tool schemas) keep CPU vLLM busy for minutes; those are skipped.
+DIRECT_TIMEOUT = 20
 
 
 @pytest.fixture(scope="session")
@@ -47,18 +50,23 @@ def test_front_door_adds_no_server_errors(front_door: LauncherProcess, vllm_open
     direct_url = f"http://127.0.0.1:{front_door.status()['vllm_port']}"
     headers = {"Authorization": f"Bearer {API_KEY}"}
     seen: list[tuple[str, int, int]] = []
+    slow: list[str] = []
     for result in vllm_openapi.get_all_operations():
         operation = result.ok()
 
         label = operation.label
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=10, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def exchange(case) -> None:  # noqa: ANN001
             case.body = bounded(case.body)
-            through = case.call(base_url=front_door.url, headers=headers, timeout=120)
-            direct = case.call(base_url=direct_url, timeout=120)
+            try:
+                direct = case.call(base_url=direct_url, timeout=DIRECT_TIMEOUT)
+            except requests.Timeout:
+                slow.append(label)  # noqa: B023 - vLLM itself chews on it (giant tool schemas): not ours to judge
+                reject()
+            through = case.call(base_url=front_door.url, headers=headers, timeout=DIRECT_TIMEOUT * 3)
             seen.append((label, through.status_code, direct.status_code))  # noqa: B023 - called before the loop moves on
             if through.status_code >= 500:
                 assert direct.status_code >= 500, (case.as_curl_command(), through.status_code, through.text[:300])
@@ -67,3 +75,4 @@ def test_front_door_adds_no_server_errors(front_door: LauncherProcess, vllm_open
 
         exchange()
     assert {label for label, _, _ in seen} == {op.ok().label for op in vllm_openapi.get_all_operations()}
+    assert len(seen) >= 20, (seen, slow)

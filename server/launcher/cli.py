@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                               default=float(os.environ.get("LAUNCHER_DRAIN_TIMEOUT", "60")),
                               help="seconds in-flight requests get to finish after SIGTERM")
     serve_parser.add_argument("--preset", help="a file in configs/presets/ (name without .yaml)")
+    serve_parser.add_argument("--auto", action="store_true",
+                              help="pick the most accurate configuration (precision, KV dtype, TP) that passes the "
+                              "check and fits, as `launcher plan --profiles` ranks them, and start that")
     serve_parser.add_argument("--skip-check", action="store_true",
                               help="start vLLM even when the check rejects (findings still logged)")
     serve_parser.add_argument("vllm_args", nargs=argparse.REMAINDER)

@@ -182,6 +182,12 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
         log.info("preset %s: %s", preset.name, preset.description)
     from .cli import format_text
 
+    if options.auto:
+        from .planner import best_profile
+
+        profile = best_profile(vllm_args, target=target, vllm_version=version, config_folders=options.model_configs)
+        log.info("--auto: starting %s (%s)", profile.flags, profile.reason)
+        vllm_args = profile.argv
     verdict = check(vllm_args, target, version, options.model_configs)
     metrics.VERDICTS.labels(str(verdict.accepted).lower()).inc()
     print(format_text(verdict), file=sys.stderr, flush=True)
