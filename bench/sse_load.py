@@ -45,10 +45,20 @@ class LoadResult:
         }
 
 
+@dataclass
+class _Window:
+    """Events are counted as they arrive inside [start, stop), whichever request they belong to."""
+
+    start: float
+    stop: float
+    events: int = 0
+
+
 class _Stream(asyncio.Protocol):
     """One keep-alive connection; a chunked SSE response ends with `data: [DONE]` then the 0-length chunk."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: _Window) -> None:
+        self.window = window
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.done: asyncio.Future[None] | None = None
@@ -61,11 +71,15 @@ class _Stream(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
         if not self.first and b"data:" in data:
-            self.first = time.perf_counter()
+            self.first = now
         if not self.status and data.startswith(b"HTTP/1.1 "):
             self.status = int(data[9:12])
-        self.events += data.count(b"\n\n")
+        count = data.count(b"\n\n")
+        self.events += count
+        if self.window.start <= now < self.window.stop:
+            self.window.events += count
         self.buffer += data
         if self.buffer.endswith(b"0\r\n\r\n") or (self.status and self.status != 200 and b"\r\n\r\n" in data):
             self.buffer.clear()
@@ -97,10 +111,11 @@ async def run_load(host: str, port: int, body: dict, concurrency: int, *, total_
     start = time.perf_counter()
     measure_from = start + warmup
     stop_at = measure_from + duration if duration else None
+    window = _Window(measure_from, stop_at or float("inf"))
 
     async def worker() -> None:
         nonlocal issued
-        transport, proto = await loop.create_connection(_Stream, host, port)
+        transport, proto = await loop.create_connection(lambda: _Stream(window), host, port)
         try:
             while True:
                 if total_requests is not None:
@@ -122,14 +137,18 @@ async def run_load(host: str, port: int, body: dict, concurrency: int, *, total_
                     result.errors += 1
                     continue
                 counted = total_requests is not None or (sent >= measure_from and finished <= stop_at)  # type: ignore[operator]
+                if total_requests is not None:
+                    result.events += max(proto.events - 1, 0)  # the closing `data: [DONE]` is no token
                 if counted:
                     result.requests += 1
-                    result.events += max(proto.events - 1, 0)  # the closing `data: [DONE]` is no token
                     result.ttfe.append(proto.first - sent)
                     result.latency.append(finished - sent)
         finally:
             transport.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.seconds = (time.perf_counter() - start) if total_requests is not None else float(duration or 0)
+    if total_requests is not None:
+        result.seconds = time.perf_counter() - start
+    else:  # every event that arrived inside the window ([DONE] included: one per request, under 1% here)
+        result.seconds, result.events = float(duration or 0), window.events
     return result
