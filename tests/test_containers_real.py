@@ -85,6 +85,7 @@ def test_refused_combination_exits_2_in_seconds_with_the_finding() -> None:
         logs = container.logs(tail=None)
         assert code == "2", logs
         assert seconds < REFUSAL_WITHIN_S, f"refused after {seconds:.1f} s"
+        print(f"\nrefusal: exit 2 {seconds:.1f} s after docker run")
         assert "[cpu-fp8-quantization] --quantization fp8" in logs
         assert "fix: remove --quantization fp8" in logs
         assert "starting vLLM" not in logs and "[vllm]" not in logs, "a vLLM process was started"
@@ -140,6 +141,7 @@ def test_docker_stop_lets_an_inflight_stream_finish_then_exits_0(drop_in: Contai
     assert stopped["result"].returncode == 0, stopped["result"]
     assert drop_in.state(".State.ExitCode") == "0", drop_in.logs()
     assert stopped["seconds"] < DRAIN_TIMEOUT_S, f"docker stop took {stopped['seconds']:.0f} s"
+    print(f"\ndocker stop with a stream in flight: {stopped['seconds']:.1f} s, exit 0")
     logs = "\n".join(drop_in.launcher_lines())
     assert "draining: 1 request(s) in flight" in logs and "drained: no request in flight" in logs, logs[-3000:]
 
@@ -197,5 +199,6 @@ def test_compose_up_healthy_answers_and_down_drains(compose: tuple[list[str], di
     assert down.returncode == 0, down.stdout + down.stderr
     assert exit_code == "0", logs[-3000:]
     assert seconds < DRAIN_TIMEOUT_S, f"docker-compose down took {seconds:.0f} s"
+    print(f"\ndocker-compose down: {seconds:.1f} s, exit 0")
     assert "signal 15: stop accepting requests and drain" in logs and "drained: no request in flight" in logs
     assert not run("--profile", "cpu", "ps", "-q").stdout.strip()
