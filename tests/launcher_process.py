@@ -59,7 +59,7 @@ class LauncherProcess:
                                         start_new_session=True)
         return self
 
-    def wait_ready(self, timeout: float = 600) -> None:
+    def wait_ready(self, timeout: float = 900) -> None:
         """Poll /ready, recording each status, until 200; fail with the log's tail otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
