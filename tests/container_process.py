@@ -127,8 +127,10 @@ class Container:
             self.health_states.append(status)
         return status
 
-    def wait_ready(self, timeout: float = 900) -> float:
-        """Poll /ready from the host until 200: seconds since `docker run`."""
+    def wait_ready(self, timeout: float = 1800) -> float:
+        """Poll /ready from the host until 200: seconds since `docker run`. The default timeout is the launcher's
+        --startup-timeout and the images' HEALTHCHECK start period: a 135M model starts in 3 to 6 minutes on 2 cores,
+        but on a machine busy with other vLLM starts its torch.compile warm-up alone took over 12."""
         deadline = self.started + timeout
         while time.monotonic() < deadline:
             if self.state(".State.Running") != "true":
