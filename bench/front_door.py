@@ -122,7 +122,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)
     options = parser.parse_args()
-    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count()}
+    # Parts skipped this run keep their last recorded figures; the load average says how quiet the machine was.
+    report: dict = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    report.update({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count(),
+                   "load_average_before": os.getloadavg()})
     if not options.skip_vllm:
         if not (MODEL / "config.json").is_file():
             sys.exit("error: models/SmolLM2-135M-Instruct is missing; run `make model` first")
