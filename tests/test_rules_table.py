@@ -19,6 +19,8 @@ GPT_OSS = "openai__gpt-oss-20b"
 MODELOPT_70B = "nvidia__Llama-3.1-70B-Instruct-FP8"
 HEAD16 = "synthetic__tiny-llama-head16"
 BLOCK_FP8_DENSE = "synthetic__llama-8b-block-fp8"
+# `launcher quantize` of SmolLM2-135M (compressed-tensors FP8_DYNAMIC): its config.json, tests/test_quantize.py
+SMOLLM2_FP8_DYNAMIC = "local__SmolLM2-135M-Instruct-FP8-Dynamic"
 
 # (rule id, model, serve args, target, vLLM version, fires)
 CASES = [
@@ -105,6 +107,12 @@ CASES = [
      True),
     ("cpu-fp8-quantization", LLAMA_8B, ["-q", "fp8"], "cpu:avx512", "0.32.0", True),
     ("cpu-fp8-quantization", LLAMA_8B, [], "cpu:avx512", "0.32.0", False),
+    # Measured (docs/quantize.md): CPU vLLM 0.32 serves a pre-quantized compressed-tensors FP8 checkpoint
+    # (ChannelWiseTorchFP8ScaledMMLinearKernel); only online --quantization fp8 dies there.
+    ("cpu-fp8-quantization", SMOLLM2_FP8_DYNAMIC, [], "cpu:avx512", "0.32.0", False),
+    ("cpu-fp8-checkpoint-slow", SMOLLM2_FP8_DYNAMIC, [], "cpu:avx512", "0.32.0", True),
+    ("cpu-fp8-checkpoint-slow", KIMI, [], "cpu:avx512", "0.32.0", False),  # compressed-tensors, but int4
+    ("quantization-conflicts-with-checkpoint", SMOLLM2_FP8_DYNAMIC, ["-q", "fp8"], "cuda:h100", "0.32.0", True),
     ("cpu-head-size", HEAD16, [], "cpu:avx512", "0.32.0", True),
     ("cpu-head-size", LLAMA_8B, [], "cpu:avx2", "0.32.0", False),
     ("cpu-kv-fp8-needs-avx512", LLAMA_8B, ["--kv-cache-dtype", "fp8"], "cpu:avx2", "0.32.0", True),

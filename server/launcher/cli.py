@@ -1,4 +1,7 @@
-"""`launcher`: check | serve | plan | rules. Exit 0 accepted, 2 rejected or bad input; never a traceback."""
+"""`launcher`: check | serve | plan | quantize | eval | rules.
+
+Exit 0 accepted (or done), 2 rejected or bad input; never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
     plan_parser.add_argument("--format", choices=("text", "json"), default="text")
     plan_parser.add_argument("vllm_args", nargs=argparse.REMAINDER, help="-- then vLLM serve arguments")
 
+    quantize_parser = commands.add_parser("quantize", help="BF16 checkpoint -> FP8 checkpoint with llm-compressor "
+                                          "(docs/quantize.md)")
+    quantize_parser.add_argument("model", help="a local Hugging Face checkpoint directory (or a cached hub id)")
+    quantize_parser.add_argument("--scheme", default="FP8_DYNAMIC", help="FP8_DYNAMIC (default): per-channel FP8 "
+                                 "weights, dynamic per-token activations, no calibration data")
+    quantize_parser.add_argument("--ignore", nargs="+", action="extend", metavar="MODULE",
+                                 help="modules to keep unquantized, names or re: patterns (default: lm_head)")
+    quantize_parser.add_argument("--output", type=Path, help="default: <name>-FP8-Dynamic next to the model")
+
+    eval_parser = commands.add_parser("eval", help="accuracy of a running endpoint with lm-evaluation-harness "
+                                      "(docs/quantize.md)")
+    eval_parser.add_argument("--base-url", required=True, help="the server, e.g. http://127.0.0.1:8000")
+    eval_parser.add_argument("--model", required=True, help="the served model name")
+    eval_parser.add_argument("--tasks", nargs="+", action="extend", metavar="TASK",
+                             help="lm-eval tasks (default: launcher_arithmetic, shipped; gsm8k needs the hub)")
+    eval_parser.add_argument("--limit", type=int, help="items per task (default: all)")
+    eval_parser.add_argument("--num-fewshot", type=int, help="override the tasks' few-shot count")
+    eval_parser.add_argument("--api-key", default=os.environ.get("VLLM_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+                             help="bearer key of the endpoint(s) (default: VLLM_API_KEY, else OPENAI_API_KEY)")
+    eval_parser.add_argument("--tokenizer", help="local tokenizer for add_bos_token and length checks (default: "
+                             "the model's directory, read from the launcher's /status; 'none' sends plain text)")
+    eval_parser.add_argument("--num-concurrent", type=int, default=2, help="requests in flight (default 2)")
+    eval_parser.add_argument("--compare", metavar="URL", help="a second endpoint (e.g. FP8 against BF16): "
+                             "prints its score / the first one's, the recovery ratio")
+    eval_parser.add_argument("--compare-model", help="served model name at --compare (default: --model)")
+    eval_parser.add_argument("--output", type=Path, help="JSON results (default: eval-<model>.json)")
+
     rules_parser = commands.add_parser("rules", help="print the compatibility table")
     rules_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     return parser
@@ -141,6 +171,18 @@ def run_rules(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_quantize(options: argparse.Namespace) -> int:
+    from . import quantize
+
+    return quantize.main(options.model, options.scheme, options.ignore, options.output)
+
+
+def run_eval(options: argparse.Namespace) -> int:
+    from . import evaluation
+
+    return evaluation.main(options)
+
+
 def run_serve(options: argparse.Namespace) -> int:
     from .serve import serve
 
@@ -153,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = build_parser().parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        handler = {"check": run_check, "serve": run_serve, "plan": run_plan, "rules": run_rules}[options.command]
+        handler = {"check": run_check, "serve": run_serve, "plan": run_plan, "rules": run_rules,
+                   "quantize": run_quantize, "eval": run_eval}[options.command]
         return handler(options)
     except LauncherError as exc:
         print(f"error: {exc}", file=sys.stderr)
