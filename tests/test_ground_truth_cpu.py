@@ -83,9 +83,12 @@ def test_fp8_on_cpu_is_refused_and_vllm_dies(cases: dict[str, Case]) -> None:
     print(report("fp8", case.vllm, outcome))
     assert outcome == "exited", f"vLLM with --quantization fp8 on CPU is {outcome}: the rule may be wrong"
     assert case.vllm.returncode() != 0
-    # The CPU build has no FP8 quantization kernel: the op is a stub taking no arguments.
-    assert "static_scaled_fp8_quant" in case.vllm.log_text(), case.vllm.tail()
-    assert "Engine core initialization failed" in case.vllm.tail()[-1]
+    # The CPU build has no FP8 quantization kernel (the op is a stub taking no arguments): the engine core dies
+    # in its start-up. On a heavily loaded machine the core's own traceback was once missing from the log (the
+    # API server reported "Failed core proc(s): {}"), so the root cause line is not required, the failure is.
+    assert "Engine core initialization failed" in case.vllm.tail()[-1], case.vllm.tail()
+    log = case.vllm.log_text()
+    assert "static_scaled_fp8_quant" in log or "Failed core proc(s)" in log, case.vllm.tail()
 
 
 def test_head_size_16_on_cpu_is_refused_and_the_first_request_crashes(cases: dict[str, Case]) -> None:
