@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import math
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -110,15 +111,20 @@ def evaluate(root: str, model: str, tasks: list[str], limit: int | None, api_key
     except ImportError:
         raise LauncherError("lm-eval is not installed: pip install 'vllm-launch[eval]' (make install does)") from None
     started = time.monotonic()
-    results = simple_evaluate(
-        model="local-completions",
-        model_args=model_args(root, model, api_key, tokenizer, num_concurrent),
-        tasks=tasks,
-        num_fewshot=num_fewshot,
-        limit=limit,
-        log_samples=False,
-        task_manager=TaskManager(include_path=str(TASKS_DIR)),
-    )
+    try:
+        results = simple_evaluate(
+            model="local-completions",
+            model_args=model_args(root, model, api_key, tokenizer, num_concurrent),
+            tasks=tasks,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            log_samples=False,
+            task_manager=TaskManager(include_path=str(TASKS_DIR)),
+        )
+    except Exception as exc:  # lm-eval's own errors (unknown task, dataset download): one line, not a traceback
+        detail = textwrap.shorten(f"{type(exc).__name__}: {exc}", 300)
+        raise LauncherError(f"lm-eval stopped on --tasks {' '.join(tasks)}: {detail}. Tasks with a hub dataset "
+                            "(gsm8k, ...) need the hub; launcher_arithmetic ships with the launcher") from None
     if results is None:
         raise LauncherError("lm-eval returned no results")
     keep = ("results", "n-samples", "higher_is_better", "versions", "n-shot")
