@@ -127,7 +127,6 @@ class Supervisor:
         self._fail(f"vLLM exited with code {code}" + ("" if self.loaded else " before it was ready"))
 
     def _fail(self, reason: str) -> None:
-        self.state.child_alive = self.vllm.alive()
         self._set_ready(False, reason)
         self.state.child_alive = False
         self.exit_code = EXIT_CHILD_FAILED
