@@ -34,8 +34,13 @@ def vllm_openapi(front_door: LauncherProcess):  # noqa: ANN201 - a schemathesis 
 
 
 def bounded(body: object) -> object:
-    """Keep generation short on a CPU: at most 8 tokens, 2 choices, no best-of."""
+    """Keep generation short on a CPU: at most 8 tokens, 2 choices, no best-of.
+
+    A body without a token limit would generate up to the context length (minutes on a CPU), so one is added.
+    """
     if isinstance(body, dict):
+        if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+            body["max_tokens"] = 8
         for key in ("max_tokens", "max_completion_tokens"):
             if isinstance(body.get(key), int) and body[key] > 8:
                 body[key] = 8
