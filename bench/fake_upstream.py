@@ -1,7 +1,9 @@
 """A fake OpenAI server that streams SSE as fast as it can: one HTTP chunk per event, no sleeps.
 
 POST /v1/completions answers `max_tokens` events then `data: [DONE]` (with `pace_ms`, that many
-milliseconds between events, like a GPU's inter-token latency); GET /v1/models, /health and
+milliseconds between events, like a GPU's inter-token latency; paced events carry `"t"`, the
+CLOCK_MONOTONIC nanoseconds at which they were written, so a client on the same host measures each
+event's delay); GET /v1/models, /health and
 /metrics answer small bodies, so the front door's readiness probe and metrics work against it.
 Run: python bench/fake_upstream.py PORT (uvloop when installed).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 
 EVENT = (b'data: {"id":"cmpl-x","object":"text_completion","choices":[{"index":0,"text":" tok",'
          b'"finish_reason":null}]}\n\n')
@@ -18,6 +21,12 @@ DONE = b"data: [DONE]\n\n"
 CHUNK = b"%x\r\n%s\r\n" % (len(EVENT), EVENT)
 DONE_CHUNK = b"%x\r\n%s\r\n0\r\n\r\n" % (len(DONE), DONE)
 STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+STAMPED = b'data: {"t":%d,"id":"cmpl-x","object":"text_completion","choices":[{"index":0,"text":" tok"}]}\n\n'
+
+
+def stamped_chunk() -> bytes:
+    event = STAMPED % time.monotonic_ns()
+    return b"%x\r\n%s\r\n" % (len(event), event)
 
 
 def _plain(body: bytes, content_type: bytes = b"application/json") -> bytes:
@@ -64,7 +73,7 @@ class FakeOpenAI(asyncio.Protocol):
                     await asyncio.sleep(pace)
                 if not self.writable.is_set():
                     await self.writable.wait()
-                self.transport.write(CHUNK)
+                self.transport.write(stamped_chunk() if pace else CHUNK)
             self.transport.write(DONE_CHUNK)
         elif path.startswith(b"/metrics"):
             self.transport.write(_plain(b"fake_upstream_up 1\n", b"text/plain"))

@@ -3,9 +3,12 @@
 1. Real vLLM (CPU, SmolLM2): `launcher serve` starts it; the same load (64 streaming requests,
    concurrency 16) goes straight to vLLM's loopback port and through the front door, alternating
    (ABBA). Prints throughput ratio and added p50/p99 latency and time to first token.
-2. Ceiling: a fake upstream that streams SSE as fast as it can (one event per chunk); the front door
-   alone, pinned to one core, at 64 and 256 concurrent streams, against the same client straight to
-   the fake upstream. Prints events/s through the front door and the latency it adds.
+2. Ceiling: a fake upstream that streams SSE (one event per chunk); the front door alone, pinned to one
+   core, against the same client straight to the fake upstream. Burst cells (the upstream writes as fast
+   as it can) give the throughput ceiling; paced cells (64 streams x one event every 2.5 ms = 25,600
+   events/s offered, like 3x an H100's FP8 output rate) give the latency the front door adds to each
+   event: the upstream stamps every event with the monotonic clock and the client subtracts it on arrival,
+   so added = (delay through the front door) - (delay direct), at p50 and p99.
 
 Writes bench/results/front-door-cpu.json. Loopback only; every process it starts is stopped.
 """
@@ -32,6 +35,7 @@ from sse_load import run_load  # noqa: E402
 
 MODEL = ROOT / "models" / "SmolLM2-135M-Instruct"
 RESULTS = ROOT / "bench" / "results" / "front-door-cpu.json"
+MAX_TOKENS = 256  # events per ceiling request
 
 
 def cpu_seconds(pid: int) -> float:
@@ -77,18 +81,51 @@ def ceiling(duration: float, cells: list[tuple[int, float]]) -> dict:
         wait_port(upstream_port)
         wait_port(door_port)
         for concurrency, pace_ms in cells:
-            body = {"model": "fake", "prompt": "x", "max_tokens": 256, "pace_ms": pace_ms}
+            body = {"model": "fake", "prompt": "x", "max_tokens": MAX_TOKENS, "pace_ms": pace_ms}
             for target, port in (("direct", upstream_port), ("front door", door_port)):
                 before = cpu_seconds(door.pid)
-                result = asyncio.run(run_load("127.0.0.1", port, body, concurrency, duration=duration, warmup=1.0))
-                door_cpu = (cpu_seconds(door.pid) - before) / (duration + 1.0)
+                # Paced streams are staggered over one request's duration, as requests reach a real server.
+                stagger = MAX_TOKENS * pace_ms / 1000
+                result = asyncio.run(run_load("127.0.0.1", port, body, concurrency, duration=duration,
+                                              warmup=1.0 + stagger, stagger=stagger))
+                door_cpu = (cpu_seconds(door.pid) - before) / (duration + 1.0 + stagger)
                 rows.append({"concurrency": concurrency, "pace_ms": pace_ms, "target": target, **result.summary(),
                              "front_door_cpu_share": round(door_cpu, 3) if target != "direct" else None})
     finally:
         stop(door)
         stop(upstream)
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    return {"rows": rows, "duration_s": duration, "max_tokens": 256}
+    return {"rows": rows, "duration_s": duration, "max_tokens": MAX_TOKENS, "verdict": ceiling_verdict(rows)}
+
+
+# Issue #8's targets for the front door on one core.
+TARGET_EVENTS_PER_S = 20_000
+TARGET_ADDED_P50_MS = 2.0
+TARGET_ADDED_P99_MS = 5.0
+
+
+def ceiling_verdict(rows: list[dict]) -> dict:
+    """Events/s the front door carried and the per-event delay it added, at 64 paced streams."""
+    cell = {row["target"]: row for row in rows if row["concurrency"] == 64 and row["pace_ms"] > 0}
+    burst = max((row["events_per_s"] for row in rows if row["target"] == "front door" and row["pace_ms"] == 0),
+                default=0.0)
+    door, direct = cell.get("front door", {}), cell.get("direct", {})
+    if "event_delay_p50_ms" not in door or "event_delay_p50_ms" not in direct:
+        return {"complete": False}
+    added_p50 = round(door["event_delay_p50_ms"] - direct["event_delay_p50_ms"], 3)
+    added_p99 = round(door["event_delay_p99_ms"] - direct["event_delay_p99_ms"], 3)
+    return {
+        "complete": True,
+        "paced_events_per_s": door["events_per_s"],
+        "paced_events_per_read": door.get("events_per_read"),
+        "paced_front_door_cpu_share": door["front_door_cpu_share"],
+        "burst_events_per_s": burst,
+        "added_event_delay_p50_ms": added_p50,
+        "added_event_delay_p99_ms": added_p99,
+        "errors": sum(row["errors"] for row in rows),
+        "meets_targets": (door["events_per_s"] >= TARGET_EVENTS_PER_S and added_p50 <= TARGET_ADDED_P50_MS
+                          and added_p99 <= TARGET_ADDED_P99_MS),
+    }
 
 
 def real_vllm(requests: int, concurrency: int, max_tokens: int, log_dir: Path) -> dict:
@@ -155,13 +192,22 @@ def main() -> int:
         report["ceiling_fake_upstream"] = result
         print(f"\nceiling: fake upstream, one event per chunk, {options.duration:.0f} s per cell, "
               "front door on one core")
-        print(f"{'C':>4}{'pace ms':>8} {'target':<12}{'events/s':>12}{'TTFE p50':>10}{'TTFE p99':>10}"
-              f"{'lat p50':>10}{'lat p99':>10}{'door CPU':>10}")
+        print(f"{'C':>4}{'pace ms':>8} {'target':<12}{'events/s':>12}{'errors':>7}{'TTFE p50':>10}{'TTFE p99':>10}"
+              f"{'delay p50':>10}{'delay p99':>10}{'ev/read':>8}{'door CPU':>10}")
         for row in result["rows"]:
             cpu = "" if row["front_door_cpu_share"] is None else f"{row['front_door_cpu_share']:.0%}"
             print(f"{row['concurrency']:>4}{row['pace_ms']:>8} {row['target']:<12}{row['events_per_s']:>12}"
-                  f"{row['ttfe_p50_ms']:>10}{row['ttfe_p99_ms']:>10}{row['latency_p50_ms']:>10}"
-                  f"{row['latency_p99_ms']:>10}{cpu:>10}")
+                  f"{row['errors']:>7}{row['ttfe_p50_ms']:>10}{row['ttfe_p99_ms']:>10}"
+                  f"{row.get('event_delay_p50_ms', ''):>10}{row.get('event_delay_p99_ms', ''):>10}"
+                  f"{row.get('events_per_read', ''):>8}{cpu:>10}")
+        verdict = result["verdict"]
+        if verdict["complete"]:
+            print(f"front door at 64 paced streams: {verdict['paced_events_per_s']:,.0f} events/s "
+                  f"(target >= {TARGET_EVENTS_PER_S:,}), added per-event delay p50 "
+                  f"{verdict['added_event_delay_p50_ms']} ms (target <= {TARGET_ADDED_P50_MS}), p99 "
+                  f"{verdict['added_event_delay_p99_ms']} ms (target <= {TARGET_ADDED_P99_MS}); burst ceiling "
+                  f"{verdict['burst_events_per_s']:,.0f} events/s; errors {verdict['errors']}; "
+                  f"{'meets' if verdict['meets_targets'] else 'MISSES'} the targets")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")

@@ -2,13 +2,16 @@
 
 Holds C keep-alive connections, each sending streaming /v1/completions back to back, for a fixed time
 or a fixed number of requests. Counts SSE events (`\\n\\n`, less the closing [DONE]), and per request
-the time to the first event and the total latency. Loopback only.
+the time to the first event and the total latency. When the upstream stamps its events (`"t"`: CLOCK_MONOTONIC
+nanoseconds at write, as bench/fake_upstream.py does when paced), also each event's delay from write to arrival,
+and how many events arrive per read (1.0 = one event per chunk). Loopback only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ class LoadResult:
     seconds: float = 0.0
     ttfe: list[float] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
+    event_delay: list[float] = field(default_factory=list)
+    reads: int = 0
 
     def summary(self) -> dict[str, float]:
         def pct(values: list[float], q: float) -> float:
@@ -30,6 +35,11 @@ class LoadResult:
             ordered = sorted(values)
             return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
+        delays = {}
+        if self.event_delay:
+            delays = {"event_delay_p50_ms": round(pct(self.event_delay, 0.5), 3),
+                      "event_delay_p99_ms": round(pct(self.event_delay, 0.99), 3),
+                      "events_per_read": round(self.events / self.reads, 2) if self.reads else float("nan")}
         return {
             "requests": self.requests,
             "errors": self.errors,
@@ -42,6 +52,7 @@ class LoadResult:
             "latency_p50_ms": round(pct(self.latency, 0.5), 2),
             "latency_p99_ms": round(pct(self.latency, 0.99), 2),
             "latency_mean_ms": round(statistics.fmean(self.latency) * 1000, 2) if self.latency else float("nan"),
+            **delays,
         }
 
 
@@ -52,6 +63,11 @@ class _Window:
     start: float
     stop: float
     events: int = 0
+    reads: int = 0
+    delays: list[float] = field(default_factory=list)
+
+
+_STAMP = re.compile(rb'"t":(\d+)')
 
 
 class _Stream(asyncio.Protocol):
@@ -80,6 +96,10 @@ class _Stream(asyncio.Protocol):
         self.events += count
         if self.window.start <= now < self.window.stop:
             self.window.events += count
+            self.window.reads += 1
+            if b'"t":' in data:
+                arrived = time.monotonic_ns()
+                self.window.delays.extend((arrived - int(stamp)) / 1e9 for stamp in _STAMP.findall(data))
         self.buffer += data
         if self.buffer.endswith(b"0\r\n\r\n") or (self.status and self.status != 200 and b"\r\n\r\n" in data):
             self.buffer.clear()
@@ -102,8 +122,13 @@ def _request(host: str, port: int, path: str, body: dict, api_key: str | None) -
 
 async def run_load(host: str, port: int, body: dict, concurrency: int, *, total_requests: int | None = None,
                    duration: float | None = None, warmup: float = 0.0, path: str = "/v1/completions",
-                   api_key: str | None = None, timeout: float = 120.0) -> LoadResult:
-    """Either `total_requests` spread over `concurrency` connections, or `duration` seconds after `warmup`."""
+                   api_key: str | None = None, timeout: float = 120.0, stagger: float = 0.0) -> LoadResult:
+    """Either `total_requests` spread over `concurrency` connections, or `duration` seconds after `warmup`.
+
+    `stagger`: connection i starts i/concurrency of that many seconds late. Streams of equal length that start
+    together stay in lock-step and send their next requests in waves; staggering them over one request's duration
+    gives the steady arrival a real server sees (keep `warmup` longer than `stagger`).
+    """
     loop = asyncio.get_running_loop()
     raw = _request(host, port, path, {**body, "stream": True}, api_key)
     result = LoadResult()
@@ -113,8 +138,10 @@ async def run_load(host: str, port: int, body: dict, concurrency: int, *, total_
     stop_at = measure_from + duration if duration else None
     window = _Window(measure_from, stop_at or float("inf"))
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal issued
+        if stagger:
+            await asyncio.sleep(stagger * index / concurrency)
         transport, proto = await loop.create_connection(lambda: _Stream(window), host, port)
         try:
             while True:
@@ -146,9 +173,10 @@ async def run_load(host: str, port: int, body: dict, concurrency: int, *, total_
         finally:
             transport.close()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(index) for index in range(concurrency)))
     if total_requests is not None:
         result.seconds = time.perf_counter() - start
     else:  # every event that arrived inside the window ([DONE] included: one per request, under 1% here)
         result.seconds, result.events = float(duration or 0), window.events
+    result.reads, result.event_delay = window.reads, window.delays
     return result
