@@ -15,18 +15,24 @@ import json
 import sys
 import time
 
-EVENT = (b'data: {"id":"cmpl-x","object":"text_completion","choices":[{"index":0,"text":" tok",'
+# One completion event; paced events fill the slot with `"t":<ns>,`, burst events leave it empty.
+EVENT = (b'data: {%s"id":"cmpl-x","object":"text_completion","choices":[{"index":0,"text":" tok",'
          b'"finish_reason":null}]}\n\n')
 DONE = b"data: [DONE]\n\n"
-CHUNK = b"%x\r\n%s\r\n" % (len(EVENT), EVENT)
-DONE_CHUNK = b"%x\r\n%s\r\n0\r\n\r\n" % (len(DONE), DONE)
 STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-STAMPED = b'data: {"t":%d,"id":"cmpl-x","object":"text_completion","choices":[{"index":0,"text":" tok"}]}\n\n'
+
+
+def http_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked HTTP/1.1 body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+CHUNK = http_chunk(EVENT % b"")
+DONE_CHUNK = http_chunk(DONE) + b"0\r\n\r\n"
 
 
 def stamped_chunk() -> bytes:
-    event = STAMPED % time.monotonic_ns()
-    return b"%x\r\n%s\r\n" % (len(event), event)
+    return http_chunk(EVENT % (b'"t":%d,' % time.monotonic_ns()))
 
 
 def _plain(body: bytes, content_type: bytes = b"application/json") -> bytes:

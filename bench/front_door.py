@@ -82,10 +82,10 @@ def ceiling(duration: float, cells: list[tuple[int, float]]) -> dict:
         wait_port(door_port)
         for concurrency, pace_ms in cells:
             body = {"model": "fake", "prompt": "x", "max_tokens": MAX_TOKENS, "pace_ms": pace_ms}
+            # Paced streams are staggered over one request's duration, as requests reach a real server.
+            stagger = MAX_TOKENS * pace_ms / 1000
             for target, port in (("direct", upstream_port), ("front door", door_port)):
                 before = cpu_seconds(door.pid)
-                # Paced streams are staggered over one request's duration, as requests reach a real server.
-                stagger = MAX_TOKENS * pace_ms / 1000
                 result = asyncio.run(run_load("127.0.0.1", port, body, concurrency, duration=duration,
                                               warmup=1.0 + stagger, stagger=stagger))
                 door_cpu = (cpu_seconds(door.pid) - before) / (duration + 1.0 + stagger)
