@@ -534,7 +534,12 @@ def _merge_one(new: dict[str, Any]) -> None:
     old = json.loads(path.read_text()) if path.is_file() else {"cases": [], "skipped": [], "runs": []}
     order = [c["id"] for c in models.load_cases()]
     cases = {c["id"]: c for c in old["cases"]}
-    fresh = [{**c, "run_date": new["date"]} for c in new["cases"] if "launcher" in c]  # not harness errors
+    def same(case: dict[str, Any]) -> bool:  # a case a resumed run carried over from the run before
+        known = cases.get(case["id"], {})
+        return {k: v for k, v in known.items() if k != "run_date"} == case
+
+    # Not harness errors, and not what a --resume run carried over (it keeps its own run's date).
+    fresh = [{**c, "run_date": new["date"]} for c in new["cases"] if "launcher" in c and not same(c)]
     cases.update({c["id"]: c for c in fresh})
     ran = set(cases)
     skipped = {s["id"]: s for s in old.get("skipped", []) + new.get("skipped", []) if s["id"] not in ran}
