@@ -119,7 +119,7 @@ def render(results: dict[str, Any], source: str) -> str:
         for case in left:
             reason = spec.get(case["id"], {}).get("known_disagreement") or "not yet analysed"
             verdict = _verdict(case["launcher"])
-            lines.append(f"- `{case['id']}`: launcher {verdict}; vLLM {_vllm(case['vllm'])}. {_cell(reason)}.")
+            lines.append(f"- `{case['id']}`: launcher {verdict}; vLLM {_vllm(case['vllm'])}; why: {_cell(reason)}.")
     elif fixed:
         lines += ["", "None left open."]
     no_outcome = [c for c in cases if not replay.has_outcome(c)]
