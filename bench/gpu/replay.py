@@ -45,7 +45,7 @@ def verdict_today(record: dict[str, Any], case: dict[str, Any]) -> Any:
     target = target_of(record)
     memory = (record.get("launcher_platform") or {}).get("memory_gib")
 
-    def recorded(_target: str | None, gpu_count: int | None = None) -> Any:
+    def recorded(_target: str | None, gpu_count: int | None = None) -> platforms.Platform:
         platform = platforms.from_target(target, case["gpus"])
         if memory:
             platform.memory_gib = memory
