@@ -42,11 +42,11 @@ def verdict_today(record: dict[str, Any], case: dict[str, Any]) -> Any:
     from launcher import platform as platforms
     from launcher.verdict import check
 
-    target = target_of(record)
+    recorded_target = target_of(record)
     memory = (record.get("launcher_platform") or {}).get("memory_gib")
 
-    def recorded(_target: str | None, gpu_count: int | None = None) -> platforms.Platform:
-        platform = platforms.from_target(target, case["gpus"])
+    def recorded(target: str | None, gpu_count: int | None = None) -> platforms.Platform:
+        platform = platforms.from_target(recorded_target, case["gpus"])
         if memory:
             platform.memory_gib = memory
         return platform
@@ -56,7 +56,7 @@ def verdict_today(record: dict[str, Any], case: dict[str, Any]) -> Any:
     try:
         return check(
             ["--model", str(ROOT / case["model_dir"]), *case["args"]],
-            target=target,
+            target=recorded_target,
             vllm_version=record["vllm"],
             environ={**record["env"], **(case.get("env") or {})},
         )
