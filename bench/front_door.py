@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # LauncherProcess: the same harness the end-to-end tests use
 
-from launcher.supervisor import free_port  # noqa: E402
+from launcher.serve.vllm_process import free_port  # noqa: E402
 from launcher_process import LauncherProcess  # noqa: E402
 from sse_load import run_load  # noqa: E402
 

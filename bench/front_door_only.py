@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import uvicorn
 
-from launcher.app import FrontDoorState, create_app
+from launcher.serve.front_door import FrontDoorState, create_app
 
 
 def build(upstream: str, api_key: str | None = None):  # noqa: ANN201 - a FastAPI app

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.supervisor import free_port
+from launcher.serve.vllm_process import free_port
 
 CPU_ARGS = ["--served-model-name", "smollm2", "--max-model-len", "2048", "--gpu-memory-utilization", "0.3"]
 # A fixed 2 GiB KV cache: vLLM then skips its NUMA-share check (and so does our rule), so tests that start

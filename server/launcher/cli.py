@@ -14,8 +14,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from .check.verdict import check
 from .errors import LauncherError
-from .verdict import Verdict, check
+from .report import format_text
 
 EXIT_OK = 0
 EXIT_REJECTED = 2
@@ -120,17 +121,6 @@ def _vllm_args(raw: list[str]) -> list[str]:
     return raw[1:] if raw[:1] == ["--"] else raw
 
 
-def format_text(verdict: Verdict) -> str:
-    head = "ACCEPTED" if verdict.accepted else "REJECTED"
-    lines = [f"{head}: {verdict.model.name} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
-    for finding in verdict.findings:
-        lines.append(f"  {finding.severity} [{finding.rule}] {finding.message}")
-        lines.append(f"    fix: {finding.fix}")
-    if not verdict.findings:
-        lines.append("  no findings")
-    return "\n".join(lines)
-
-
 def run_check(options: argparse.Namespace) -> int:
     if options.from_files:
         return run_preflight(options)
@@ -143,8 +133,8 @@ def run_check(options: argparse.Namespace) -> int:
 
 
 def run_preflight(options: argparse.Namespace) -> int:
-    from .deployments import Options, check_files
-    from .deployments import format_text as format_report
+    from .deployments.preflight import Options, check_files
+    from .report import format_preflight as format_report
 
     if _vllm_args(options.vllm_args):
         raise LauncherError("give either --from FILE... or -- vLLM serve arguments, not both")
@@ -154,14 +144,14 @@ def run_preflight(options: argparse.Namespace) -> int:
 
 
 def run_plan(options: argparse.Namespace) -> int:
-    from . import planner
+    from .plan import planner
 
     return planner.run(options, _vllm_args(options.vllm_args))
 
 
 def run_rules(options: argparse.Namespace) -> int:
-    from .rules import load_table
-    from .table_doc import markdown_table
+    from .check.engine import load_table
+    from .report import markdown_table
 
     table = load_table()
     if options.format == "json":
@@ -172,19 +162,19 @@ def run_rules(options: argparse.Namespace) -> int:
 
 
 def run_quantize(options: argparse.Namespace) -> int:
-    from . import quantize
+    from .tools import quantize
 
     return quantize.main(options.model, options.scheme, options.ignore, options.output)
 
 
 def run_eval(options: argparse.Namespace) -> int:
-    from . import evaluation
+    from .tools import evaluation
 
     return evaluation.main(options)
 
 
 def run_serve(options: argparse.Namespace) -> int:
-    from .serve import serve
+    from .serve.supervisor import serve
 
     return serve(options, _vllm_args(options.vllm_args))
 

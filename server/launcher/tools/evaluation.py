@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .errors import LauncherError
+from ..errors import LauncherError
 
 log = logging.getLogger(__name__)
 

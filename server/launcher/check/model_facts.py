@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LauncherError
+from ..errors import LauncherError
 
 log = logging.getLogger(__name__)
 

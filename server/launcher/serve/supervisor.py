@@ -24,13 +24,13 @@ from types import FrameType
 import aiohttp
 import uvicorn
 
+from ..check.arguments import ServeArgs
+from ..check.verdict import check
+from ..errors import LauncherError
 from . import metrics
-from .app import FrontDoorState, create_app, probe_generation
-from .arguments import ServeArgs
-from .errors import LauncherError
+from .front_door import FrontDoorState, create_app, probe_generation
 from .presets import load_preset
-from .supervisor import VllmProcess, free_port, port_in_use
-from .verdict import check
+from .vllm_process import VllmProcess, free_port, port_in_use
 
 log = logging.getLogger("launcher.serve")
 
@@ -179,10 +179,10 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
         vllm_args = preset.merged_args(vllm_args)
         env = preset.env
         log.info("preset %s: %s", preset.name, preset.description)
-    from .cli import format_text
+    from ..report import format_text
 
     if options.auto:
-        from .planner import best_profile
+        from ..plan.planner import best_profile
 
         profile = best_profile(vllm_args, target=target, vllm_version=version, config_folders=options.model_configs)
         log.info("--auto: starting %s (%s)", profile.flags, profile.reason)
