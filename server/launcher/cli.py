@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import settings
 from .check.verdict import check
 from .errors import LauncherError
 from .report import format_text
@@ -56,13 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_parser = commands.add_parser("serve", help="check, then start vLLM behind the front door")
     _add_check_options(serve_parser)
-    serve_parser.add_argument("--host", default=os.environ.get("LAUNCHER_HOST", "0.0.0.0"))
-    serve_parser.add_argument("--port", type=int, default=int(os.environ.get("LAUNCHER_PORT", "8000")))
+    serve_parser.add_argument("--host", default=settings.get("LAUNCHER_HOST"))
+    serve_parser.add_argument("--port", type=int, default=settings.get("LAUNCHER_PORT"))
     serve_parser.add_argument("--startup-timeout", type=float,
-                              default=float(os.environ.get("LAUNCHER_STARTUP_TIMEOUT", "1800")),
+                              default=settings.get("LAUNCHER_STARTUP_TIMEOUT"),
                               help="seconds vLLM may take to answer its first generation")
     serve_parser.add_argument("--drain-timeout", type=float,
-                              default=float(os.environ.get("LAUNCHER_DRAIN_TIMEOUT", "60")),
+                              default=settings.get("LAUNCHER_DRAIN_TIMEOUT"),
                               help="seconds in-flight requests get to finish after SIGTERM")
     serve_parser.add_argument("--preset", help="a file in configs/presets/ (name without .yaml)")
     serve_parser.add_argument("--auto", action="store_true",
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the contract: never a traceback; the debug flag shows it
-        if os.environ.get("LAUNCHER_DEBUG"):
+        if settings.get("LAUNCHER_DEBUG"):
             raise
         detail = textwrap.shorten(f"{type(exc).__name__}: {exc}", 300)
         print(f"error: internal error ({detail}); rerun with LAUNCHER_DEBUG=1 for the traceback and "

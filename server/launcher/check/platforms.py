@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .. import settings
 from ..errors import LauncherError
 from ..resources import data_file
 
@@ -214,8 +214,8 @@ def probe_cpu() -> Platform:
 
 
 def detect() -> Platform:
-    if os.environ.get("LAUNCHER_TARGET"):
-        return from_target(os.environ["LAUNCHER_TARGET"])
+    if settings.get("LAUNCHER_TARGET"):
+        return from_target(settings.get("LAUNCHER_TARGET"))
     return probe_nvidia() or probe_amd() or probe_cpu()
 
 

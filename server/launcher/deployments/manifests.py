@@ -21,6 +21,7 @@ POD_SPEC_PATHS = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 
+
 def workloads(doc: Map, file: str) -> list[Workload]:
     kind, name = doc.get("kind"), str(get(doc, "metadata", "name") or "?")
     if kind in POD_SPEC_PATHS:
@@ -32,8 +33,7 @@ def workloads(doc: Map, file: str) -> list[Workload]:
 
 
 def _pod_gpus(pod: Any) -> int:
-    return sum(gpus_of(c.get("resources"), Loc("", 0))[1] for c in get(pod, "containers") or []
-               if isinstance(c, dict))
+    return sum(gpus_of(c.get("resources"), Loc("", 0))[1] for c in get(pod, "containers") or [] if isinstance(c, dict))
 
 
 def _leader_worker_set(doc: Map, name: str, file: str) -> list[Workload]:

@@ -15,7 +15,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
 from starlette.types import Receive, Scope, Send
 
+from .. import settings
 from . import metrics
 
 log = logging.getLogger("launcher.access")
@@ -40,8 +40,8 @@ KNOWN_ROUTES = frozenset({"/v1/completions", "/v1/chat/completions", "/v1/models
 RETRY_AFTER_SECONDS = "5"
 # A request body larger than this is refused (413) before it reaches vLLM; one that trickles in slower than
 # BODY_TIMEOUT_SECONDS in all (slowloris) is refused with 408.
-MAX_BODY_BYTES = int(os.environ.get("LAUNCHER_MAX_BODY_BYTES", str(32 * 1024 * 1024)))
-BODY_TIMEOUT_SECONDS = float(os.environ.get("LAUNCHER_BODY_TIMEOUT", "30"))
+MAX_BODY_BYTES = settings.get("LAUNCHER_MAX_BODY_BYTES")
+BODY_TIMEOUT_SECONDS = settings.get("LAUNCHER_BODY_TIMEOUT")
 
 
 @dataclass

@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Sequence
 
+from .. import settings
+
 log = logging.getLogger("launcher.supervisor")
 
-VLLM_ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 PR_SET_PDEATHSIG = 1
 
 
@@ -56,8 +57,8 @@ class VllmProcess:
                  python: str | None = None, log_lines: int = 200, echo: bool = True):
         self.port = port
         # LAUNCHER_VLLM_PYTHON / LAUNCHER_VLLM_ENTRYPOINT: another interpreter, or a stand-in server for tests.
-        entrypoint = os.environ.get("LAUNCHER_VLLM_ENTRYPOINT", VLLM_ENTRYPOINT)
-        self.command = [python or os.environ.get("LAUNCHER_VLLM_PYTHON", sys.executable), "-m", entrypoint,
+        entrypoint = settings.get("LAUNCHER_VLLM_ENTRYPOINT")
+        self.command = [python or settings.get("LAUNCHER_VLLM_PYTHON") or sys.executable, "-m", entrypoint,
                         *args, "--host", "127.0.0.1", "--port", str(port)]
         # The front door enforces the API key; a key in vLLM's own environment would lock out our probe.
         self.env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "VLLM_API_KEY"}

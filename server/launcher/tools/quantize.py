@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import settings
 from ..check.model_facts import ModelFacts, load_model, locate_model_dir
 from ..check.platforms import _cgroup_memory
 from ..errors import LauncherError
@@ -120,8 +121,8 @@ def _default_output(model: str, directory: Path, scheme: Scheme) -> Path:
 
 def quant_python() -> str:
     """LAUNCHER_QUANT_PYTHON, else .venv-quant/bin/python (here or in the repository), else this interpreter."""
-    if os.environ.get("LAUNCHER_QUANT_PYTHON"):
-        return os.environ["LAUNCHER_QUANT_PYTHON"]
+    if settings.get("LAUNCHER_QUANT_PYTHON"):
+        return str(settings.get("LAUNCHER_QUANT_PYTHON"))
     for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
         candidate = root / QUANT_ENV / "bin" / "python"
         if candidate.is_file():
