@@ -17,6 +17,7 @@ from pathlib import Path
 from . import settings
 from .check.verdict import check
 from .errors import LauncherError
+from .redact import Redactor
 from .report import format_text
 
 EXIT_OK = 0
@@ -125,11 +126,13 @@ def _vllm_args(raw: list[str]) -> list[str]:
 def run_check(options: argparse.Namespace) -> int:
     if options.from_files:
         return run_preflight(options)
-    verdict = check(_vllm_args(options.vllm_args), options.target, options.vllm_version, options.model_configs)
+    vllm_args = _vllm_args(options.vllm_args)
+    verdict = check(vllm_args, options.target, options.vllm_version, options.model_configs)
+    redactor = Redactor.for_process(vllm_args)
     if options.format == "json":
-        print(json.dumps(verdict.as_dict(), indent=2))
+        print(json.dumps(redactor.data(verdict.as_dict()), indent=2))
     else:
-        print(format_text(verdict))
+        print(redactor.text(format_text(verdict)))
     return EXIT_OK if verdict.accepted else EXIT_REJECTED
 
 
@@ -190,14 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "quantize": run_quantize, "eval": run_eval}[options.command]
         return handler(options)
     except LauncherError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {Redactor.for_process(argv).text(str(exc))}", file=sys.stderr)
         return EXIT_REJECTED
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the contract: never a traceback; the debug flag shows it
         if settings.get("LAUNCHER_DEBUG"):
             raise
-        detail = textwrap.shorten(f"{type(exc).__name__}: {exc}", 300)
+        detail = textwrap.shorten(Redactor.for_process(argv).text(f"{type(exc).__name__}: {exc}"), 300)
         print(f"error: internal error ({detail}); rerun with LAUNCHER_DEBUG=1 for the traceback and "
               "report it", file=sys.stderr)
         return EXIT_REJECTED

@@ -26,6 +26,16 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value < minimum:
+            raise _OutOfRange(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 < value < 65536:
@@ -109,20 +119,29 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds",
         "`launcher serve --drain-timeout` default: how long in-flight requests get to finish after SIGTERM",
     ),
-    Setting(
-        "LAUNCHER_MAX_BODY_BYTES",
-        _positive_int,
-        32 * 1024 * 1024,
-        "bytes",
-        "the largest request body the front door reads (413 above it)",
-    ),
-    Setting(
-        "LAUNCHER_BODY_TIMEOUT",
-        _seconds,
-        30.0,
-        "seconds",
-        "how long the front door waits for a request body to arrive (408 after it)",
-    ),
+    # The front door's limits (serve/limits.py; the README's "Security" section explains each).
+    Setting("LAUNCHER_MAX_HEADER_BYTES", _at_least(1024), 32 * 1024, "bytes",
+            "request line + headers of one request (431 above it)"),
+    Setting("LAUNCHER_MAX_HEADERS", _at_least(8), 100, "count", "header fields in one request (431 above it)"),
+    Setting("LAUNCHER_MAX_REQUEST_LINE", _at_least(256), 8 * 1024, "bytes",
+            "the request target of one request (414 above it)"),
+    Setting("LAUNCHER_HEADER_TIMEOUT", _seconds, 10.0, "seconds",
+            "from a connection's (or a request's) first byte to its last header; then 408 and the connection closes"),
+    Setting("LAUNCHER_KEEP_ALIVE_TIMEOUT", _positive_int, 5, "seconds",
+            "how long an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)"),
+    Setting("LAUNCHER_MAX_CONNECTIONS", _at_least(4), 2048, "count",
+            "open client connections; past it the oldest idle one is closed (503 to the new one when all are busy); "
+            "lowered to fit the file descriptor limit"),
+    Setting("LAUNCHER_MAX_BODY_BYTES", _positive_int, 32 * 1024 * 1024, "bytes",
+            "the largest request body the front door reads (413 above it)"),
+    Setting("LAUNCHER_BODY_TIMEOUT", _seconds, 30.0, "seconds",
+            "how long the front door waits for a whole request body to arrive (408 after it)"),
+    Setting("LAUNCHER_MAX_BUFFERED_BYTES", _positive_int, 256 * 1024 * 1024, "bytes",
+            "request bodies held by all requests together (503 + Retry-After above it)"),
+    Setting("LAUNCHER_UPSTREAM_CONNECTIONS", _positive_int, 1024, "count",
+            "connections to vLLM at once (more requests wait for one); lowered to fit the file descriptor limit"),
+    Setting("LAUNCHER_UPSTREAM_TIMEOUT", _seconds, 600.0, "seconds",
+            "how long vLLM may take to answer a non-streaming request (504 after it); streams are not cut"),
     Setting("LAUNCHER_VLLM_PYTHON", str, None, "interpreter", "the Python that runs vLLM (default: the launcher's)"),
     Setting(
         "LAUNCHER_VLLM_ENTRYPOINT",

@@ -1,12 +1,17 @@
 """The front door: FastAPI in front of vLLM's OpenAI server.
 
 - `/v1/*` is proxied with aiohttp; each upstream chunk is sent on as it arrives (SSE streams pass
-  through chunk by chunk), status codes, headers and error bodies untouched, request bodies as sent.
-  A client that disconnects closes the upstream connection, which makes vLLM abort the request.
-- Only `/v1/*` reaches vLLM: its control routes (/invocations, /pause, /update_weights, ...) are not exposed.
-- `--api-key` guards `/v1/*` (constant-time compare); `/health`, `/ready`, `/metrics`, `/status` are open.
+  through chunk by chunk), status codes, end-to-end headers and error bodies untouched, request bodies as sent.
+  A client that disconnects, streaming or not, closes the upstream connection, which makes vLLM abort it.
+- Only vLLM's inference routes reach it (routes.py): the decision is made on the raw request target and vLLM
+  gets those same bytes, so its control routes (/pause, /collective_rpc, /v1/load_lora_adapter, ...) and any
+  spelling of them with dot segments or encodings stay out of reach.
+- `--api-key` (one or several) guards `/v1/*` and `/status` (constant-time compare); `/health`, `/ready` and
+  `/metrics` are open and carry no secret. A CORS preflight is answered without the key when the operator
+  enabled CORS with vLLM's `--allowed-origins`.
 - `/health` is liveness (launcher and child alive); `/ready` is readiness (the model answered a real
-  generation recently, or tokens are flowing), 503 while loading, draining or frozen.
+  generation recently, or generated tokens are flowing), 503 while loading, draining or frozen.
+- Limits (limits.py) bound every request and all of them together; http_protocol.py bounds the request head.
 """
 
 from __future__ import annotations
@@ -15,33 +20,38 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from yarl import URL
 
-from .. import settings
+from ..redact import Redactor
 from . import metrics
+from .limits import FrontDoorLimits
+from .routes import GENERATION_ROUTES, decide, printable_path
 
 log = logging.getLogger("launcher.access")
 
-# Hop-by-hop headers, plus what uvicorn and aiohttp set themselves (date, server, host, length) and the key.
-NOT_FORWARDED = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-                           "transfer-encoding", "upgrade", "host", "content-length", "authorization", "date",
-                           "server"})
-# Metric labels: vLLM's OpenAI routes by name, anything else under one label (bounded cardinality).
-KNOWN_ROUTES = frozenset({"/v1/completions", "/v1/chat/completions", "/v1/models", "/v1/embeddings",
-                          "/v1/responses", "/v1/audio/transcriptions", "/v1/audio/translations"})
+# Hop-by-hop headers (RFC 9110 7.6.1, plus the obsolete Proxy-Connection and Keep-Alive), the ones aiohttp and
+# uvicorn set themselves (host, length, date, server), the key, and forwarding headers the front door sets itself.
+HOP_BY_HOP = frozenset({b"connection", b"proxy-connection", b"keep-alive", b"te", b"trailer", b"trailers",
+                        b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization"})
+NOT_FORWARDED_UP = HOP_BY_HOP | {b"host", b"content-length", b"authorization", b"x-forwarded-for",
+                                 b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"forwarded",
+                                 b"x-real-ip"}
+# vLLM's own CORS headers are dropped: the front door answers CORS itself, only when the operator enabled it.
+NOT_FORWARDED_DOWN = HOP_BY_HOP | {b"content-length", b"date", b"server"}
 RETRY_AFTER_SECONDS = "5"
-# A request body larger than this is refused (413) before it reaches vLLM; one that trickles in slower than
-# BODY_TIMEOUT_SECONDS in all (slowloris) is refused with 408.
-MAX_BODY_BYTES = settings.get("LAUNCHER_MAX_BODY_BYTES")
-BODY_TIMEOUT_SECONDS = settings.get("LAUNCHER_BODY_TIMEOUT")
+_STREAMING = re.compile(rb'"stream"\s*:\s*true')
+_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 @dataclass
@@ -49,20 +59,38 @@ class FrontDoorState:
     """What the routes share with the supervisor loop (serve.py) and the readiness probe."""
 
     upstream: str  # http://127.0.0.1:PORT
-    api_key: str | None = None
+    api_keys: tuple[str, ...] = ()
+    limits: FrontDoorLimits = field(default_factory=FrontDoorLimits)
+    redactor: Redactor = field(default_factory=Redactor)
     status: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
     ready_reason: str = "vLLM is starting"
     draining: bool = False
     child_alive: bool = True
     in_flight: int = 0
-    last_upstream_bytes: float = 0.0  # monotonic time of the last chunk vLLM sent: tokens flowing = engine alive
+    buffered_bytes: int = 0  # request bodies held by all requests right now (LAUNCHER_MAX_BUFFERED_BYTES)
+    last_upstream_bytes: float = 0.0  # monotonic time vLLM last sent generated bytes: tokens flowing = engine alive
     session: aiohttp.ClientSession | None = None
+    drain_started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start_draining(self) -> None:
+        self.draining = True
+        self.drain_started.set()
 
 
 def openai_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
                         headers=headers)
+
+
+def unavailable(message: str) -> JSONResponse:
+    return openai_error(503, message, "service_unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+class _Refused(Exception):
+    def __init__(self, response: JSONResponse, outcome: int | str | None = None):
+        super().__init__(outcome)
+        self.response, self.outcome = response, outcome or response.status_code
 
 
 class V1Proxy:
@@ -77,104 +105,182 @@ class V1Proxy:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        raw_path: bytes = scope.get("raw_path") or scope.get("path", "").encode()
+        if scope["type"] != "http" or not raw_path.startswith(b"/v1/"):
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        state, path = self.state, scope["path"]
-        route = path if path in KNOWN_ROUTES else "/v1/*"
-        refusal = self._refusal(scope)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            _record(route, refusal.status_code, started, scope)
-            return
-        assert state.session is not None
-        try:
-            body = await asyncio.wait_for(_read_body(receive, _content_length(scope)), BODY_TIMEOUT_SECONDS)
-        except _BodyRefused as refused:
-            await openai_error(refused.status, refused.message, "invalid_request_error")(scope, receive, send)
-            _record(route, refused.status, started, scope)
-            return
-        except TimeoutError:
-            message = f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"
-            await openai_error(408, message, "invalid_request_error")(scope, receive, send)
-            _record(route, 408, started, scope)
-            return
-        if body is None:
-            _record(route, "client-gone", started, scope)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-                   if k.decode("latin-1").lower() not in NOT_FORWARDED}
-        query = scope.get("query_string", b"").decode("latin-1")
-        url = f"{state.upstream}{path}" + (f"?{query}" if query else "")
-        state.in_flight += 1
+        decision = decide(scope["method"], raw_path)
+        route = decision.label
+        state = self.state
+        state.in_flight += 1  # from the first byte: the drain waits for requests still sending their bodies
         metrics.IN_FLIGHT.inc()
+        body = b""
         try:
-            await self._forward(scope, receive, send, url, body, headers, route, started)
+            refusal = self._refusal(scope, decision)
+            if refusal is not None:
+                raise _Refused(refusal)
+            body = await self._body(scope, receive)
+            if state.draining:
+                raise _Refused(unavailable("the server is shutting down; retry on another replica"))
+            outcome = await self._forward(scope, receive, send, raw_path, body, route)
+        except _Refused as refused:
+            await refused.response(scope, receive, send)
+            outcome = refused.outcome
         finally:
+            state.buffered_bytes -= len(body)
             state.in_flight -= 1
             metrics.IN_FLIGHT.dec()
+        _record(route, outcome, started, scope, raw_path)
 
-    def _refusal(self, scope: Scope) -> JSONResponse | None:
+    def _refusal(self, scope: Scope, decision: Any) -> JSONResponse | None:
         state = self.state
-        if state.api_key is not None and not _authorized(scope, state.api_key):
+        if state.api_keys and not authorized(scope, state.api_keys):
             return openai_error(401, "missing or wrong API key: send Authorization: Bearer <key>",
                                 "authentication_error")
+        if not decision.allowed:
+            headers = {"Allow": ", ".join(sorted(decision.allow))} if decision.allow else None
+            return openai_error(decision.status, decision.message, "invalid_request_error", headers)
         if state.draining:
-            return openai_error(503, "the server is shutting down; retry on another replica", "service_unavailable",
-                                {"Retry-After": RETRY_AFTER_SECONDS})
+            return unavailable("the server is shutting down; retry on another replica")
         if not state.child_alive:
-            return openai_error(503, "vLLM is not running", "service_unavailable",
-                                {"Retry-After": RETRY_AFTER_SECONDS})
+            return unavailable("vLLM is not running")
         return None
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, url: str, body: bytes,
-                       headers: dict[str, str], route: str, started: float) -> None:
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole request body, within the per-request and the all-requests limits and the body timeout."""
+        state, limits = self.state, self.state.limits
+        declared = _content_length(scope)
+        if declared is not None and declared > limits.max_body_bytes:
+            raise _Refused(_too_large(limits))
+        reader = asyncio.ensure_future(_read_body(receive, state, limits))
+        drain = asyncio.ensure_future(state.drain_started.wait())
+        try:
+            done, _ = await asyncio.wait({reader, drain}, timeout=limits.body_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drain.cancel()
+        if reader in done:
+            body = reader.result()
+            if body is None:
+                raise _Refused(openai_error(499, "client closed the request", "client_gone"), "client-gone")
+            return body
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        if drain in done:
+            raise _Refused(unavailable("the server is shutting down; send the request again to another replica"))
+        raise _Refused(openai_error(408, f"the request body did not arrive within {limits.body_timeout:g} s "
+                                    "(LAUNCHER_BODY_TIMEOUT)", "invalid_request_error"))
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, raw_path: bytes, body: bytes,
+                       route: str) -> int | str:
+        """Send the request to vLLM and its answer back; the outcome for the access log and metrics."""
         state = self.state
+        assert state.session is not None
+        query = scope.get("query_string", b"")
+        url = URL(state.upstream + raw_path.decode("ascii") + (f"?{query.decode('latin-1')}" if query else ""),
+                  encoded=True)
+        headers = _upstream_headers(scope)
+        streaming = _STREAMING.search(body) is not None
+        timeout = None if streaming else aiohttp.ClientTimeout(total=state.limits.upstream_timeout, sock_connect=5)
+        # Watch for the client going away from now on, not only once vLLM answers: a non-streaming request sends
+        # nothing back until its generation ends, and an abandoned one must stop generating.
+        gone = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:
-            upstream = await state.session.request(scope["method"], url, data=body, headers=headers)  # type: ignore[union-attr]
-        except (TimeoutError, aiohttp.ClientError, ConnectionError):
-            metrics.UPSTREAM_ERRORS.inc()
-            message = "the model is still loading" if not state.ready else "vLLM did not answer"
-            await openai_error(503, message, "service_unavailable", {"Retry-After": RETRY_AFTER_SECONDS})(
-                scope, receive, send)
-            _record(route, 503, started, scope)
-            return
-        response_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers.items()
-                            if k.lower() not in NOT_FORWARDED]
-        disconnected = asyncio.create_task(_wait_for_disconnect(receive, upstream))
+            upstream = await self._request(scope["method"], url, body, headers, timeout, gone)
+        except _Refused:
+            gone.cancel()
+            raise
+        if upstream is None:
+            return "client-gone"
         complete = False
+        generating = route in GENERATION_ROUTES and upstream.status == 200
         try:
-            await send({"type": "http.response.start", "status": upstream.status, "headers": response_headers})
+            await send({"type": "http.response.start", "status": upstream.status,
+                        "headers": _downstream_headers(upstream.raw_headers)})
             async for chunk in upstream.content.iter_any():
-                state.last_upstream_bytes = time.monotonic()
+                if gone.done():
+                    break
+                if generating:
+                    state.last_upstream_bytes = time.monotonic()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            complete = True
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                complete = True
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            if not disconnected.done():
+            if not gone.done():
                 log.warning("upstream stream broke on %s: %s", route, type(exc).__name__)
                 metrics.UPSTREAM_ERRORS.inc()
         finally:
-            disconnected.cancel()
-            upstream.release()
-            outcome = upstream.status if complete else ("client-gone" if disconnected.done() else "broken")
-            _record(route, outcome, started, scope)
+            gone.cancel()
+            upstream.close() if not complete else upstream.release()
+        return upstream.status if complete else ("client-gone" if gone.done() else "broken")
+
+    async def _request(self, method: str, url: URL, body: bytes, headers: list[tuple[str, str]],
+                       timeout: aiohttp.ClientTimeout | None, gone: asyncio.Future[None]
+                       ) -> aiohttp.ClientResponse | None:
+        """vLLM's response head; None when the client left first; one retry on a stale pooled connection."""
+        state = self.state
+        assert state.session is not None
+        for attempt in (1, 2):
+            request = asyncio.ensure_future(state.session.request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False))
+            await asyncio.wait({request, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not request.done():
+                request.cancel()  # the client left: closing the connection makes vLLM abort the generation
+                await asyncio.gather(request, return_exceptions=True)
+                metrics.ABANDONED.inc()
+                return None
+            try:
+                return request.result()
+            except _STALE_CONNECTION as exc:
+                if attempt == 1:
+                    log.info("vLLM closed a pooled connection (%s); retrying once", type(exc).__name__)
+                    continue
+                error: Exception = exc
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                error = exc
+            except TimeoutError:
+                metrics.UPSTREAM_ERRORS.inc()
+                raise _Refused(openai_error(504, f"vLLM did not answer within {state.limits.upstream_timeout:g} s "
+                                            "(LAUNCHER_UPSTREAM_TIMEOUT; stream the response for long "
+                                            "generations)", "timeout")) from None
+            break
+        metrics.UPSTREAM_ERRORS.inc()
+        log.debug("vLLM did not answer: %s", type(error).__name__)
+        raise _Refused(unavailable("the model is still loading" if not state.ready else "vLLM did not answer"))
 
 
-async def _wait_for_disconnect(receive: Receive, upstream: aiohttp.ClientResponse) -> None:
-    """Close the upstream connection when the client goes away, so vLLM aborts the generation."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            upstream.close()
-            return
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
-class _BodyRefused(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
+def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """Header names listed in `Connection`: hop-by-hop too (RFC 9110 7.6.1)."""
+    return {token.strip().lower() for name, value in headers if name.lower() == b"connection"
+            for token in value.split(b",") if token.strip()}
+
+
+def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:
+    """The client's end-to-end headers, and X-Forwarded-For/Proto as the front door saw the connection."""
+    raw: list[tuple[bytes, bytes]] = scope["headers"]
+    dropped = NOT_FORWARDED_UP | _connection_tokens(raw) if any(k == b"connection" for k, _ in raw) \
+        else NOT_FORWARDED_UP
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if k not in dropped]
+    client = scope.get("client")
+    if client:
+        headers.append(("X-Forwarded-For", client[0]))
+    headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+    return headers
+
+
+def _downstream_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """vLLM's end-to-end headers as raw bytes (any encoding passes unchanged), without hop-by-hop or CORS ones."""
+    raw = list(raw)
+    dropped = NOT_FORWARDED_DOWN | _connection_tokens(raw)
+    return [(k.lower(), v) for k, v in raw if k.lower() not in dropped and not k.lower().startswith(
+        b"access-control-")]
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -183,40 +289,64 @@ def _content_length(scope: Scope) -> int | None:
             try:
                 return int(value)
             except ValueError:
-                raise _BodyRefused(400, "Content-Length is not a number") from None
+                raise _Refused(openai_error(400, "Content-Length is not a number", "invalid_request_error")) \
+                    from None
     return None
 
 
-async def _read_body(receive: Receive, declared: int | None) -> bytes | None:
-    """The whole request body (at most MAX_BODY_BYTES), or None when the client went away before sending it."""
-    too_large = f"the request body is larger than {MAX_BODY_BYTES} bytes (LAUNCHER_MAX_BODY_BYTES)"
-    if declared is not None and declared > MAX_BODY_BYTES:
-        raise _BodyRefused(413, too_large)
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _BodyRefused(413, too_large)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _too_large(limits: FrontDoorLimits) -> JSONResponse:
+    return openai_error(413, f"the request body is larger than {limits.max_body_bytes} bytes "
+                        "(LAUNCHER_MAX_BODY_BYTES)", "invalid_request_error")
 
 
-def _record(route: str, status: int | str, started: float, scope: Scope | None = None) -> None:
+async def _read_body(receive: Receive, state: FrontDoorState, limits: FrontDoorLimits) -> bytes | None:
+    """The whole body, or None when the client went away; counts every byte against the shared budget."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            state.buffered_bytes += len(chunk)
+            if size > limits.max_body_bytes:
+                raise _Refused(_too_large(limits))
+            if state.buffered_bytes > limits.max_buffered_bytes:
+                metrics.BUFFER_REFUSALS.inc()
+                raise _Refused(unavailable("the server holds too many request bodies right now "
+                                           "(LAUNCHER_MAX_BUFFERED_BYTES); retry shortly"))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                body = b"".join(chunks)
+                size = 0  # handed over: the caller releases len(body) when the request ends
+                return body
+    finally:
+        state.buffered_bytes -= size
+
+
+def _record(route: str, status: int | str, started: float, scope: Scope, raw_path: bytes) -> None:
     seconds = time.monotonic() - started
     metrics.REQUESTS.labels(route, str(status)).inc()
     metrics.REQUEST_SECONDS.labels(route).observe(seconds)
-    client = scope.get("client") if scope else None
-    log.info("method=%s path=%s status=%s duration_ms=%.1f client=%s",
-             scope.get("method", "-") if scope else "-", route, status, seconds * 1000,
-             client[0] if client else "-")
+    client = scope.get("client")
+    log.info("method=%s path=%s status=%s duration_ms=%.1f client=%s", scope.get("method", "-"),
+             printable_path(raw_path), status, seconds * 1000, client[0] if client else "-")
 
 
-def create_app(state: FrontDoorState, lifespan: Any = None) -> V1Proxy:
+def authorized(scope: Scope, api_keys: tuple[str, ...]) -> bool:
+    """`Authorization: Bearer <key>` matches one of the keys (constant time for each)."""
+    header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+    scheme, _, token = header.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    token = token.strip()
+    matches = [hmac.compare_digest(token, key.encode()) for key in api_keys]
+    return any(matches)
+
+
+def create_app(state: FrontDoorState, lifespan: Any = None, cors: dict[str, Any] | None = None) -> ASGIApp:
     app = FastAPI(title="vllm-launch front door", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
 
@@ -231,26 +361,29 @@ def create_app(state: FrontDoorState, lifespan: Any = None) -> V1Proxy:
         if state.ready and not state.draining:
             return JSONResponse({"status": "ready"})
         reason = "draining: the server is shutting down" if state.draining else state.ready_reason
-        return openai_error(503, reason, "service_unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
+        return unavailable(reason)
 
     @app.get("/status")
-    async def status() -> Response:
-        return JSONResponse({**state.status, "ready": state.ready and not state.draining,
-                             "ready_reason": state.ready_reason, "draining": state.draining,
-                             "in_flight": state.in_flight})
+    async def status(request: Request) -> Response:
+        if state.api_keys and not authorized(request.scope, state.api_keys):
+            return openai_error(401, "/status needs the API key: send Authorization: Bearer <key>",
+                                "authentication_error")
+        return JSONResponse(state.redactor.data(
+            {**state.status, "ready": state.ready and not state.draining, "ready_reason": state.ready_reason,
+             "draining": state.draining, "in_flight": state.in_flight}))
 
     @app.get("/metrics")
     async def prometheus() -> Response:
         own = generate_latest(metrics.REGISTRY).decode()
-        return PlainTextResponse(own + await _vllm_metrics(state), media_type="text/plain; version=0.0.4")
+        text = state.redactor.text(own + await _vllm_metrics(state))
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    return V1Proxy(app, state)
+    proxy: ASGIApp = V1Proxy(app, state)
+    if cors is not None:
+        from starlette.middleware.cors import CORSMiddleware
 
-
-def _authorized(scope: Scope, api_key: str) -> bool:
-    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
-    scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+        proxy = CORSMiddleware(proxy, **cors)
+    return proxy
 
 
 async def _vllm_metrics(state: FrontDoorState) -> str:
