@@ -129,9 +129,9 @@ def measure(server: Path, nofile: int, log_dir: Path, name: str) -> dict[str, An
     port = free_port()
     process = start_launcher(server, port, nofile, log_dir / f"hostile-{name}.log")
     try:
-        result = {"idle_flood": flood(port, b""),
-                  "half_heads": flood(port, b"GET /v1/models HTTP/1.1\r\nX-Pad: " + b"p" * 4096),
-                  "header_bomb": header_bomb(port, process.pid)}
+        # The bomb first, on a fresh process: memory the floods grew and freed would hide its growth.
+        result = {"header_bomb": header_bomb(port, process.pid), "idle_flood": flood(port, b""),
+                  "half_heads": flood(port, b"GET /v1/models HTTP/1.1\r\nX-Pad: " + b"p" * 4096)}
     finally:
         os.killpg(process.pid, 9)
         process.wait()

@@ -432,11 +432,12 @@ def test_vllm_cors_headers_do_not_pass_when_cors_is_off(door: LauncherProcess) -
 
 
 def test_stale_pooled_connection_is_retried_once(door: LauncherProcess) -> None:
+    """A POST (aiohttp retries only idempotent methods itself) on a pooled connection vLLM has dropped."""
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", door.port), timeout=5) as sock:
             sock.sendall(request("GET", "/v1/models", headers=AUTH + b"x-fake: drop-next\r\n", close=False))
             assert status_of(read_response(sock)) == 200
-            sock.sendall(request("GET", "/v1/models", close=False))
+            sock.sendall(request("POST", "/v1/completions", completion_body(), close=False))
             assert status_of(read_response(sock)) == 200
     assert any(entry["event"] == "dropped" for entry in reached(door))
 
