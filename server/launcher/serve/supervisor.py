@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -170,7 +171,7 @@ def server_config(app: object, host: str, port: int, limits: FrontDoorLimits, **
 class FrontDoorServer(uvicorn.Server):
     """uvicorn whose first SIGTERM/SIGINT/SIGHUP starts the drain; a second one exits at once."""
 
-    async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         # uvicorn handles SIGINT and SIGTERM; a SIGHUP (a closed terminal, some process managers) drains too.
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.handle_exit, signal.SIGHUP, None)
