@@ -71,7 +71,7 @@ def _version(module: str) -> str:
 def _launcher_platform(target: str | None) -> dict[str, Any]:
     """What the launcher itself detects (target, memory it reads through NVML): the CPU re-check replays it.
     `target` (a dry run without the GPU) replaces the detection."""
-    code = f"import json; from launcher import platform as p; print(json.dumps(p.resolve({target!r}).facts()))"
+    code = f"import json; from launcher.check import platforms as p; print(json.dumps(p.resolve({target!r}).facts()))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
     import json
 

@@ -108,8 +108,8 @@ def render(results: dict[str, Any], source: str) -> str:
     if not disagree:
         lines.append("None.")
     if fixed:
-        lines += ["Found by the recorded run and fixed in `configs/compatibility.yaml` since (not re-run on the GPU;"
-                  " `tests/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
+        lines += ["Found by the recorded run and fixed in `server/launcher/data/compatibility.yaml` since (not re-run"
+                  " on the GPU; `tests/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
         for case in fixed:
             today = _today(results, case)
             lines.append(f"- `{case['id']}`: {_cell(spec[case['id']]['fixed_after_run'])}. Today's check: {today}.")

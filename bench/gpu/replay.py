@@ -39,8 +39,8 @@ def has_outcome(case: dict[str, Any]) -> bool:
 
 def verdict_today(record: dict[str, Any], case: dict[str, Any]) -> Any:
     """The launcher's Verdict for the recorded case, on the recorded platform."""
-    from launcher import platform as platforms
-    from launcher.verdict import check
+    from launcher.check import platforms
+    from launcher.check.verdict import check
 
     recorded_target = target_of(record)
     memory = (record.get("launcher_platform") or {}).get("memory_gib")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LauncherError
+from .. import settings
+from ..errors import LauncherError
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +211,7 @@ def _from_hub(repo_id: str) -> Path | None:
 def locate_model_dir(model: str, config_folders: list[Path] | None = None) -> Path:
     """The directory holding config.json for `model` (a path or a hub id); LauncherError when none."""
     folders = list(config_folders or [])
-    if os.environ.get("LAUNCHER_MODEL_CONFIGS"):
-        folders += [Path(p) for p in os.environ["LAUNCHER_MODEL_CONFIGS"].split(os.pathsep) if p]
+    folders += settings.get("LAUNCHER_MODEL_CONFIGS")
     path = Path(model).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():

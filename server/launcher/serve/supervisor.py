@@ -4,8 +4,9 @@ One loop does the work (uvicorn's signal handlers only record the signal):
 - while vLLM starts: probe it with a 1-token generation until it answers or the startup timeout passes;
 - while serving: re-probe every few seconds unless tokens are flowing (a busy engine is a live one);
 - vLLM exits: not ready at once, log its last lines, exit non-zero (the container restarts);
-- SIGTERM/SIGINT: /ready turns 503, new /v1 requests get 503 + Retry-After, in-flight ones (streams
-  included) finish within --drain-timeout; only then is vLLM signalled, and the launcher exits 0.
+- SIGTERM/SIGINT/SIGHUP: /ready turns 503, new /v1 requests (and those still sending their body) get 503 +
+  Retry-After, in-flight ones (streams included) finish within --drain-timeout; only then is vLLM signalled, and
+  the launcher exits 0.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -24,13 +28,16 @@ from types import FrameType
 import aiohttp
 import uvicorn
 
+from ..check.arguments import ServeArgs
+from ..check.verdict import check
+from ..errors import LauncherError
+from ..redact import Redactor, install_log_redaction
 from . import metrics
-from .app import FrontDoorState, create_app, probe_generation
-from .arguments import ServeArgs
-from .errors import LauncherError
+from .front_door import FrontDoorState, create_app, probe_generation
+from .http_protocol import protocol_for
+from .limits import FrontDoorLimits
 from .presets import load_preset
-from .supervisor import VllmProcess, free_port, port_in_use
-from .verdict import check
+from .vllm_process import VllmProcess, free_port, port_in_use
 
 log = logging.getLogger("launcher.serve")
 
@@ -65,11 +72,7 @@ class Supervisor:
 
     async def run(self) -> None:
         """The supervision loop; ends by telling uvicorn to exit."""
-        self.state.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False),
-            auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-        )
+        self.state.session = upstream_session(self.state.limits)
         self.vllm.start()
         self.state.status["vllm_pid"] = self.vllm.pid
         next_probe = 0.0
@@ -135,7 +138,7 @@ class Supervisor:
 
     async def _drain(self) -> None:
         state = self.state
-        state.draining = True
+        state.start_draining()
         self._set_ready(False, "draining")
         deadline = time.monotonic() + self.settings.drain_timeout
         log.info("draining: %d request(s) in flight, up to %.0f s", state.in_flight, self.settings.drain_timeout)
@@ -150,8 +153,28 @@ class Supervisor:
         log.info("vLLM stopped after the drain (exit code %s); exiting", code)
 
 
+def upstream_session(limits: FrontDoorLimits) -> aiohttp.ClientSession:
+    """The pool of connections to vLLM: bounded, never decompressing, idle ones dropped before vLLM drops them."""
+    # vLLM's uvicorn closes idle keep-alive connections after 5 s; keeping ours 4 s avoids most stale ones.
+    connector = aiohttp.TCPConnector(limit=limits.upstream_connections, keepalive_timeout=4)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+
+
+def server_config(app: object, host: str, port: int, limits: FrontDoorLimits, **extra: object) -> uvicorn.Config:
+    """uvicorn with the front door's limits: its own knobs, and the bounded protocol for what it lacks."""
+    return uvicorn.Config(app, host=host, port=port, http=protocol_for(limits),  # type: ignore[arg-type]
+                          timeout_keep_alive=limits.keep_alive_timeout, proxy_headers=False, server_header=False,
+                          log_level="warning", access_log=False, **extra)  # type: ignore[arg-type]
+
+
 class FrontDoorServer(uvicorn.Server):
-    """uvicorn whose first SIGTERM/SIGINT starts the drain; a second one exits at once."""
+    """uvicorn whose first SIGTERM/SIGINT/SIGHUP starts the drain; a second one exits at once."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # uvicorn handles SIGINT and SIGTERM; a SIGHUP (a closed terminal, some process managers) drains too.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.handle_exit, signal.SIGHUP, None)
 
     def __init__(self, config: uvicorn.Config, supervisor: Supervisor):
         super().__init__(config)
@@ -167,6 +190,36 @@ class FrontDoorServer(uvicorn.Server):
         self.supervisor.stop_requested = True
 
 
+def api_keys_of(args: ServeArgs) -> tuple[str, ...]:
+    """`--api-key k1 k2` (vLLM takes a list), else VLLM_API_KEY, as vLLM itself reads them."""
+    keys = [value for option in args.options if option.name == "api-key" for value in option.values]
+    if not keys and os.environ.get("VLLM_API_KEY"):
+        keys = [os.environ["VLLM_API_KEY"]]
+    return tuple(key for key in keys if key)
+
+
+def cors_of(args: ServeArgs) -> dict[str, object] | None:
+    """CORS as vLLM's `--allowed-origins` (JSON lists) configures it; None (no CORS answers) when not given."""
+    if not args.has("allowed-origins"):
+        return None
+
+    def json_list(flag: str, default: list[str]) -> list[str]:
+        value = args.get(flag)
+        if value is None:
+            return default
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise LauncherError(f"--{flag} takes a JSON list as vLLM does, e.g. '[\"https://app.example\"]', "
+                                f"not {value!r}") from None
+        if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+            raise LauncherError(f"--{flag} takes a JSON list of strings, not {value!r}")
+        return parsed
+
+    return {"allow_origins": json_list("allowed-origins", []), "allow_methods": json_list("allowed-methods", ["*"]),
+            "allow_headers": json_list("allowed-headers", ["*"]), "allow_credentials": args.flag("allow-credentials")}
+
+
 def _served_model_name(args: ServeArgs) -> str:
     return args.get("served-model-name") or args.model or ""
 
@@ -179,26 +232,31 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
         vllm_args = preset.merged_args(vllm_args)
         env = preset.env
         log.info("preset %s: %s", preset.name, preset.description)
-    from .cli import format_text
+    from ..report import format_text
 
+    limits = FrontDoorLimits.from_env()
+    redactor = Redactor.for_process(vllm_args)
+    install_log_redaction(redactor)
     if options.auto:
-        from .planner import best_profile
+        from ..plan.planner import best_profile
 
         profile = best_profile(vllm_args, target=target, vllm_version=version, config_folders=options.model_configs)
         log.info("--auto: starting %s (%s)", profile.flags, profile.reason)
         vllm_args = profile.argv
     verdict = check(vllm_args, target, version, options.model_configs)
     metrics.VERDICTS.labels(str(verdict.accepted).lower()).inc()
-    print(format_text(verdict), file=sys.stderr, flush=True)
+    print(redactor.text(format_text(verdict)), file=sys.stderr, flush=True)
     if not verdict.accepted and not options.skip_check:
         return 2
     if port_in_use(options.host, options.port):
         raise LauncherError(f"port {options.port} on {options.host} is already in use; pick another with --port")
     args = ServeArgs.parse(vllm_args)
-    api_key = args.get("api-key") or os.environ.get("VLLM_API_KEY") or None
+    api_keys = api_keys_of(args)
+    redactor.add(api_keys)
     child_args = args.without(*FRONT_DOOR_FLAGS).argv()
-    vllm = VllmProcess(child_args, free_port(), env=env)
-    state = FrontDoorState(upstream=f"http://127.0.0.1:{vllm.port}", api_key=api_key)
+    vllm = VllmProcess(child_args, free_port(), env=env, redact=redactor.text)
+    state = FrontDoorState(upstream=f"http://127.0.0.1:{vllm.port}", api_keys=api_keys, limits=limits,
+                           redactor=redactor)
     state.status = {**verdict.as_dict(), "started_at": time.time(), "vllm_port": vllm.port}
     settings = ServeSettings(options.host, options.port, options.startup_timeout, options.drain_timeout)
     supervisor = Supervisor(vllm, state, settings, _served_model_name(args))
@@ -211,9 +269,8 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
             supervisor.stop_requested = True
             await asyncio.wait([task], timeout=settings.stop_grace + 5)
 
-    app = create_app(state, lifespan)
-    config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=5, lifespan="on")
+    app = create_app(state, lifespan, cors_of(args))
+    config = server_config(app, options.host, options.port, limits, timeout_graceful_shutdown=5, lifespan="on")
     server = FrontDoorServer(config, supervisor)
     log.info("front door on http://%s:%d (vLLM on 127.0.0.1:%d)", options.host, options.port, vllm.port)
     try:

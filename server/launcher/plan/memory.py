@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .arguments import ServeArgs
-from .model_facts import ModelFacts
+from ..check.arguments import ServeArgs
+from ..check.model_facts import ModelFacts
+from ..check.platforms import GIB, Platform
 from .model_size import (
     MemoryModelError,
     Shape,
@@ -34,7 +35,6 @@ from .model_size import (
     shape_of,
     weight_scheme,
 )
-from .platform import GIB, Platform
 
 # What torch sees of a GPU's nominal memory (H100 80GB: 79.18 GiB total at vLLM start).
 GPU_VISIBLE_FRACTION = 0.99

@@ -1,5 +1,5 @@
-"""Kubernetes manifests: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, LeaderWorkerSet,
-KServe InferenceService, and `List` (kubectl get -o yaml). Multi-document files and kustomize output alike.
+"""The PodSpec as vLLM sees it: one container's command, environment, GPUs, /dev/shm, probes and grace
+period, shared by the Kubernetes manifests, KServe and the production stack's Helm values.
 
 A container is a workload when it runs our image, vLLM's image, or a command that starts vLLM. What the kubelet
 does by default is applied: terminationGracePeriodSeconds 30, probe period 10 s and failureThreshold 3, no
@@ -23,15 +23,6 @@ from .workload import (
     tokens_of,
 )
 
-POD_SPEC_PATHS = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
 # Device-plugin resources and the platform they give; MIG slices count as GPUs (vLLM sees one device each).
 GPU_RESOURCES = (
     (re.compile(r"^nvidia\.com/(gpu|mig-.+)$"), "cuda"),
@@ -47,24 +38,8 @@ GPU_LABELS = {
 }
 DEFAULT_GRACE_S = 30  # PodSpec.terminationGracePeriodSeconds
 PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "failureThreshold": 3}
-# The launcher's routes that answer while vLLM loads (server/launcher/app.py); every other path waits for vLLM.
+# The launcher's routes that answer while vLLM loads (launcher/serve/front_door.py); any other path waits for vLLM.
 LAUNCHER_LIVE_PATHS = ("/health",)
-
-
-def workloads(doc: Map, file: str) -> list[Workload]:
-    kind, name = doc.get("kind"), str(get(doc, "metadata", "name") or "?")
-    if kind == "List":
-        return [w for item in doc.get("items") or [] if isinstance(item, dict) for w in workloads(item, file)]
-    if kind in POD_SPEC_PATHS:
-        pod = get(doc, *POD_SPEC_PATHS[kind])
-        return pod_workloads(pod, kind, name, file) if isinstance(pod, dict) else []
-    if kind == "LeaderWorkerSet":
-        return _leader_worker_set(doc, name, file)
-    if kind == "InferenceService":
-        from .kserve import inference_service
-
-        return inference_service(doc, name, file)
-    return []
 
 
 def pod_workloads(pod: Map, kind: str, name: str, file: str) -> list[Workload]:
@@ -204,28 +179,3 @@ def labels_from_terms(terms: Any) -> list[Token]:
                 values = expression.get("values") or []
                 labels += [Token(f"{expression['key']}={value}", loc(values, i)) for i, value in enumerate(values)]
     return labels
-
-
-def _pod_gpus(pod: Any) -> int:
-    return sum(gpus_of(c.get("resources"), Loc("", 0))[1] for c in get(pod, "containers") or []
-               if isinstance(c, dict))
-
-
-def _leader_worker_set(doc: Map, name: str, file: str) -> list[Workload]:
-    """A LeaderWorkerSet group: vLLM runs in the leader; its tensor x pipeline parallel spans the group's GPUs
-    (leader + size - 1 workers). Without a leaderTemplate every pod, leader included, uses workerTemplate."""
-    template = get(doc, "spec", "leaderWorkerTemplate")
-    if not isinstance(template, dict):
-        return []
-    size = as_int(template.get("size", 1)) or 1
-    worker_pod = get(template, "workerTemplate", "spec")
-    leader_pod = get(template, "leaderTemplate", "spec") or worker_pod
-    if not isinstance(leader_pod, dict):
-        return []
-    found = pod_workloads(leader_pod, "LeaderWorkerSet", name, file)
-    for workload in found:
-        workload.group_size = size
-        workload.group_at = loc(template, "size")
-        if workload.gpus is not None:
-            workload.group_gpus = workload.gpus + (size - 1) * _pod_gpus(worker_pod)
-    return found

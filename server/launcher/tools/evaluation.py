@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .errors import LauncherError
+from ..errors import LauncherError
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,16 @@ def served_models(root: str, api_key: str | None) -> list[str]:
     return [entry.get("id") for entry in listing.get("data", [])]
 
 
-def tokenizer_for(root: str, model: str, requested: str | None) -> str | None:
+def tokenizer_for(root: str, model: str, requested: str | None, api_key: str | None = None) -> str | None:
     """A local tokenizer directory: --tokenizer, the model name if it is a directory, else the model path that
-    the launcher's /status reports; None (plain-text prompts) when there is none."""
+    the launcher's /status reports (it needs the key when one is set); None (plain-text prompts) when there is
+    none."""
     if requested:
         return None if requested.lower() == "none" else requested
     if Path(model).is_dir():
         return model
     try:
-        status = _get_json(f"{root}/status", None, timeout=5)
+        status = _get_json(f"{root}/status", api_key, timeout=5)
     except (OSError, ValueError):
         status = {}
     args = (status.get("effective_args") or []) if isinstance(status, dict) else []
@@ -174,7 +175,7 @@ def format_recovery(ratios: dict[str, float | None]) -> str:
 def main(options: argparse.Namespace) -> int:
     tasks = options.tasks or DEFAULT_TASKS
     root = server_root(options.base_url)
-    tokenizer = tokenizer_for(root, options.model, options.tokenizer)
+    tokenizer = tokenizer_for(root, options.model, options.tokenizer, options.api_key)
     report: dict[str, Any] = {"tasks": tasks}
     report["base"] = evaluate(root, options.model, tasks, options.limit, options.api_key, tokenizer,
                               options.num_concurrent, options.num_fewshot)
@@ -182,7 +183,7 @@ def main(options: argparse.Namespace) -> int:
     if options.compare:
         other_root = server_root(options.compare)
         other_model = options.compare_model or options.model
-        other_tokenizer = tokenizer_for(other_root, other_model, options.tokenizer) or tokenizer
+        other_tokenizer = tokenizer_for(other_root, other_model, options.tokenizer, options.api_key) or tokenizer
         report["compare"] = evaluate(other_root, other_model, tasks, options.limit, options.api_key,
                                      other_tokenizer, options.num_concurrent, options.num_fewshot)
         report["recovery"] = recovery(report["base"], report["compare"])

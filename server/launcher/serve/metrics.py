@@ -20,3 +20,7 @@ STARTUP_SECONDS = Gauge("launcher_startup_seconds", "Seconds from starting vLLM 
                         registry=REGISTRY)
 UPSTREAM_ERRORS = Counter("launcher_upstream_errors", "Proxied requests vLLM did not answer (refused, reset)",
                           registry=REGISTRY)
+ABANDONED = Counter("launcher_abandoned_requests", "Requests whose client left before vLLM answered (cancelled "
+                    "upstream)", registry=REGISTRY)
+BUFFER_REFUSALS = Counter("launcher_buffer_refusals", "Request bodies refused because all requests together held "
+                          "LAUNCHER_MAX_BUFFERED_BYTES", registry=REGISTRY)

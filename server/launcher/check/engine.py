@@ -1,4 +1,4 @@
-"""Evaluate configs/compatibility.yaml: one generic loop over rules written as data.
+"""Evaluate data/compatibility.yaml: one generic loop over rules written as data.
 
 A rule's `when` maps fact paths (`args.quantization`, `model.is_mla`, `platform.capability`,
 `derived.vision_intermediate_per_rank`, ...) to a value (equality) or to operators:
@@ -21,7 +21,7 @@ import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from .paths import config_dir
+from ..resources import data_file
 
 SEVERITIES = ("error", "warning", "info")
 MISSING = object()
@@ -148,7 +148,7 @@ class Rule:
 
 
 class RuleTableError(ValueError):
-    """configs/compatibility.yaml is malformed; raised at load so a bad table never half-works."""
+    """data/compatibility.yaml is malformed; raised at load so a bad table never half-works."""
 
 
 def parse_rules(raw: list[Mapping[str, Any]]) -> list[Rule]:
@@ -173,7 +173,7 @@ def parse_rules(raw: list[Mapping[str, Any]]) -> list[Rule]:
 
 @functools.cache
 def load_table() -> dict[str, Any]:
-    with open(config_dir() / "compatibility.yaml") as handle:
+    with data_file("compatibility.yaml").open(encoding="utf-8") as handle:
         table = yaml.safe_load(handle)
     table["parsed_rules"] = parse_rules(table["rules"])
     return table

@@ -1,4 +1,4 @@
-"""The platform vLLM will run on: a `--target` from configs/platforms.yaml, or detected.
+"""The platform vLLM will run on: a `--target` from data/platforms.yaml, or detected.
 
 One small probe per platform, as vLLM's platforms/__init__.py does: NVIDIA through NVML
 (nvidia-ml-py), AMD through amdsmi or the kfd sysfs topology, else the CPU and its flags.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from .errors import LauncherError
-from .paths import config_dir
+from .. import settings
+from ..errors import LauncherError
+from ..resources import data_file
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Platform:
 
 @functools.cache
 def known_targets() -> dict[str, dict[str, Any]]:
-    with open(config_dir() / "platforms.yaml") as handle:
+    with data_file("platforms.yaml").open(encoding="utf-8") as handle:
         return yaml.safe_load(handle)["targets"]
 
 
@@ -214,8 +214,8 @@ def probe_cpu() -> Platform:
 
 
 def detect() -> Platform:
-    if os.environ.get("LAUNCHER_TARGET"):
-        return from_target(os.environ["LAUNCHER_TARGET"])
+    if settings.get("LAUNCHER_TARGET"):
+        return from_target(settings.get("LAUNCHER_TARGET"))
     return probe_nvidia() or probe_amd() or probe_cpu()
 
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import LauncherError
-from .model_facts import ModelFacts, load_model, locate_model_dir
-from .platform import _cgroup_memory
+from .. import settings
+from ..check.model_facts import ModelFacts, load_model, locate_model_dir
+from ..check.platforms import _cgroup_memory
+from ..errors import LauncherError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def parameter_count(model: ModelFacts, directory: Path) -> int:
     shards = sorted(directory.glob("*.safetensors"))
     if shards:
         return sum(math.prod(entry["shape"]) for path in shards for entry in safetensors_header(path).values())
-    from .model_size import params_per_rank, shape_of
+    from ..plan.model_size import params_per_rank, shape_of
 
     return int(sum(params_per_rank(shape_of(model), 1, 1, 1).values()))
 
@@ -120,9 +121,9 @@ def _default_output(model: str, directory: Path, scheme: Scheme) -> Path:
 
 def quant_python() -> str:
     """LAUNCHER_QUANT_PYTHON, else .venv-quant/bin/python (here or in the repository), else this interpreter."""
-    if os.environ.get("LAUNCHER_QUANT_PYTHON"):
-        return os.environ["LAUNCHER_QUANT_PYTHON"]
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    if settings.get("LAUNCHER_QUANT_PYTHON"):
+        return str(settings.get("LAUNCHER_QUANT_PYTHON"))
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
         candidate = root / QUANT_ENV / "bin" / "python"
         if candidate.is_file():
             return str(candidate)

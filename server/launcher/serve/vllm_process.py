@@ -16,11 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from .. import settings
 
 log = logging.getLogger("launcher.supervisor")
 
-VLLM_ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 PR_SET_PDEATHSIG = 1
 
 
@@ -53,16 +54,18 @@ class VllmProcess:
     """One vLLM OpenAI server, started once; the launcher exits when it dies (the container restarts)."""
 
     def __init__(self, args: Sequence[str], port: int, env: dict[str, str] | None = None,
-                 python: str | None = None, log_lines: int = 200, echo: bool = True):
+                 python: str | None = None, log_lines: int = 200, echo: bool = True,
+                 redact: Callable[[str], str] = str):
         self.port = port
         # LAUNCHER_VLLM_PYTHON / LAUNCHER_VLLM_ENTRYPOINT: another interpreter, or a stand-in server for tests.
-        entrypoint = os.environ.get("LAUNCHER_VLLM_ENTRYPOINT", VLLM_ENTRYPOINT)
-        self.command = [python or os.environ.get("LAUNCHER_VLLM_PYTHON", sys.executable), "-m", entrypoint,
+        entrypoint = settings.get("LAUNCHER_VLLM_ENTRYPOINT")
+        self.command = [python or settings.get("LAUNCHER_VLLM_PYTHON") or sys.executable, "-m", entrypoint,
                         *args, "--host", "127.0.0.1", "--port", str(port)]
         # The front door enforces the API key; a key in vLLM's own environment would lock out our probe.
         self.env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "VLLM_API_KEY"}
         self.lines: collections.deque[str] = collections.deque(maxlen=log_lines)
         self.echo = echo
+        self.redact = redact  # vLLM echoes its arguments and may log tokens: lines are redacted before kept
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.stopped = False
@@ -78,7 +81,7 @@ class VllmProcess:
     def _pump(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         for raw in self.process.stdout:
-            line = raw.decode(errors="replace").rstrip()
+            line = self.redact(raw.decode(errors="replace").rstrip())
             self.lines.append(line)
             if self.echo:
                 print(f"[vllm] {line}", file=sys.stderr, flush=True)

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import memory, rules
-from . import platform as platforms
+from ..errors import LauncherError
+from ..plan import memory
+from . import engine as rules
+from . import platforms
 from .arguments import ServeArgs
-from .errors import LauncherError
 from .model_facts import ModelFacts, load_model
-from .platform import Platform
+from .platforms import Platform
 from .versions import resolve_version, version_data
 
 FP8_METHODS = ("fp8", "fbgemm_fp8", "ptpc_fp8", "modelopt", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block")

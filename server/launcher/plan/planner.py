@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..check import platforms
+from ..check.arguments import ServeArgs
+from ..check.engine import load_table
+from ..check.model_facts import ModelFacts, load_model
+from ..check.platforms import Platform
+from ..check.verdict import Verdict, check
+from ..check.versions import resolve_version, version_data
+from ..errors import LauncherError
 from . import memory
-from . import platform as platforms
-from .arguments import ServeArgs
-from .errors import LauncherError
-from .model_facts import ModelFacts, load_model
-from .platform import Platform
-from .rules import load_table
-from .verdict import Verdict, check
-from .versions import resolve_version, version_data
 
 DEFAULT_MIN_SEQUENCES = 4
 DEFAULT_NODE_GPUS = 8

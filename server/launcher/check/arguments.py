@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import LauncherError
-from .paths import config_dir
+from ..errors import LauncherError
+from ..resources import data_file
 
 ALIASES = {
     "tp": "tensor-parallel-size",
@@ -29,8 +29,8 @@ ALIASES = {
 
 @functools.cache
 def _flag_kinds() -> dict[str, frozenset[str]]:
-    """configs/vllm_flags.yaml: the flags vLLM's own parser declares boolean or multi-valued."""
-    with open(config_dir() / "vllm_flags.yaml") as handle:
+    """data/vllm_flags.yaml: the flags vLLM's own parser declares boolean or multi-valued."""
+    with data_file("vllm_flags.yaml").open(encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
     return {
         "boolean": frozenset(data["boolean_flags"]) | frozenset(data["short_boolean_flags"]),

