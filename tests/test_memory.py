@@ -12,11 +12,11 @@ import pytest
 
 from conftest import LOCAL_MODEL, model_dir, rule_ids, run_check
 from launcher.check.arguments import ServeArgs
+from launcher.check.memory import GIB, MemoryPlan, estimate
 from launcher.check.model_facts import load_model
+from launcher.check.model_size import kv_bytes_per_token_layer, shape_of
 from launcher.check.platforms import Platform, from_target
 from launcher.errors import LauncherError
-from launcher.plan.memory import GIB, MemoryPlan, estimate
-from launcher.plan.model_size import kv_bytes_per_token_layer, shape_of
 from launcher.plan.planner import best_profile, ladder, profiles
 
 LLAMA_8B = "meta-llama__Llama-3.1-8B-Instruct"  # the Llama-3-8B shape of the H100 reference runs

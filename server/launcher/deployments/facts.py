@@ -20,11 +20,11 @@ import yaml
 from packaging.version import Version
 
 from ..check import engine as rules
+from ..check import model_size
 from ..check.model_facts import load_model
 from ..check.platforms import _target_for_name, known_targets
 from ..check.versions import resolve_version
 from ..errors import LauncherError
-from ..plan import model_size
 from ..resources import data_file
 from . import preset as presets
 from .pods import GPU_LABELS

@@ -23,9 +23,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..check.arguments import ServeArgs
-from ..check.model_facts import ModelFacts
-from ..check.platforms import GIB, Platform
+from .arguments import ServeArgs
+from .model_facts import ModelFacts
 from .model_size import (
     MemoryModelError,
     Shape,
@@ -35,6 +34,7 @@ from .model_size import (
     shape_of,
     weight_scheme,
 )
+from .platforms import GIB, Platform
 
 # What torch sees of a GPU's nominal memory (H100 80GB: 79.18 GiB total at vLLM start).
 GPU_VISIBLE_FRACTION = 0.99
@@ -313,6 +313,21 @@ def fixes(args: ServeArgs, model: ModelFacts, platform: Platform, max_gpus: int,
         if plan.fits:
             found.append(Fix(f"--max-model-len {length}", changed, plan))
     return found
+
+
+def cpu_fit_facts(utilization: float, platform: Mapping[str, Any], startup_gib: float) -> dict[str, Any]:
+    """derived.cpu_* facts: what vLLM's CPU worker will compare --gpu-memory-utilization x NUMA node 0 with (the
+    memory available now, less what vLLM's own processes take before the worker checks); empty off the CPU."""
+    total, available = platform["numa_total_gib"], platform["numa_available_gib"]
+    if platform["kind"] != "cpu" or not total or available is None:
+        return {}
+    left = max(available - startup_gib, 0.0)
+    return {
+        "cpu_requested_gib": round(utilization * total, 2),
+        "cpu_available_for_vllm_gib": round(left, 2),
+        # One percent below what will be left, rounded down to two decimals.
+        "cpu_max_utilization": max(math.floor((left / total - 0.01) * 100) / 100, 0.0),
+    }
 
 
 def fit_facts(args: ServeArgs, model: ModelFacts, platform: Platform,

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..check.model_facts import ModelFacts
 from ..errors import LauncherError
+from .engine import load_table
+from .model_facts import ModelFacts
 
-ONLINE_FP8 = ("fp8", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "ptpc_fp8", "fbgemm_fp8")
 # Modules vLLM builds as LinearBase (quantizable) and those it leaves in the model dtype.
 LINEAR = ("attn", "indexer_q", "dense_mlp", "experts", "shared_experts", "vision")
 UNQUANTIZED = ("embed", "lm_head", "router", "indexer_k")
@@ -283,7 +283,7 @@ def _online_scheme(quantization: str | None, dtype_bytes: float) -> WeightScheme
     if quantization is None:
         return _scheme("BF16" if dtype_bytes == 2 else f"{int(dtype_bytes * 8)}-bit float", dtype_bytes,
                        dtype_bytes, categories=())
-    if quantization in ONLINE_FP8:
+    if quantization in load_table()["fp8_methods"]["online"]:
         per_channel = quantization in ("fp8_per_channel", "ptpc_fp8")
         block = 4 / (128 * 128) if quantization == "fp8_per_block" else 0.0
         kind = "per-channel" if per_channel else "block 128x128" if block else "per-tensor"
