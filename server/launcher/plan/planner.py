@@ -2,9 +2,9 @@
 
 A profile is one (weights precision, KV cache dtype, tensor parallel size) for the model on the target; each
 is sized by check/memory.py and checked against the whole compatibility table (verdict.evaluate on inputs
-gathered once), then ranked by the KV cache it leaves. Accuracy follows the ROCm FP8 guide: BF16 > FP8 per-channel > FP8 per-tensor
-weights, and BF16 KV > FP8 KV; its fallback ladder, when FP8 accuracy is not enough, is per-channel FP8,
-then a BF16 KV cache, then BF16 weights.
+gathered once), then ranked by the KV cache it leaves. Accuracy follows the ROCm FP8 guide: BF16 > FP8
+per-channel > FP8 per-tensor weights, and BF16 KV > FP8 KV; its fallback ladder, when FP8 accuracy is not enough,
+is per-channel FP8, then a BF16 KV cache, then BF16 weights.
 
 `best_profile()` is what `launcher serve --auto` starts: the most accurate profile that passes and holds
 at least `min_sequences` sequences of --max-model-len at once, on the fewest GPUs.
