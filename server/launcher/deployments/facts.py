@@ -37,7 +37,7 @@ RESOURCES = {"cuda": "nvidia.com/gpu", "rocm": "amd.com/gpu"}
 def deployment_table() -> dict[str, Any]:
     with data_file("deployment_rules.yaml").open(encoding="utf-8") as handle:
         table = yaml.safe_load(handle)
-    table["parsed_rules"] = rules.parse_rules(table["rules"])
+    table["parsed_rules"] = rules.parse_rules(table["rules"], "deployment_rules", rules.load_table()["vllm_versions"])
     table["at"] = {entry["id"]: entry.get("at", "workload") for entry in table["rules"]}
     return table
 
