@@ -18,7 +18,6 @@ at 16384 batched tokens, 0.22 GiB non-torch memory, 79.18 GiB visible.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -141,7 +140,7 @@ def device_memory_gib(platform: Platform, override: float | None = None) -> floa
 def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib: float | None = None,
              environ: Mapping[str, str] | None = None) -> MemoryPlan:
     """The memory plan of these serve arguments on this platform; MemoryModelError when it cannot be sized."""
-    environ = os.environ if environ is None else environ
+    environ = {} if environ is None else environ  # the VLLM_* variables vLLM will see (check/gather.py)
     device_gib = device_memory_gib(platform, memory_gib)
     if not device_gib:
         where = "NUMA node 0" if platform.kind == "cpu" else f"a {platform.gpu}"

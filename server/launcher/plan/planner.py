@@ -96,8 +96,8 @@ def plan(argv: list[str], target: str | None = None, vllm_version: str | None = 
     inputs, platform, max_gpus = _context(argv, target, vllm_version, gpus, config_folders)
     args, model = inputs.args, inputs.model
     verdict = evaluate(inputs)
-    estimate = memory.estimate(args, model, platform, memory_gib)
-    found = [] if estimate.fits else memory.fixes(args, model, platform, max_gpus, memory_gib)
+    estimate = memory.estimate(args, model, platform, memory_gib, inputs.env)
+    found = [] if estimate.fits else memory.fixes(args, model, platform, max_gpus, memory_gib, inputs.env)
     others = [f for f in verdict.findings if not f.rule.startswith("memory-")]
     return {"fits": estimate.fits, "plan": estimate, "fixes": found, "findings": others, "verdict": verdict,
             "platform": platform, "gpus": max_gpus}
@@ -201,7 +201,7 @@ def profiles(argv: list[str], target: str | None = None, vllm_version: str | Non
                 errors = [f.rule for f in verdict.findings
                           if f.severity == "error" and not f.rule.startswith("memory-")]
                 try:
-                    estimate = memory.estimate(changed, model, platform, memory_gib)
+                    estimate = memory.estimate(changed, model, platform, memory_gib, inputs.env)
                 except memory.MemoryModelError as exc:
                     raise LauncherError(f"{exc}") from None
                 found.append(Profile(quantization, kv, tp, profile_argv, estimate, errors))
