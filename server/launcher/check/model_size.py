@@ -80,6 +80,16 @@ class Shape:
     def is_sparse_mla(self) -> bool:
         return self.is_mla and self.index_head_dim is not None
 
+    @property
+    def latent(self) -> int:
+        """kv_lora_rank of an MLA model (0 otherwise): the latent cache's width before the rope part."""
+        return self.kv_lora_rank or 0
+
+    @property
+    def indexer_dim(self) -> int:
+        """index_head_dim of a sparse-MLA model (0 otherwise)."""
+        return self.index_head_dim or 0
+
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
@@ -162,13 +172,13 @@ def params_per_rank(shape: Shape, tp: int, expert_ranks: int, vision_tp: int) ->
     h, layers = shape.hidden, shape.layers
     if shape.is_mla:
         qk_head = shape.qk_nope_head_dim + shape.qk_rope_head_dim
-        replicated = h * (shape.kv_lora_rank + shape.qk_rope_head_dim)  # kv_a_proj_with_mqa: ReplicatedLinear
+        replicated = h * (shape.latent + shape.qk_rope_head_dim)  # kv_a_proj_with_mqa: ReplicatedLinear
         if shape.q_lora_rank:
             replicated += h * shape.q_lora_rank  # q_a_proj (fused with kv_a, replicated)
             split = shape.q_lora_rank * shape.heads * qk_head
         else:
             split = h * shape.heads * qk_head
-        split += shape.kv_lora_rank * shape.heads * (shape.qk_nope_head_dim + shape.v_head_dim)  # kv_b_proj
+        split += shape.latent * shape.heads * (shape.qk_nope_head_dim + shape.v_head_dim)  # kv_b_proj
         split += shape.heads * shape.v_head_dim * h  # o_proj
         attn = replicated + split / tp
     else:
@@ -176,8 +186,8 @@ def params_per_rank(shape: Shape, tp: int, expert_ranks: int, vision_tp: int) ->
         attn = 2 * h * shape.heads * shape.head_dim / tp + 2 * h * kv_per_rank * shape.head_dim
     params = {"attn": attn * layers}
     if shape.is_sparse_mla:  # the indexer is replicated: wq_b (quantizable), wk + weights_proj (kept BF16)
-        params["indexer_q"] = layers * (shape.q_lora_rank or h) * shape.index_head_dim * shape.index_heads
-        params["indexer_k"] = layers * h * (shape.index_head_dim + shape.index_heads)
+        params["indexer_q"] = layers * (shape.q_lora_rank or h) * shape.indexer_dim * shape.index_heads
+        params["indexer_k"] = layers * h * (shape.indexer_dim + shape.index_heads)
     dense_layers = layers - shape.moe_layers
     params["dense_mlp"] = dense_layers * 3 * h * shape.intermediate / tp
     if shape.moe_layers:
@@ -326,9 +336,9 @@ def kv_cache_dtype(requested: str, model: ModelFacts, dtype_bytes: float) -> tup
 def kv_bytes_per_token_layer(shape: Shape, tp: int, kv_label: str, kv_bytes: float) -> float:
     """One token of one attention layer on one GPU."""
     if shape.is_sparse_mla:
-        indexer = shape.index_head_dim + shape.index_head_dim // INDEXER_SCALE_BLOCK * 4
-        main = SPARSE_MLA_FP8_BYTES if kv_bytes == 1 else (shape.kv_lora_rank + shape.qk_rope_head_dim) * kv_bytes
+        indexer = shape.indexer_dim + shape.indexer_dim // INDEXER_SCALE_BLOCK * 4
+        main = SPARSE_MLA_FP8_BYTES if kv_bytes == 1 else (shape.latent + shape.qk_rope_head_dim) * kv_bytes
         return main + indexer
     if shape.is_mla:  # one latent vector per token, replicated on every TP rank
-        return (shape.kv_lora_rank + shape.qk_rope_head_dim) * kv_bytes
+        return (shape.latent + shape.qk_rope_head_dim) * kv_bytes
     return 2 * math.ceil(shape.kv_heads / tp) * shape.head_dim * kv_bytes

@@ -169,7 +169,7 @@ def _parse(eff: Effective, result: Result) -> tuple[dict[str, Any], str | None]:
 def _table_findings(result: Result, eff: Effective, local: str, version: str,
                     options: Options) -> tuple[dict[str, Any], str | None]:
     """The compatibility table on each target; (the first verdict's facts, or why the check could not run)."""
-    w, facts = result.workload, {}
+    w, facts = result.workload, dict[str, Any]()
     environ = {k: v.text for k, v in eff.env.items() if k.startswith("VLLM_")}
     argv = ServeArgs.parse(eff.texts).with_option("model", local).argv() if local != result.model else eff.texts
     for target in result.targets:
