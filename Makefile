@@ -56,8 +56,8 @@ gpu-verify: ## on the GPU machine after the wheel bundle's install: launcher che
 	PYTHONPATH=/tmp/site:server python3 -m bench.gpu.ground_truth run
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
-	$(PY) bench/verdict_vs_vllm.py
-	$(PY) bench/front_door.py
+	$(PY) -m bench.verdict_vs_vllm
+	$(PY) -m bench.front_door
 
 clean: ## remove the venvs and the prepared model
 	rm -rf $(VENV) $(QUANT_VENV) models
@@ -105,10 +105,10 @@ base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under it
 	DOCKER=$(DOCKER) bash tools/base-image.sh $(BASE_IMAGE)
 
 test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
-	$(VENV)/bin/pytest -q -s -m containers tests/test_containers_real.py
+	$(VENV)/bin/pytest -q -s -m containers tests/containers/test_containers_real.py
 
 bench-containers: install model base-image ## image size, build cold and warm, container vs host start-to-ready
-	$(PY) bench/containers.py
+	$(PY) -m bench.containers
 
 lint-containers: install ## hadolint the Dockerfiles, compose files against the Compose spec, k8s overlays against Kubernetes
 	$(VENV)/bin/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda docker/Dockerfile.rocm

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import model_dir
+from tests.harness.common import model_dir
 
 LLAMA = model_dir("meta-llama__Llama-3.1-8B-Instruct")
 

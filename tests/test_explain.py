@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conftest import model_dir
 from launcher.cli import main
+from tests.harness.common import model_dir
 
 
 def test_explain_names_the_facts_a_rule_reads_and_their_producers(capsys: pytest.CaptureFixture[str]) -> None:

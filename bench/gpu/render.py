@@ -1,7 +1,7 @@
 """docs/ground-truth.md from bench/results/h100-ground-truth.json: the table is generated, never typed.
 
     python -m bench.gpu.render          rewrite docs/ground-truth.md
-    python -m bench.gpu.render --check  exit 1 when it is out of date (tests/test_gpu_ground_truth.py runs this)
+    python -m bench.gpu.render --check  exit 1 when it is out of date (tests/check/test_gpu_ground_truth.py runs this)
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def render(results: dict[str, Any]) -> str:
         " on the same arguments with random weights and sent one completion (and one image for vision models)."
         f" Every case also had `{' '.join(harness)}` and "
         + ", ".join(f"`{k}={v}`" for k, v in results["env"].items())
-        + ". Agree means accepted = served. `tests/test_gpu_ground_truth.py` re-checks every row on CPU in"
+        + ". Agree means accepted = served. `tests/check/test_gpu_ground_truth.py` re-checks every row on CPU in"
         " `make test`. The harness and how to re-run it: `bench/gpu/ground_truth.py`.",
         "",
         "| case | GPUs | arguments | launcher (seconds) | vLLM | agree |",
@@ -98,7 +98,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append("None.")
     if fixed:
         lines += ["Found by the recorded run and fixed in `server/launcher/data/compatibility.yaml` since (not re-run"
-                  " on the GPU; `tests/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
+                  " on the GPU; `tests/check/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
         for case in fixed:
             today = _today(case, results["env"])
             lines.append(f"- `{case['id']}`: {_cell(spec[case['id']]['fixed_after_run'])}. Today's check: {today}.")

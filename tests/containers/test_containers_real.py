@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from container_process import (
+
+from tests.harness.common import LOCAL_MODEL
+from tests.harness.container_process import (
     MODEL_INSIDE,
     ROOT,
     Container,
@@ -25,8 +27,6 @@ from container_process import (
     engine_problem,
     http_status,
 )
-
-from conftest import LOCAL_MODEL
 
 ENGINE_PROBLEM = engine_problem()
 pytestmark = [

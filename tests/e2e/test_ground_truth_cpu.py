@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOCAL_MODEL, rule_ids
 from launcher.check.verdict import Verdict, check
-from raw_vllm import FAILS_WITHIN, READY_WITHIN, RawVllm, build_head16_checkpoint, cpu_cases
+from tests.harness.common import LOCAL_MODEL, rule_ids
+from tests.harness.raw_vllm import FAILS_WITHIN, READY_WITHIN, RawVllm, build_head16_checkpoint, cpu_cases
 
 pytestmark = [
     pytest.mark.slow,

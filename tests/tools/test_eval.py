@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, ROOT
 from launcher.errors import LauncherError
 from launcher.serve.vllm_process import free_port
 from launcher.tools import evaluation
-from launcher_process import LauncherProcess
+from tests.harness.common import API_KEY, ROOT
+from tests.harness.launcher_process import LauncherProcess
 
 TASK = evaluation.TASKS_DIR / "launcher_arithmetic"
 SCORE = "launcher_arithmetic/exact_match,first-number"

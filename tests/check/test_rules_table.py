@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import rule_ids, run_check
 from launcher.check.engine import load_table
+from tests.harness.common import rule_ids, run_check
 
 LLAMA_8B = "meta-llama__Llama-3.1-8B-Instruct"
 LLAMA_405B = "meta-llama__Meta-Llama-3.1-405B"
@@ -19,7 +19,7 @@ GPT_OSS = "openai__gpt-oss-20b"
 MODELOPT_70B = "nvidia__Llama-3.1-70B-Instruct-FP8"
 HEAD16 = "synthetic__tiny-llama-head16"
 BLOCK_FP8_DENSE = "synthetic__llama-8b-block-fp8"
-# `launcher quantize` of SmolLM2-135M (compressed-tensors FP8_DYNAMIC): its config.json, tests/test_quantize.py
+# `launcher quantize` of SmolLM2-135M (compressed-tensors FP8_DYNAMIC): its config.json, tests/tools/test_quantize.py
 SMOLLM2_FP8_DYNAMIC = "local__SmolLM2-135M-Instruct-FP8-Dynamic"
 
 # (rule id, model, serve args, target, vLLM version, fires)

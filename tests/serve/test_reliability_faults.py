@@ -1,4 +1,5 @@
-"""Faults real vLLM will not produce on demand, against the real launcher with a stand-in vLLM (tests/fake_vllm.py).
+"""Faults real vLLM will not produce on demand, against the real launcher with a stand-in vLLM
+(tests/harness/fake_vllm.py).
 
 Slow start, an engine that dies, a port already taken, a burst of streams cut by SIGTERM, a slowloris body.
 Each test runs its own `launcher serve`; the stand-in answers in milliseconds, so these are fast.
@@ -17,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import LOCAL_MODEL, ROOT
-from launcher_process import LauncherProcess, http
+from tests.harness.common import LOCAL_MODEL, ROOT
+from tests.harness.launcher_process import LauncherProcess, http
 
 # The check still runs on a real config; the stand-in only replaces vLLM's server.
 SMALL_MODEL = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B-Instruct"
@@ -26,8 +27,8 @@ SMALL_MODEL = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B
 
 def fake(tmp_path: Path, behaviour: str = "", serve_options: list[str] | None = None,
          env: dict[str, str] | None = None, model: Path = SMALL_MODEL) -> LauncherProcess:
-    environment = {"LAUNCHER_VLLM_ENTRYPOINT": "fake_vllm", "FAKE_VLLM": behaviour,
-                   "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT / 'server'}", **(env or {})}
+    environment = {"LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm", "FAKE_VLLM": behaviour,
+                   "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}", **(env or {})}
     return LauncherProcess(model, tmp_path / "launcher.log", serve_options=serve_options or [],
                            env=environment)
 

@@ -21,7 +21,7 @@ import yaml
 from launcher.check import platforms
 from launcher.check.verdict import check
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "h100-ground-truth.json"
 CASES_FILE = ROOT / "bench" / "gpu" / "cases.yaml"
 

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from conftest import LOCAL_MODEL, model_dir, rule_ids, run_check
 from launcher.check.arguments import ServeArgs
 from launcher.check.memory import GIB, MemoryPlan, estimate
 from launcher.check.model_facts import load_model
@@ -18,6 +17,7 @@ from launcher.check.model_size import kv_bytes_per_token_layer, shape_of
 from launcher.check.platforms import Platform, from_target
 from launcher.errors import LauncherError
 from launcher.plan.planner import best_profile, ladder, profiles
+from tests.harness.common import LOCAL_MODEL, model_dir, rule_ids, run_check
 
 LLAMA_8B = "meta-llama__Llama-3.1-8B-Instruct"  # the Llama-3-8B shape of the H100 reference runs
 LLAMA_405B = "meta-llama__Llama-3.1-405B-Instruct"
@@ -281,7 +281,7 @@ def test_memory_gib_override_for_an_unlisted_device() -> None:
 @pytest.mark.skipif(not (LOCAL_MODEL / "config.json").is_file(), reason=f"{LOCAL_MODEL} is missing: run `make model`")
 def test_cpu_kv_cache_tokens_match_vllm(tmp_path: object) -> None:
     """Start raw CPU vLLM and compare the KV cache size it logs with the planner's for the node it saw."""
-    from raw_vllm import RawVllm
+    from tests.harness.raw_vllm import RawVllm
 
     argv = ["--model", str(LOCAL_MODEL), "--max-model-len", "2048", "--gpu-memory-utilization", "0.25"]
     vllm = RawVllm(argv).start()

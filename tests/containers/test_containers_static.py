@@ -23,10 +23,10 @@ import yaml
 from dockerfile_parse import DockerfileParser
 from packaging.version import Version
 
-from conftest import MODELS, ROOT
 from launcher.check.engine import load_table
 from launcher.check.verdict import check
 from launcher.serve import presets
+from tests.harness.common import MODELS, ROOT
 
 PLATFORMS = ("cuda", "rocm", "cpu")
 TARGETS = {"cuda": "cuda:h100", "rocm": "rocm:mi300x", "cpu": "cpu:avx2"}

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import model_dir
 from launcher.check.model_facts import load_model
 from launcher.errors import LauncherError
+from tests.harness.common import model_dir
 
 
 def facts(name: str) -> dict:

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from conftest import model_dir
 from launcher.check import engine
 from launcher.check.arguments import ServeArgs
 from launcher.check.derive import build_facts
@@ -27,6 +26,7 @@ from launcher.check.model_facts import load_model
 from launcher.check.platforms import from_target
 from launcher.check.schema import load_schema
 from launcher.check.versions import version_data
+from tests.harness.common import model_dir
 
 TABLE = engine.load_table()
 RULES = {rule.id: rule for rule in TABLE["parsed_rules"]}

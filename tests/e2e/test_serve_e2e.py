@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import API_KEY, LOCAL_MODEL
-from launcher_process import LauncherProcess, http
+from tests.harness.common import API_KEY, LOCAL_MODEL
+from tests.harness.launcher_process import LauncherProcess, http
 
 pytestmark = [
     pytest.mark.slow,

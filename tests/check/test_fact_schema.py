@@ -16,7 +16,7 @@ from launcher.check.verdict import check
 from launcher.deployments import checks
 from launcher.deployments.preflight import Options, check_files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "tests" / "fixtures" / "models"
 TARGETS = ("cuda:h100", "cuda:t4", "rocm:mi300x", "cpu:avx512")
 ARGSETS = (

@@ -2,7 +2,6 @@
 
 import pytest
 
-from conftest import model_dir
 from launcher.check import engine as rules
 from launcher.check.arguments import ServeArgs
 from launcher.check.model_facts import load_model
@@ -10,6 +9,7 @@ from launcher.check.platforms import Platform
 from launcher.check.verdict import build_facts
 from launcher.check.versions import resolve_version, version_data
 from launcher.errors import LauncherError
+from tests.harness.common import model_dir
 
 
 def findings_for(argv: list[str], platform: Platform, version: str = "0.32.0") -> set[str]:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOCAL_MODEL, MODELS, ROOT
 from launcher import cli
 from launcher.check.engine import load_table
 from launcher.deployments.checks import Result
@@ -21,6 +20,7 @@ from launcher.deployments.workload import Token, duration_s, find_invocation, si
 from launcher.errors import LauncherError
 from launcher.report import format_preflight as format_text
 from launcher.serve.presets import available
+from tests.harness.common import LOCAL_MODEL, MODELS, ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "deployments"
 

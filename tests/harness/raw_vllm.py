@@ -1,6 +1,6 @@
 """Raw CPU vLLM, with no launcher in front: the ground truth that `launcher check` is measured against.
 
-Used by tests/test_ground_truth_cpu.py and bench/verdict_vs_vllm.py. The child is the launcher's own
+Used by tests/e2e/test_ground_truth_cpu.py and bench/verdict_vs_vllm.py. The child is the launcher's own
 `VllmProcess` (its own process group; stop = SIGTERM to the group, grace, SIGKILL); this adds what a
 ground-truth run needs on top: wait until ready *or* dead, send one completion, time both from the
 start, and pick the root-cause lines out of vLLM's log.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from launcher.serve.vllm_process import VllmProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMOLLM2 = Path(os.environ.get("LAUNCHER_TEST_MODEL", ROOT / "models" / "SmolLM2-135M-Instruct"))
 HEAD16_CONFIG = ROOT / "tests" / "fixtures" / "models" / "synthetic__tiny-llama-head16"
 # What fits this 2-core CPU host: vLLM's default 0.92 asks for more of NUMA node 0 than is left.

@@ -1,4 +1,4 @@
-"""Run the CPU image on a real Docker engine, for tests/test_containers_real.py and bench/containers.py.
+"""Run the CPU image on a real Docker engine, for tests/containers/test_containers_real.py and bench/containers.py.
 
 The `docker run` command is the one docs/containers.md documents for vllm-launch:cpu, with three changes a test
 needs: a name and -d instead of --rm (the exit code and the logs outlive the container), a free host port on
@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "containers.md"
 IMAGE = os.environ.get("LAUNCHER_TEST_IMAGE", "vllm-launch:cpu")
 MODEL_INSIDE = "/models/SmolLM2-135M-Instruct"

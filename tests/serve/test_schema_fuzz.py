@@ -14,8 +14,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, reject, settings
 
-from conftest import API_KEY
-from launcher_process import LauncherProcess, http
+from tests.harness.common import API_KEY
+from tests.harness.launcher_process import LauncherProcess, http
 
 pytestmark = pytest.mark.slow
 

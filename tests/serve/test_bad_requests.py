@@ -11,8 +11,8 @@ import socket
 
 import pytest
 
-from conftest import API_KEY
-from launcher_process import LauncherProcess, http
+from tests.harness.common import API_KEY
+from tests.harness.launcher_process import LauncherProcess, http
 
 pytestmark = pytest.mark.slow
 

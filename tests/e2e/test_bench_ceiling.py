@@ -10,14 +10,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-
-import front_door  # noqa: E402
-
-from launcher.serve.vllm_process import free_port  # noqa: E402
-from sse_load import run_load  # noqa: E402
+from bench import front_door
+from launcher.serve.vllm_process import free_port
+from tests.harness.common import ROOT
+from tests.harness.sse_load import run_load
 
 
 def test_paced_events_are_stamped_and_forwarded_one_per_chunk() -> None:

@@ -1,7 +1,7 @@
 """A stand-in for `python -m vllm.entrypoints.openai.api_server`, for faults real vLLM won't produce on demand.
 
-The launcher runs it when LAUNCHER_VLLM_ENTRYPOINT=fake_vllm (with tests/ on PYTHONPATH). It takes vLLM's
-arguments, serves /v1/models, /v1/completions (streaming or not), /health and /metrics on --port, and
+The launcher runs it when LAUNCHER_VLLM_ENTRYPOINT=tests.harness.fake_vllm (the repository on PYTHONPATH). It takes
+vLLM's arguments, serves /v1/models, /v1/completions (streaming or not), /health and /metrics on --port, and
 misbehaves as FAKE_VLLM tells it, a comma-separated list:
   start-delay=S    listen only after S seconds (a model that loads slowly)
   exit-after=S     exit with code 1 S seconds after it started listening (an engine that dies)

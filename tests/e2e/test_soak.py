@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-
-from soak import soak  # noqa: E402
+from bench.soak import soak
 
 pytestmark = pytest.mark.slow
 
