@@ -39,8 +39,10 @@ preflight: install model ## launcher check --from on this repository's compose f
 	$(VENV)/bin/launcher check --model-configs tests/fixtures/models --from compose.yaml \
 		k8s/overlays/cuda k8s/overlays/rocm k8s/overlays/cpu configs/presets/*.yaml
 
-lint: install ## ruff
+lint: install ## ruff check, ruff format --check, mypy (config in pyproject.toml)
 	$(VENV)/bin/ruff check server tests tools bench
+	$(VENV)/bin/ruff format --check server tests tools bench
+	$(VENV)/bin/mypy
 
 test-fast: install ## unit tests only (no vLLM start)
 	$(VENV)/bin/pytest -q -m "not slow"
