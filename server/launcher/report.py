@@ -13,8 +13,16 @@ if TYPE_CHECKING:
     from .deployments.preflight import Report
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+def _text(text: Any) -> str:
+    """A rule's message or fix as one line: a template, or its variants by a fact's value."""
+    if not isinstance(text, Mapping):
+        return str(text)
+    cases = [f"{key}: {value}" for key, value in text.items() if key not in ("by", "default")]
+    return f"by {text['by']}: " + "; ".join([*cases, f"otherwise: {text['default']}"])
+
+
+def _cell(text: Any) -> str:
+    return " ".join(_text(text).split()).replace("|", "\\|")
 
 
 def _where(rule: dict[str, Any]) -> str:

@@ -46,7 +46,9 @@ def table_facts() -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def produced(monkeypatch_module: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+def produced(
+    monkeypatch_module: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> list[tuple[str, dict[str, Any]]]:
     found = table_facts()
     # A CPU that was probed (NUMA node 0 known) makes the derived.cpu_* facts.
     cpu = Platform(
@@ -66,8 +68,15 @@ def produced(monkeypatch_module: pytest.MonkeyPatch) -> list[tuple[str, dict[str
     monkeypatch_module.setattr(
         checks.rules, "evaluate", lambda facts, rules=None: seen.append(facts) or evaluate(facts, rules)
     )
-    files = sorted((ROOT / "tests" / "fixtures" / "deployments").glob("*.yaml"))
-    check_files([str(f) for f in files], Options(config_folders=[MODELS]))
+    fixtures = ROOT / "tests" / "fixtures" / "deployments"
+    files = [str(f) for f in sorted(fixtures.glob("*.yaml"))]
+    shutdown = tmp_path_factory.mktemp("facts") / "pod.yaml"  # plain vLLM with --shutdown-timeout
+    shutdown.write_text(
+        (fixtures / "pod-unknown-model.yaml")
+        .read_text()
+        .replace("acme/private-llm-70b", 'meta-llama/Llama-3.1-8B-Instruct", "--shutdown-timeout", "120')
+    )
+    check_files([*files, str(shutdown)], Options(config_folders=[MODELS]))
     found += [
         ("deployment_rules", {"deployment": f["deployment"], "args": f["args"]}) for f in seen if "deployment" in f
     ]

@@ -92,3 +92,16 @@ def test_every_map_fact_and_family_resolves() -> None:
     assert schema.find("env.HF_TOKEN", "compatibility") is None
     assert schema.find("table.fp8_methods.online", "compatibility") is not None
     assert schema.find("table.fp8_methods.online", "deployment_rules") is None
+
+
+def test_text_variants_are_validated_and_chosen_by_their_fact() -> None:
+    variants = {"by": "platform.kind", "rocm": "on ROCm {platform.gfx}", "default": "elsewhere"}
+    (loaded,) = engine.parse_rules([rule(fix=variants)], "compatibility", VERSIONS)
+    assert engine.render(loaded.fix, {"platform": {"kind": "rocm", "gfx": "gfx942"}}) == "on ROCm gfx942"
+    assert engine.render(loaded.fix, {"platform": {"kind": "cuda"}}) == "elsewhere"
+    with pytest.raises(RuleTableError, match="rule probe-rule: fix as variants needs"):
+        parse(rule(fix={"by": "platform.kind", "rocm": "x"}))
+    with pytest.raises(RuleTableError, match="fix.rocm placeholder names the unknown fact 'platform.gfxx'"):
+        parse(rule(fix={"by": "platform.kind", "rocm": "{platform.gfxx}", "default": "x"}))
+    with pytest.raises(RuleTableError, match="rule texts: shm_fix placeholder names the unknown fact"):
+        engine.validate_texts({"shm_fix": "{deployment.shm_gb}"}, "deployment_rules")

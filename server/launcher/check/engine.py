@@ -148,16 +148,29 @@ class _FactFormatter(string.Formatter):
         return value, field_name
 
 
-def render(template: str, facts: Mapping[str, Any]) -> str:
-    return _FactFormatter(facts).format(template.strip())
+# A rule's message or fix: a template, or templates chosen by a fact's value: {by: fact.path, VALUE: ..., default: ...}.
+Text = str | Mapping[str, str]
+
+
+def choose(text: Text, facts: Mapping[str, Any]) -> str:
+    """The template of `text` for these facts: itself, or the variant named by the `by` fact's value."""
+    if isinstance(text, str):
+        return text
+    value = lookup(facts, text["by"])
+    key = str(value).lower() if isinstance(value, bool) else str(value)
+    return text.get(key, text["default"])
+
+
+def render(template: Text, facts: Mapping[str, Any]) -> str:
+    return _FactFormatter(facts).format(choose(template, facts).strip())
 
 
 @dataclass(frozen=True)
 class Rule:
     id: str
     severity: str
-    message: str
-    fix: str
+    message: Text
+    fix: Text
     source: str
     when: Mapping[str, Any]
     platforms: tuple[str, ...] = ()
@@ -256,8 +269,16 @@ class _Validator:
             raise self.fail(f"{where}: {spec!r} matches no vLLM release the table knows ({', '.join(known)})")
 
     def text(self, name: str, template: Any) -> None:
+        if isinstance(template, Mapping):
+            if "by" not in template or "default" not in template:
+                raise self.fail(f"{name} as variants needs `by: fact.path` and a `default` text")
+            self.fact(str(template["by"]), f"{name}.by")
+            for key, variant in template.items():
+                if key != "by":
+                    self.text(f"{name}.{key}", variant)
+            return
         if not isinstance(template, str) or not template.strip():
-            raise self.fail(f"{name} must be a non-empty string")
+            raise self.fail(f"{name} must be a non-empty string, or variants {{by: fact.path, VALUE: .., default: ..}}")
         try:
             fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
         except ValueError as exc:
@@ -266,6 +287,13 @@ class _Validator:
             if not field:
                 raise self.fail(f"{name}: an empty placeholder {{}}; name a fact such as {{model.name}}")
             self.fact(field, f"{name} placeholder")
+
+
+def validate_texts(texts: Mapping[str, Any], table: str, schema: FactSchema | None = None) -> None:
+    """A table's shared text fragments (deployment_rules.yaml `texts`), checked like a rule's message."""
+    check = _Validator("texts", table, load_schema() if schema is None else schema)
+    for name, text in texts.items():
+        check.text(str(name), text)
 
 
 def _patch_in(version: str, specifier: SpecifierSet) -> bool:
