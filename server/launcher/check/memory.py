@@ -336,16 +336,9 @@ def fit_facts(args: ServeArgs, model: ModelFacts, platform: Platform,
         return {}
     try:
         plan = estimate(args, model, platform, environ=environ)
-        if plan.fits:
-            fix_text = ""
-        else:
-            max_gpus = platform.gpu_count if platform.detected else max(8, plan.gpus)
-            found = fixes(args, model, platform, max_gpus, environ=environ)
-            shown = found[:3] + [f for f in found[3:] if f.change.startswith("--max-model-len")]
-            fix_text = "; or ".join(f.describe() for f in shown) or (
-                f"no single change fits on up to {max_gpus} x {platform.gpu}: use a larger GPU, pipeline "
-                "parallelism across nodes, or a smaller model")
-            fix_text += " (launcher plan shows the whole budget)"
+        max_gpus = platform.gpu_count if platform.detected else max(8, plan.gpus)
+        found = [] if plan.fits else fixes(args, model, platform, max_gpus, environ=environ)
+        shown = found[:3] + [f for f in found[3:] if f.change.startswith("--max-model-len")]
     except MemoryModelError:
         return {}
     return {
@@ -362,5 +355,7 @@ def fit_facts(args: ServeArgs, model: ModelFacts, platform: Platform,
         "memory_max_model_len": plan.max_model_len,
         "weights_fit": plan.weights_fit,
         "kv_fits": plan.kv_fits,
-        "memory_fix": fix_text,
+        "memory_fixes": "; or ".join(f.describe() for f in shown),  # the memory rules' fix (data/compatibility.yaml)
+        "memory_fix_found": bool(shown),
+        "memory_max_gpus": max_gpus,
     }
