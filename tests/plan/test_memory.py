@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from launcher.check.model_size import kv_bytes_per_token_layer, shape_of
 from launcher.check.platforms import Platform, from_target
 from launcher.errors import LauncherError
 from launcher.plan.planner import best_profile, ladder, profiles
+from tests.harness.cli import run_cli
 from tests.harness.common import LOCAL_MODEL, model_dir, rule_ids, run_check
 
 LLAMA_8B = "meta-llama__Llama-3.1-8B-Instruct"  # the Llama-3-8B shape of the H100 reference runs
@@ -227,7 +227,7 @@ def test_best_profile_raises_when_nothing_fits() -> None:
 
 
 def launcher(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True, timeout=120)
+    return run_cli(*argv)
 
 
 def test_plan_exit_codes_and_text() -> None:
