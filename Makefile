@@ -40,8 +40,10 @@ preflight: install model ## launcher check --from on this repository's compose f
 	$(VENV)/bin/launcher check --model-configs tests/fixtures/models --from compose.yaml \
 		k8s/overlays/cuda k8s/overlays/rocm k8s/overlays/cpu configs/presets/*.yaml
 
-lint: install ## ruff
+lint: install ## ruff check, ruff format --check, mypy (config in pyproject.toml)
 	$(VENV)/bin/ruff check server tests tools bench
+	$(VENV)/bin/ruff format --check server tests tools bench
+	$(VENV)/bin/mypy
 
 test-fast: install ## unit tests only (no vLLM start)
 	$(VENV)/bin/pytest -q -m "not slow"
@@ -49,7 +51,7 @@ test-fast: install ## unit tests only (no vLLM start)
 test: install model lint quantize-env ## everything, real CPU vLLM included
 	$(VENV)/bin/pytest -q -m "not containers"
 
-docs: install ## regenerate the compatibility table (README), docs/settings.md and docs/ground-truth.md from their data
+docs: install ## regenerate docs/compatibility.md, docs/settings.md and docs/ground-truth.md from their data
 	$(PY) tools/render_docs.py
 	$(PY) -m bench.gpu.render
 
@@ -86,8 +88,8 @@ gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) in
 	$(PY) -m bench.gpu.ground_truth merge $(RUN)
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
-	$(PY) bench/verdict_vs_vllm.py
-	$(PY) bench/front_door.py
+	$(PY) -m bench.verdict_vs_vllm
+	$(PY) -m bench.front_door
 
 clean: ## remove the venvs and the prepared model
 	rm -rf $(VENV) $(QUANT_VENV) models
@@ -135,10 +137,10 @@ base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under it
 	DOCKER=$(DOCKER) bash tools/base-image.sh $(BASE_IMAGE)
 
 test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
-	$(VENV)/bin/pytest -q -s -m containers tests/test_containers_real.py
+	$(VENV)/bin/pytest -q -s -m containers tests/containers/test_containers_real.py
 
 bench-containers: install model base-image ## image size, build cold and warm, container vs host start-to-ready
-	$(PY) bench/containers.py
+	$(PY) -m bench.containers
 
 lint-containers: install ## hadolint the Dockerfiles, compose files against the Compose spec, k8s overlays against Kubernetes
 	$(VENV)/bin/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda docker/Dockerfile.rocm

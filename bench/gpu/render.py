@@ -3,7 +3,7 @@
 One page per record: the H100's is docs/ground-truth.md, any other GPU's docs/ground-truth-<gpu>.md.
 
     python -m bench.gpu.render          rewrite them
-    python -m bench.gpu.render --check  exit 1 when one is out of date (tests/test_gpu_ground_truth.py runs this)
+    python -m bench.gpu.render --check  exit 1 when one is out of date (tests/check/test_gpu_ground_truth.py runs this)
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def render(results: dict[str, Any], source: str) -> str:
            " profiling with a fixed KV cache, so the cases beside it cannot skew it), while the cases marked"
            " exclusive, which test how vLLM sizes memory from `--gpu-memory-utilization`, ran alone."
            if shared else "")
-        + " Agree means accepted = served. `tests/test_gpu_ground_truth.py` re-checks every row on CPU in"
+        + " Agree means accepted = served. `tests/check/test_gpu_ground_truth.py` re-checks every row on CPU in"
         " `make test`. The harness and how to re-run it: `bench/gpu/ground_truth.py`.",
         "",
         "| case | GPUs | arguments | launcher (seconds) | vLLM | agree |",
@@ -109,13 +109,14 @@ def render(results: dict[str, Any], source: str) -> str:
         lines.append("None.")
     if fixed:
         lines += ["Found by the recorded run and fixed in `server/launcher/data/compatibility.yaml` since (not re-run"
-                  " on the GPU; `tests/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
+                  " on the GPU; `tests/check/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
         for case in fixed:
             today = _today(results, case)
             lines.append(f"- `{case['id']}`: {_cell(spec[case['id']]['fixed_after_run'])}. Today's check: {today}.")
     left = [c for c in disagree if c not in fixed]
     if left:
-        lines += ["", "Left open (`tests/test_gpu_ground_truth.py` expects each to fail until the rules change):", ""]
+        lines += ["", "Left open (`tests/check/test_gpu_ground_truth.py` expects each to fail until the rules "
+                  "change):", ""]
         for case in left:
             reason = spec.get(case["id"], {}).get("known_disagreement") or "not yet analysed"
             verdict = _verdict(case["launcher"])

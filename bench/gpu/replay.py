@@ -3,7 +3,7 @@
 A record (bench/results/<gpu>-ground-truth.json) says which GPU the cases ran on; the replay uses that target
 (cuda:h100, cuda:h200) with the memory the launcher detected there when the record has it (NVML reads 140.4 GiB
 of an H200, the table's 141), the case's GPU count, arguments and VLLM_* environment. Used by
-tests/test_gpu_ground_truth.py and bench/gpu/render.py.
+tests/check/test_gpu_ground_truth.py and bench/gpu/render.py.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -173,7 +174,7 @@ class ServeArgs:
     def model(self) -> str | None:
         return self.get("model")
 
-    def facts(self) -> dict[str, object]:
+    def facts(self) -> dict[str, Any]:
         """The serve arguments as rule facts, with vLLM's defaults where a flag is absent."""
         tp = self.get_int("tensor-parallel-size", 1) or 1
         pp = self.get_int("pipeline-parallel-size", 1) or 1

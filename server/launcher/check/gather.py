@@ -1,0 +1,68 @@
+"""The check's only IO, done once: the compatibility table, config.json (a local folder, the HF cache, saved configs
+or the hub), the platform (`--target` or the hardware probes), the vLLM release and the VLLM_* environment.
+
+Everything after this (check/derive.py, check/engine.py, check/verdict.py evaluate) is pure: the planner evaluates
+24 profiles on one `Inputs`, the pre-flight one workload per `Inputs`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import LauncherError
+from . import engine, platforms
+from .arguments import ServeArgs
+from .model_facts import ModelFacts, load_model
+from .platforms import Platform
+from .versions import resolve_version, version_data
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the check reads from outside: the arguments, the model, the platform, the release, the table."""
+
+    args: ServeArgs
+    model: ModelFacts
+    platform: Platform
+    vllm_version: str
+    vllm: dict[str, Any]  # that release's entry in the table (quantization_methods, kv_cache_dtypes, ...)
+    table: dict[str, Any]
+    env: dict[str, str]  # the VLLM_* variables vLLM will see
+
+    def with_args(self, argv: list[str]) -> Inputs:
+        """The same model, platform and release with other serve arguments (a planner profile)."""
+        return replace(self, args=parse_args(argv))
+
+
+def parse_args(argv: list[str]) -> ServeArgs:
+    args = ServeArgs.parse(argv)
+    if not args.model:
+        raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
+    return args
+
+
+def vllm_env(environ: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key.startswith("VLLM_")}
+
+
+def gather(
+    argv: list[str],
+    target: str | None = None,
+    vllm_version: str | None = None,
+    config_folders: list[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
+    gpu_count: int | None = None,
+) -> Inputs:
+    """Read everything once; `environ` replaces this process's environment as the source of VLLM_* variables (a
+    deployment file's container env, for `launcher check --from`)."""
+    args = parse_args(argv)
+    table = engine.load_table()
+    version = resolve_version(vllm_version, table)
+    model = load_model(args.model or "", config_folders)
+    platform = platforms.resolve(target, gpu_count=gpu_count)
+    env = vllm_env(os.environ if environ is None else environ)
+    return Inputs(args, model, platform, version, version_data(version, table), table, env)
