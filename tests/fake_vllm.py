@@ -7,6 +7,7 @@ misbehaves as FAKE_VLLM tells it, a comma-separated list:
   exit-after=S     exit with code 1 S seconds after it started listening (an engine that dies)
   exit-code=N      the code for exit-after (default 1)
   token-ms=MS      milliseconds between streamed tokens (default 5)
+FAKE_VLLM_LOG=PATH replays a real vLLM log on stdout before it listens (what the launcher reads of a start).
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ async def main() -> None:
     options = parser.parse_known_args()[0]
     settings = behaviour()
     await asyncio.sleep(settings.get("start-delay", 0))
+    if os.environ.get("FAKE_VLLM_LOG"):
+        with open(os.environ["FAKE_VLLM_LOG"]) as replay:
+            for line in replay:
+                print(line.rstrip("\n"), flush=True)
     app = web.Application()
     app["token_ms"] = settings.get("token-ms", 5)
     app.add_routes([web.post("/v1/completions", completions), web.get("/v1/models", models),

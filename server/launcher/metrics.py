@@ -20,3 +20,6 @@ STARTUP_SECONDS = Gauge("launcher_startup_seconds", "Seconds from starting vLLM 
                         registry=REGISTRY)
 UPSTREAM_ERRORS = Counter("launcher_upstream_errors", "Proxied requests vLLM did not answer (refused, reset)",
                           registry=REGISTRY)
+PREDICTION_ERROR = Gauge("launcher_prediction_error_ratio",
+                         "(planned - vLLM's logged figure) / vLLM's, at the last start, by quantity", ["quantity"],
+                         registry=REGISTRY)

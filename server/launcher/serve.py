@@ -28,6 +28,7 @@ from . import metrics
 from .app import FrontDoorState, create_app, probe_generation
 from .arguments import ServeArgs
 from .errors import LauncherError
+from .prediction import start_report
 from .presets import load_preset
 from .supervisor import VllmProcess, free_port, port_in_use
 from .verdict import check
@@ -200,6 +201,7 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
     vllm = VllmProcess(child_args, free_port(), env=env)
     state = FrontDoorState(upstream=f"http://127.0.0.1:{vllm.port}", api_key=api_key)
     state.status = {**verdict.as_dict(), "started_at": time.time(), "vllm_port": vllm.port}
+    vllm.on_line = start_report(child_args, target, options.model_configs, state.status, options.record).feed
     settings = ServeSettings(options.host, options.port, options.startup_timeout, options.drain_timeout)
     supervisor = Supervisor(vllm, state, settings, _served_model_name(args))
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("launcher.supervisor")
 
@@ -53,8 +53,10 @@ class VllmProcess:
     """One vLLM OpenAI server, started once; the launcher exits when it dies (the container restarts)."""
 
     def __init__(self, args: Sequence[str], port: int, env: dict[str, str] | None = None,
-                 python: str | None = None, log_lines: int = 200, echo: bool = True):
+                 python: str | None = None, log_lines: int = 200, echo: bool = True,
+                 on_line: Callable[[str], None] | None = None):
         self.port = port
+        self.on_line = on_line  # called with every output line (the start report reads vLLM's figures)
         # LAUNCHER_VLLM_PYTHON / LAUNCHER_VLLM_ENTRYPOINT: another interpreter, or a stand-in server for tests.
         entrypoint = os.environ.get("LAUNCHER_VLLM_ENTRYPOINT", VLLM_ENTRYPOINT)
         self.command = [python or os.environ.get("LAUNCHER_VLLM_PYTHON", sys.executable), "-m", entrypoint,
@@ -80,6 +82,8 @@ class VllmProcess:
         for raw in self.process.stdout:
             line = raw.decode(errors="replace").rstrip()
             self.lines.append(line)
+            if self.on_line is not None:
+                self.on_line(line)
             if self.echo:
                 print(f"[vllm] {line}", file=sys.stderr, flush=True)
 
