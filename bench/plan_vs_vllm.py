@@ -48,34 +48,71 @@ LONG = ["--max-model-len", "8192", "--load-format", "dummy"]
 # id: the fixture, the keys set on its (text) config, the serve arguments after the model.
 CPU_CASES: dict[str, dict[str, Any]] = {
     "gpt-oss-hybrid": {
-        "source": "openai__gpt-oss-20b", "drop": ["quantization_config"],
-        "set": {**SMALL, "num_hidden_layers": 4, "num_local_experts": 4, "intermediate_size": 512,
-                "layer_types": ["sliding_attention", "full_attention"] * 2},
+        "source": "openai__gpt-oss-20b",
+        "drop": ["quantization_config"],
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "num_local_experts": 4,
+            "intermediate_size": 512,
+            "layer_types": ["sliding_attention", "full_attention"] * 2,
+        },
         "args": [*LONG, "--gpu-memory-utilization", "0.25"],
     },
     "gemma3-text-5to1": {
-        "source": "google__gemma-3-27b-it", "text_only": True,
-        "set": {**SMALL, "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "num_hidden_layers": 12,
-                "hidden_size": 1024, "intermediate_size": 2048, "num_attention_heads": 8, "num_key_value_heads": 4,
-                "query_pre_attn_scalar": 128, "sliding_window": 512},
+        "source": "google__gemma-3-27b-it",
+        "text_only": True,
+        "set": {
+            **SMALL,
+            "architectures": ["Gemma3ForCausalLM"],
+            "model_type": "gemma3_text",
+            "num_hidden_layers": 12,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "query_pre_attn_scalar": 128,
+            "sliding_window": 512,
+        },
         "args": [*LONG, "--gpu-memory-utilization", "0.25"],
     },
     "mistral-window": {
         "source": "mistralai__Mistral-7B-Instruct-v0.3",
-        "set": {**SMALL, "num_hidden_layers": 4, "hidden_size": 1024, "intermediate_size": 2048,
-                "num_attention_heads": 8, "num_key_value_heads": 8, "sliding_window": 1024},
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "sliding_window": 1024,
+        },
         "args": [*LONG, "--gpu-memory-utilization", "0.18"],  # the small budget: the runtime is most of it
     },
     "mixtral-moe": {
         "source": "mistralai__Mixtral-8x7B-v0.1",
-        "set": {**SMALL, "num_hidden_layers": 4, "hidden_size": 1024, "intermediate_size": 1024,
-                "num_attention_heads": 8, "num_key_value_heads": 8, "num_local_experts": 4},
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 1024,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "num_local_experts": 4,
+        },
         "args": [*LONG, "--gpu-memory-utilization", "0.25"],
     },
     "llama-dense-explicit-kv": {
         "source": "meta-llama__Llama-3.1-8B-Instruct",
-        "set": {**SMALL, "num_hidden_layers": 4, "hidden_size": 1024, "intermediate_size": 2048,
-                "num_attention_heads": 8, "num_key_value_heads": 8, "rope_scaling": None},
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "rope_scaling": None,
+        },
         "args": [*LONG, "--kv-cache-memory-bytes", str(GIB)],
     },
 }
@@ -97,8 +134,11 @@ def shrunk_config(case: dict[str, Any]) -> dict[str, Any]:
     for key in case.get("drop", []):
         config.pop(key, None)
     config.update(case.get("set", {}))
-    config["_plan_vs_vllm"] = {"source": f"tests/fixtures/models/{case['source']}", "set": case.get("set", {}),
-                               "drop": case.get("drop", [])}
+    config["_plan_vs_vllm"] = {
+        "source": f"tests/fixtures/models/{case['source']}",
+        "set": case.get("set", {}),
+        "drop": case.get("drop", []),
+    }
     return config
 
 
@@ -135,8 +175,11 @@ def run_vllm(argv: list[str], timeout: float, log_path: Path) -> tuple[Observed,
 
 def compare(plan: MemoryPlan, observed: Observed, again: MemoryPlan | None) -> dict[str, Any]:
     predicted = predicted_of(plan)
-    row: dict[str, Any] = {"predicted": predicted, "observed": observed.as_dict(),
-                           "error_pct": {k: round(v * 100, 2) for k, v in errors(predicted, observed).items()}}
+    row: dict[str, Any] = {
+        "predicted": predicted,
+        "observed": observed.as_dict(),
+        "error_pct": {k: round(v * 100, 2) for k, v in errors(predicted, observed).items()},
+    }
     if again is not None:
         row["kv_tokens_error_given_memory_pct"] = error_pct(again.kv_tokens, observed.kv_tokens)
     return row
@@ -144,8 +187,11 @@ def compare(plan: MemoryPlan, observed: Observed, again: MemoryPlan | None) -> d
 
 def plan_for(argv: list[str], platform: Platform, kv_bytes: int | None = None) -> MemoryPlan:
     if kv_bytes is not None:
-        argv = [*ServeArgs.parse(argv).without("kv-cache-memory-bytes").argv(), "--kv-cache-memory-bytes",
-                str(kv_bytes)]
+        argv = [
+            *ServeArgs.parse(argv).without("kv-cache-memory-bytes").argv(),
+            "--kv-cache-memory-bytes",
+            str(kv_bytes),
+        ]
     args = ServeArgs.parse(argv)
     return estimate(args, load_model(args.model), platform, environ={})
 
@@ -156,8 +202,14 @@ def cpu_row(name: str, argv: list[str], timeout: float, logs: Path) -> dict[str,
     observed, extra = run_vllm(argv, timeout, logs / f"plan-vs-vllm-{name}.log")
     again = plan_for(argv, node, int(observed.kv_cache_gib * GIB)) if observed.kv_cache_gib else None
     family = json.loads((Path(argv[1]) / "config.json").read_text()).get("model_type")
-    return {"case": name, "family": family, "serve_args": argv[2:], "kv_groups": plan.kv_groups,
-            **compare(plan, observed, again), **extra}
+    return {
+        "case": name,
+        "family": family,
+        "serve_args": argv[2:],
+        "kv_groups": plan.kv_groups,
+        **compare(plan, observed, again),
+        **extra,
+    }
 
 
 # -- the H100 logs -------------------------------------------------------------------------------------------
@@ -192,8 +244,15 @@ def h100_rows() -> list[dict[str, Any]]:
         plan = plan_for(argv, platform)
         again = plan_for(argv, platform, int(observed.kv_cache_gib * GIB)) if observed.kv_cache_gib else None
         family = json.loads((GPU_MODELS / name / "config.json").read_text()).get("model_type")
-        rows.append({"case": name, "family": family, "serve_args": argv[2:], "kv_groups": plan.kv_groups,
-                     **compare(plan, observed, again)})
+        rows.append(
+            {
+                "case": name,
+                "family": family,
+                "serve_args": argv[2:],
+                "kv_groups": plan.kv_groups,
+                **compare(plan, observed, again),
+            }
+        )
     return rows
 
 

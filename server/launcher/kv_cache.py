@@ -122,8 +122,9 @@ def groups(specs: Sequence[LayerSpec], hybrid: bool = True) -> list[Group]:
         return [Group(specs[0], len(specs), len(specs))]
     if len({(s.kind, s.window, s.block_size) for s in specs}) == 1:  # UniformTypeKVCacheSpecs: one group
         widest = max(specs, key=lambda s: s.page_bytes)
-        return [Group(replace(widest, page_bytes=sum(s.page_bytes for s in specs) // len(specs)), len(specs),
-                      len(specs))]
+        return [
+            Group(replace(widest, page_bytes=sum(s.page_bytes for s in specs) // len(specs)), len(specs), len(specs))
+        ]
     if len({s.page_bytes for s in specs}) > 1:
         specs = _unify_page_sizes(specs)
     buckets = Counter(specs)  # insertion order: the first layer of each spec

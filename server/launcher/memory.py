@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import kv_cache
 from .arguments import ServeArgs
 from .model_facts import ModelFacts
-from . import kv_cache
 from .model_size import (
     MemoryModelError,
     Shape,

@@ -79,18 +79,30 @@ PATTERNS: list[tuple[re.Pattern[str], Setter]] = [
     (re.compile(r"Setting kv cache block size to (\d+)"), lambda o, m: setattr(o, "block_size", int(m[1]))),
     (re.compile(r"Model loading took ([\d.]+) GiB"), lambda o, m: setattr(o, "weights_gib", float(m[1]))),
     (re.compile(r"Available KV cache memory: ([\d.]+) GiB"), lambda o, m: setattr(o, "kv_cache_gib", float(m[1]))),
-    (re.compile(r"(?:Auto|Explicitly) set \(([\d.]+)/[\d.]+\) GiB for KV cache"),
-     lambda o, m: setattr(o, "kv_cache_gib", float(m[1]))),
-    (re.compile(r"([\d.]+) GiB memory was consumed by non-kv usages"),
-     lambda o, m: setattr(o, "non_kv_gib", float(m[1]))),
+    (
+        re.compile(r"(?:Auto|Explicitly) set \(([\d.]+)/[\d.]+\) GiB for KV cache"),
+        lambda o, m: setattr(o, "kv_cache_gib", float(m[1])),
+    ),
+    (
+        re.compile(r"([\d.]+) GiB memory was consumed by non-kv usages"),
+        lambda o, m: setattr(o, "non_kv_gib", float(m[1])),
+    ),
     (re.compile(r"KV cache size: ([\d,]+) tokens"), lambda o, m: setattr(o, "kv_tokens", int(_number(m[1])))),
-    (re.compile(r"Maximum concurrency for [\d,]+ tokens per request: ([\d.]+)x"),
-     lambda o, m: setattr(o, "max_concurrency", float(m[1]))),
-    (re.compile(r"Actual usage is ([\d.]+) GiB for weight, ([\d.]+) GiB for peak activation, ([\d.]+) GiB for "
-                r"non-torch memory, and ([\d.]+) GiB for CUDAGraph memory"),
-     lambda o, m: _usage(o, m)),
-    (re.compile(r"Graph capturing finished in [\d.]+ secs?, took ([\d.]+) GiB"),
-     lambda o, m: setattr(o, "cuda_graph_gib", float(m[1]))),
+    (
+        re.compile(r"Maximum concurrency for [\d,]+ tokens per request: ([\d.]+)x"),
+        lambda o, m: setattr(o, "max_concurrency", float(m[1])),
+    ),
+    (
+        re.compile(
+            r"Actual usage is ([\d.]+) GiB for weight, ([\d.]+) GiB for peak activation, ([\d.]+) GiB for "
+            r"non-torch memory, and ([\d.]+) GiB for CUDAGraph memory"
+        ),
+        lambda o, m: _usage(o, m),
+    ),
+    (
+        re.compile(r"Graph capturing finished in [\d.]+ secs?, took ([\d.]+) GiB"),
+        lambda o, m: setattr(o, "cuda_graph_gib", float(m[1])),
+    ),
 ]
 
 
@@ -101,8 +113,10 @@ def _usage(observed: Observed, match: re.Match[str]) -> None:
 
 
 # After the memory lines: the engine is up (core.py), or the API server is (api_server.py, uvicorn).
-ENGINE_UP = re.compile(r"init engine \(profile, create kv cache|Starting vLLM (?:API )?server|Application startup "
-                       r"complete")
+ENGINE_UP = re.compile(
+    r"init engine \(profile, create kv cache|Starting vLLM (?:API )?server|Application startup "
+    r"complete"
+)
 
 
 class StartObserver:
@@ -133,9 +147,15 @@ def parse_log(lines: Iterable[str] | str) -> Observed:
 
 def predicted_of(plan: Any) -> dict[str, Any]:
     """The figures of a memory.MemoryPlan that vLLM also logs."""
-    found = {"weights_gib": plan.weights_gib, "kv_cache_gib": plan.kv_cache_gib, "kv_tokens": plan.kv_tokens,
-             "max_concurrency": plan.max_concurrency, "max_model_len": plan.max_model_len,
-             "kv_cache_dtype": plan.kv_cache_dtype, "weights": plan.weights}
+    found = {
+        "weights_gib": plan.weights_gib,
+        "kv_cache_gib": plan.kv_cache_gib,
+        "kv_tokens": plan.kv_tokens,
+        "max_concurrency": plan.max_concurrency,
+        "max_model_len": plan.max_model_len,
+        "kv_cache_dtype": plan.kv_cache_dtype,
+        "weights": plan.weights,
+    }
     if plan.kind == "cpu":  # what the CPU worker logs instead of the weights: its resident memory
         found["non_kv_gib"] = round(plan.weights_gib + plan.non_torch_gib, 2)
     return found
@@ -155,12 +175,19 @@ def ignored_flags(requested: Mapping[str, str | None], observed: Observed) -> li
     """Flags the user gave that vLLM replaced: --quantization, --kv-cache-dtype."""
     found = []
     quantization = requested.get("quantization")
-    if quantization and observed.quantization and (
-            QUANTIZATION_ALIASES.get(quantization, quantization) != observed.quantization):
+    if (
+        quantization
+        and observed.quantization
+        and (QUANTIZATION_ALIASES.get(quantization, quantization) != observed.quantization)
+    ):
         found.append(f"--quantization {quantization} was replaced by the checkpoint's {observed.quantization}")
     kv = requested.get("kv-cache-dtype")
-    if kv and kv != "auto" and observed.kv_cache_dtype and (
-            KV_DTYPE_ALIASES.get(kv, kv) != KV_DTYPE_ALIASES.get(observed.kv_cache_dtype, observed.kv_cache_dtype)):
+    if (
+        kv
+        and kv != "auto"
+        and observed.kv_cache_dtype
+        and (KV_DTYPE_ALIASES.get(kv, kv) != KV_DTYPE_ALIASES.get(observed.kv_cache_dtype, observed.kv_cache_dtype))
+    ):
         found.append(f"--kv-cache-dtype {kv} was replaced by {observed.kv_cache_dtype}")
     return found
 
@@ -173,5 +200,3 @@ def warning_line(error: Mapping[str, float], ignored: list[str]) -> str | None:
         parts.append("vLLM's figures differ from the plan: " + ", ".join(off))
     parts += ignored
     return "; ".join(parts) or None
-
-

@@ -27,8 +27,14 @@ log = logging.getLogger("launcher.prediction")
 
 
 class StartReport:
-    def __init__(self, args: ServeArgs, predicted: dict[str, Any] | None, status: dict[str, Any],
-                 context: dict[str, Any], record: Path | None = None):
+    def __init__(
+        self,
+        args: ServeArgs,
+        predicted: dict[str, Any] | None,
+        status: dict[str, Any],
+        context: dict[str, Any],
+        record: Path | None = None,
+    ):
         self.args = args
         self.predicted = predicted
         self.status = status
@@ -60,8 +66,14 @@ class StartReport:
         if line := warning_line(error, ignored):
             log.warning("%s", line)
         if self.record is not None:
-            entry = {**self.context, "time": time.time(), "predicted": self.predicted, "observed": observed.as_dict(),
-                     "error": error, "ignored_flags": ignored}
+            entry = {
+                **self.context,
+                "time": time.time(),
+                "predicted": self.predicted,
+                "observed": observed.as_dict(),
+                "error": error,
+                "ignored_flags": ignored,
+            }
             try:
                 with open(self.record, "a") as handle:
                     handle.write(json.dumps(entry) + "\n")
@@ -69,8 +81,13 @@ class StartReport:
                 log.warning("cannot append the start record to %s: %s", self.record, exc)
 
 
-def start_report(vllm_args: list[str], target: str | None, config_folders: list[Path] | None,
-                 status: dict[str, Any], record: Path | None = None) -> StartReport:
+def start_report(
+    vllm_args: list[str],
+    target: str | None,
+    config_folders: list[Path] | None,
+    status: dict[str, Any],
+    record: Path | None = None,
+) -> StartReport:
     """The report of this start; its prediction is None (and says why in /status) when the plan cannot size it."""
     args = ServeArgs.parse(vllm_args)
     predicted, context = None, {"serve_args": vllm_args, "target": target}
@@ -79,8 +96,12 @@ def start_report(vllm_args: list[str], target: str | None, config_folders: list[
         platform = platforms.resolve(target)
         plan = estimate(args, model, platform)
         predicted = predicted_of(plan)
-        context.update(model=model.name, family=str(model.text.get("model_type") or model.config.get("model_type")),
-                       device=plan.device, target=platform.target)
+        context.update(
+            model=model.name,
+            family=str(model.text.get("model_type") or model.config.get("model_type")),
+            device=plan.device,
+            target=platform.target,
+        )
     except (LauncherError, OSError, ValueError, KeyError) as exc:  # serve on, without a prediction
         status["prediction_error"] = str(exc)
     return StartReport(args, predicted, status, context, record)
