@@ -107,6 +107,10 @@ base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under it
 test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
 	$(VENV)/bin/pytest -q -s -m containers tests/test_containers_real.py
 
+bench-plan: install model ## launcher plan vs real CPU vLLM per layer layout (one start at a time) and the H100 logs; docs/plan-accuracy.md
+	$(PY) bench/plan_vs_vllm.py
+	$(PY) bench/accuracy_table.py
+
 bench-containers: install model base-image ## image size, build cold and warm, container vs host start-to-ready
 	$(PY) bench/containers.py
 

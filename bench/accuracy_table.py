@@ -20,13 +20,12 @@ PAGE = ROOT / "docs" / "plan-accuracy.md"
 QUANTITIES = {
     "weights_gib": "weights",
     "non_kv_gib": "CPU non-KV memory",
+    "peak_activation_gib": "GPU peak activation",
     "kv_cache_gib": "KV GiB",
     "kv_tokens": "KV tokens",
     "given_memory": "KV tokens for vLLM's KV GiB",
 }
 TARGETS = {"weights_gib": 3.0, "kv_tokens": 2.0, "given_memory": 2.0}
-# Why a case misses a target, from reading its log against the plan (the rows list the numbers).
-CAUSES: dict[str, str] = {}
 
 
 def _errors(row: dict[str, Any]) -> dict[str, float]:
@@ -34,6 +33,23 @@ def _errors(row: dict[str, Any]) -> dict[str, float]:
     if row.get("kv_tokens_error_given_memory_pct") is not None:
         found["given_memory"] = row["kv_tokens_error_given_memory_pct"]
     return found
+
+
+def cause(row: dict[str, Any]) -> str:
+    """Where a miss comes from, from the figures both sides have: the weights, the reserve, the layout."""
+    planned, logged = row["predicted"], row["observed"]
+    parts = []
+    given = row.get("kv_tokens_error_given_memory_pct")
+    if given is not None and abs(given) <= 2:
+        parts.append(f"the layer groups are right (tokens {given:+.2f}% given vLLM's KV memory)")
+    for key, label in (
+        ("non_kv_gib", "CPU worker memory besides the KV cache"),
+        ("peak_activation_gib", "peak activation"),
+        ("weights_gib", "weights"),
+    ):
+        if key in planned and key in logged and abs(planned[key] - logged[key]) >= 0.05:
+            parts.append(f"{label}: planned {planned[key]:.2f} GiB, vLLM {logged[key]:.2f} GiB")
+    return "cause: " + "; ".join(parts) if parts else "cause: not found"
 
 
 def _cell(values: list[float]) -> str:
@@ -82,7 +98,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {row['case']} ({family}) | {groups} | {row['predicted'].get('kv_tokens', 0):,} | "
             f"{row['observed'].get('kv_tokens', 0):,} | {shown or failure[:200]} | "
-            f"{'; '.join(misses + ([CAUSES[row['case']]] if misses and row['case'] in CAUSES else [])) or '-'} |"
+            f"{'; '.join(misses + ([cause(row)] if misses else [])) or '-'} |"
         )
     return "\n".join(lines) + "\n"
 

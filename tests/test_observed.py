@@ -234,3 +234,19 @@ def test_cpu_gpt_oss_start_is_reproduced_from_its_kv_memory(tmp_path: Path) -> N
     )
     assert plan.kv_groups == ["2 x sliding_window(128), 128-token blocks", "2 x full_attention, 128-token blocks"]
     assert abs(plan.kv_tokens - 250_655) / 250_655 < 0.005  # the logged 1.23 GiB is rounded to 0.01
+
+
+def test_accuracy_page_is_generated_from_the_results() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "accuracy_table.py"), "--check"], check=False)
+    assert done.returncode == 0, "docs/plan-accuracy.md is stale: run bench/accuracy_table.py"
+
+
+def test_recorded_starts_reproduce_the_token_count_from_vllms_kv_memory() -> None:
+    """Every start in the committed results (real CPU vLLM 0.32, H100 vLLM 0.26): the layer groups give
+    vLLM's token count within 2% of the KV memory it reports."""
+    results = json.loads((ROOT / "bench" / "results" / "plan-vs-vllm-cpu.json").read_text())
+    rows = [
+        r for r in results["cpu"] + results["h100_vllm_0.26"] if r.get("kv_tokens_error_given_memory_pct") is not None
+    ]
+    assert len(rows) >= 12 and {r["family"] for r in rows} >= {"gpt_oss", "gemma3_text", "mistral", "deepseek_v3"}
+    assert [r["case"] for r in rows if abs(r["kv_tokens_error_given_memory_pct"]) > 2] == []

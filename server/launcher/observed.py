@@ -27,7 +27,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 WARN_RATIO = 0.05  # one warning line when a prediction is off by more than this
-QUANTITIES = ("weights_gib", "non_kv_gib", "kv_cache_gib", "kv_tokens", "max_concurrency", "max_model_len")
+QUANTITIES = (
+    "weights_gib",
+    "non_kv_gib",
+    "peak_activation_gib",
+    "kv_cache_gib",
+    "kv_tokens",
+    "max_concurrency",
+    "max_model_len",
+)
 # --quantization values that name the same method vLLM reports under another name.
 QUANTIZATION_ALIASES = {"fp8_per_tensor": "fp8", "fp8_per_channel": "fp8", "fp8_per_block": "fp8"}
 KV_DTYPE_ALIASES = {"fp8_e4m3": "fp8", "bfloat16": "auto", "bf16": "auto"}
@@ -158,6 +166,8 @@ def predicted_of(plan: Any) -> dict[str, Any]:
     }
     if plan.kind == "cpu":  # what the CPU worker logs instead of the weights: its resident memory
         found["non_kv_gib"] = round(plan.weights_gib + plan.non_torch_gib, 2)
+    else:
+        found.update(peak_activation_gib=plan.activation_gib, non_torch_gib=plan.non_torch_gib)
     return found
 
 
