@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench" / "gpu"))
 
-from launcher.arguments import ServeArgs  # noqa: E402
-from launcher.memory import CPU_RUNTIME_GIB, GIB, MemoryPlan, estimate  # noqa: E402
-from launcher.model_facts import load_model  # noqa: E402
-from launcher.observed import Observed, errors, parse_log, predicted_of  # noqa: E402
-from launcher.platform import Platform, from_target, probe_cpu  # noqa: E402
-from launcher.versions import installed_vllm_version  # noqa: E402
+from launcher.check.arguments import ServeArgs  # noqa: E402
+from launcher.check.model_facts import load_model  # noqa: E402
+from launcher.check.platforms import Platform, from_target, probe_cpu  # noqa: E402
+from launcher.check.versions import installed_vllm_version  # noqa: E402
+from launcher.plan.memory import CPU_RUNTIME_GIB, GIB, MemoryPlan, estimate  # noqa: E402
+from launcher.plan.observed import Observed, errors, parse_log, predicted_of  # noqa: E402
 from raw_vllm import SMOLLM2, RawVllm  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "models"

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from conftest import model_dir
-from launcher.arguments import ServeArgs
-from launcher.memory import MemoryPlan, estimate
-from launcher.model_facts import load_model
-from launcher.platform import Platform, from_target
+from launcher.check.arguments import ServeArgs
+from launcher.check.model_facts import load_model
+from launcher.check.platforms import Platform, from_target
+from launcher.plan.memory import MemoryPlan, estimate
 
 torch = pytest.importorskip("torch")
 kvi = pytest.importorskip("vllm.v1.kv_cache_interface")

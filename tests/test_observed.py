@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from launcher import metrics
-from launcher.calibration import error_table, read_records
 from launcher.errors import LauncherError
-from launcher.observed import errors, ignored_flags, parse_log, warning_line
-from launcher.prediction import start_report
+from launcher.plan.calibration import error_table, read_records
+from launcher.plan.observed import errors, ignored_flags, parse_log, warning_line
+from launcher.serve import metrics
+from launcher.serve.prediction import start_report
 
 H100_LOGS = ROOT / "bench" / "results" / "h100-ground-truth-logs"
 CPU_LOGS = ROOT / "tests" / "fixtures" / "vllm-logs"
@@ -217,10 +217,10 @@ def test_cpu_gpt_oss_start_is_reproduced_from_its_kv_memory(tmp_path: Path) -> N
     sys.path.insert(0, str(ROOT / "bench"))
     from plan_vs_vllm import CPU_CASES, shrunk_config
 
-    from launcher.arguments import ServeArgs
-    from launcher.memory import GIB, estimate
-    from launcher.model_facts import load_model
-    from launcher.platform import Platform
+    from launcher.check.arguments import ServeArgs
+    from launcher.check.model_facts import load_model
+    from launcher.check.platforms import Platform
+    from launcher.plan.memory import GIB, estimate
 
     observed = parse_log((CPU_LOGS / "cpu-0.32-gpt-oss-hybrid.log").read_text())
     assert (observed.kv_cache_gib, observed.non_kv_gib, observed.kv_tokens, observed.max_concurrency) == (

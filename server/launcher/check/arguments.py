@@ -1,0 +1,199 @@
+"""vLLM serve arguments: parsed with vLLM's own spellings, passed through untouched.
+
+Accepts what `vllm serve` and `python -m vllm.entrypoints.openai.api_server` accept:
+`--flag value`, `--flag=value`, underscores or dashes (`--max_model_len`), the short
+aliases (`-tp`, `-pp`, `-dp`, `-q`) and a leading positional model (`vllm serve MODEL`).
+Flags the launcher does not know are kept as they are and handed to vLLM.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import yaml
+
+from ..errors import LauncherError
+from ..resources import data_file
+
+ALIASES = {
+    "tp": "tensor-parallel-size",
+    "pp": "pipeline-parallel-size",
+    "dp": "data-parallel-size",
+    "q": "quantization",
+}
+
+
+
+@functools.cache
+def _flag_kinds() -> dict[str, frozenset[str]]:
+    """data/vllm_flags.yaml: the flags vLLM's own parser declares boolean or multi-valued."""
+    with data_file("vllm_flags.yaml").open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    return {
+        "boolean": frozenset(data["boolean_flags"]) | frozenset(data["short_boolean_flags"]),
+        "multi": frozenset(data["multi_value_flags"]),
+    }
+
+
+_SUFFIXES = {"k": 1_000, "K": 1_024, "m": 1_000_000, "M": 1_048_576, "g": 1_000_000_000, "G": 1_073_741_824}
+
+
+def canonical(flag: str) -> str:
+    """`--max_model_len` and `-tp` become `max-model-len` and `tensor-parallel-size`."""
+    name = flag.lstrip("-").replace("_", "-")
+    return ALIASES.get(name, name)
+
+
+def is_boolean(name: str) -> bool:
+    return name in _flag_kinds()["boolean"]
+
+
+def _looks_like_flag(token: str) -> bool:
+    return token.startswith("-") and not re.fullmatch(r"-\d+(\.\d+)?", token)
+
+
+@dataclass
+class Option:
+    """One flag as the user wrote it, and its values (empty for a boolean flag)."""
+
+    name: str
+    values: list[str] = field(default_factory=list)
+
+    def argv(self) -> list[str]:
+        return [f"--{self.name}", *self.values]
+
+
+@dataclass
+class ServeArgs:
+    """The parsed serve arguments, in the order given."""
+
+    options: list[Option]
+
+    @classmethod
+    def parse(cls, argv: Iterable[str]) -> ServeArgs:
+        tokens = list(argv)
+        options: list[Option] = []
+        i = 0
+        if tokens and not _looks_like_flag(tokens[0]):
+            options.append(Option("model", [tokens[0]]))
+            i = 1
+        while i < len(tokens):
+            token = tokens[i]
+            if not _looks_like_flag(token):
+                raise LauncherError(
+                    f"unexpected argument {token!r}: the model goes first or after --model, "
+                    "every other value after its flag"
+                )
+            raw, eq, inline = token.partition("=")
+            name = canonical(raw)
+            i += 1
+            if eq:
+                options.append(Option(name, [inline]))
+                continue
+            if is_boolean(name):
+                options.append(Option(name))
+                continue
+            values: list[str] = []
+            while i < len(tokens) and not _looks_like_flag(tokens[i]):
+                values.append(tokens[i])
+                i += 1
+                if name not in _flag_kinds()["multi"]:
+                    break
+            options.append(Option(name, values))
+        args = cls(options)
+        args._reject_contradictions()
+        return args
+
+    def _reject_contradictions(self) -> None:
+        seen: dict[str, list[str]] = {}
+        for option in self.options:
+            if option.name in seen and seen[option.name] != option.values:
+                raise LauncherError(
+                    f"--{option.name} is given twice with different values "
+                    f"({' '.join(seen[option.name]) or 'on'} and {' '.join(option.values) or 'on'}); keep one"
+                )
+            seen[option.name] = option.values
+            if option.name.startswith("no-") and option.name[3:] in seen:
+                raise LauncherError(f"--{option.name[3:]} and --{option.name} contradict each other; keep one")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def get(self, name: str) -> str | None:
+        for option in reversed(self.options):
+            if option.name == name:
+                return option.values[0] if option.values else ""
+        return None
+
+    def has(self, name: str) -> bool:
+        return any(option.name == name for option in self.options)
+
+    def flag(self, name: str) -> bool:
+        """A boolean flag: True when given, False when its --no- twin is, else False."""
+        return self.has(name) and not self.has(f"no-{name}")
+
+    def get_int(self, name: str, default: int | None = None) -> int | None:
+        value = self.get(name)
+        if value is None or value in ("", "auto", "-1"):
+            return default
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", value.strip())
+        if not match:
+            raise LauncherError(f"--{name} takes a whole number (such as 4096 or 32k), not {value!r}")
+        number = float(match.group(1)) * _SUFFIXES.get(match.group(2), 1)
+        if number != int(number) or number < 1:
+            raise LauncherError(f"--{name} takes a positive whole number, not {value!r}")
+        return int(number)
+
+    def get_float(self, name: str, default: float | None = None) -> float | None:
+        value = self.get(name)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise LauncherError(f"--{name} takes a number, not {value!r}") from None
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def argv(self) -> list[str]:
+        """The arguments in canonical `--flag value` form, in the order given."""
+        return [token for option in self.options for token in option.argv()]
+
+    def without(self, *names: str) -> ServeArgs:
+        return ServeArgs([o for o in self.options if o.name not in names])
+
+    def with_option(self, name: str, *values: str) -> ServeArgs:
+        return ServeArgs([*self.without(name).options, Option(name, list(values))])
+
+    # -- the values the rules read -------------------------------------------------------------------
+
+    @property
+    def model(self) -> str | None:
+        return self.get("model")
+
+    def facts(self) -> dict[str, object]:
+        """The serve arguments as rule facts, with vLLM's defaults where a flag is absent."""
+        tp = self.get_int("tensor-parallel-size", 1) or 1
+        pp = self.get_int("pipeline-parallel-size", 1) or 1
+        utilization = self.get_float("gpu-memory-utilization")
+        if utilization is not None and not 0 < utilization <= 1:
+            raise LauncherError(f"--gpu-memory-utilization is a fraction in (0, 1], not {utilization}")
+        return {
+            "model": self.model,
+            "quantization": self.get("quantization"),
+            "kv_cache_dtype": self.get("kv-cache-dtype") or "auto",
+            "dtype": self.get("dtype") or "auto",
+            "tensor_parallel_size": tp,
+            "pipeline_parallel_size": pp,
+            "world_size": tp * pp,
+            "max_model_len": self.get_int("max-model-len"),
+            "gpu_memory_utilization": 0.92 if utilization is None else utilization,
+            "gpu_memory_utilization_given": utilization is not None,
+            "load_format": self.get("load-format") or "auto",
+            "trust_remote_code": self.flag("trust-remote-code"),
+            "enforce_eager": self.flag("enforce-eager"),
+            "allow_deprecated_quantization": self.flag("allow-deprecated-quantization"),
+            "mm_encoder_tp_mode": self.get("mm-encoder-tp-mode") or "weights",
+        }

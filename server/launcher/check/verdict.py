@@ -1,0 +1,121 @@
+"""The check itself: serve arguments + config.json + platform + vLLM version -> findings."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LauncherError
+from ..plan import memory
+from . import engine as rules
+from . import platforms
+from .arguments import ServeArgs
+from .model_facts import ModelFacts, load_model
+from .platforms import Platform
+from .versions import resolve_version, version_data
+
+FP8_METHODS = ("fp8", "fbgemm_fp8", "ptpc_fp8", "modelopt", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block")
+ONLINE_FP8_METHODS = ("fp8", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "ptpc_fp8")
+
+
+@dataclass
+class Verdict:
+    accepted: bool
+    findings: list[rules.Finding]
+    effective_args: list[str]
+    model: ModelFacts
+    platform: Platform
+    vllm_version: str
+    facts: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "findings": [f.as_dict() for f in self.findings],
+            "effective_args": self.effective_args,
+            "model": self.model.name,
+            "platform": self.platform.describe(),
+            "target": self.platform.target,
+            "vllm_version": self.vllm_version,
+        }
+
+
+def _per_rank(value: int | None, ranks: int) -> float | None:
+    return None if value is None else value / ranks
+
+
+def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any],
+           table: dict[str, Any]) -> dict[str, Any]:
+    """Facts that combine the arguments with the model or the platform (per-rank sizes, memory)."""
+    tp = args["tensor_parallel_size"]
+    vision_tp = 1 if args["mm_encoder_tp_mode"] == "data" else tp
+    checkpoint = model["checkpoint_quant_method"]
+    kv_heads = model["num_key_value_heads"]
+    quantization = args["quantization"] or model["checkpoint_quant_method"]
+    derived: dict[str, Any] = {
+        "quantization": quantization,
+        "online_fp8": args["quantization"] in ONLINE_FP8_METHODS and checkpoint is None,
+        "fp8_weights": quantization in FP8_METHODS,
+        "kv_cache_fp8": str(args["kv_cache_dtype"]).startswith("fp8"),
+        "heads_per_rank": _per_rank(model["num_attention_heads"], tp),
+        "kv_heads_per_rank": _per_rank(kv_heads, tp),
+        "kv_heads_split_ok": None if kv_heads is None else (kv_heads % tp == 0 or tp % kv_heads == 0),
+        "intermediate_per_rank": _per_rank(model["intermediate_size"], tp),
+        "moe_intermediate_per_rank": _per_rank(model["moe_intermediate_size"], tp),
+        "vision_tp": vision_tp,
+        "vision_intermediate_per_rank": _per_rank(model["vision_intermediate_size"], vision_tp),
+        "accepted_quantization_flags": table["quantization_accepted_for_checkpoint"].get(checkpoint, [checkpoint]),
+        "block_n": (model["weight_block_size"] or [None])[0],
+        "block_k": (model["weight_block_size"] or [None, None])[-1],
+        "gpus_requested": args["world_size"],
+    }
+    total, available = platform["numa_total_gib"], platform["numa_available_gib"]
+    if platform["kind"] == "cpu" and total and available is not None:
+        left = max(available - table["cpu_vllm_startup_gib"], 0.0)
+        derived["cpu_requested_gib"] = round(args["gpu_memory_utilization"] * total, 2)
+        derived["cpu_available_for_vllm_gib"] = round(left, 2)
+        # One percent below what will be left, rounded down to two decimals.
+        derived["cpu_max_utilization"] = max(math.floor((left / total - 0.01) * 100) / 100, 0.0)
+    return derived
+
+
+def build_facts(args: ServeArgs, model: ModelFacts, platform: Platform, vllm: dict[str, Any],
+                table: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    environ = dict(os.environ if environ is None else environ)
+    facts = {
+        "args": args.facts(),
+        "model": model.facts(),
+        "platform": platform.facts(),
+        "vllm": vllm,
+        "env": {key: value for key, value in environ.items() if key.startswith("VLLM_")},
+        "table": {key: value for key, value in table.items() if key not in ("rules", "parsed_rules", "vllm_versions")},
+    }
+    facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table)
+    facts["derived"].update(memory.fit_facts(args, model, platform, environ))  # GPU targets only
+    return facts
+
+
+def check(
+    argv: list[str],
+    target: str | None = None,
+    vllm_version: str | None = None,
+    config_folders: list[Path] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Verdict:
+    """The verdict; `environ` replaces this process's environment as the source of VLLM_* variables (a deployment
+    file's container env, for `launcher check --from`)."""
+    args = ServeArgs.parse(argv)
+    if not args.model:
+        raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
+    table = rules.load_table()
+    version = resolve_version(vllm_version, table)
+    vllm = version_data(version, table)
+    model = load_model(args.model, config_folders)
+    platform = platforms.resolve(target, gpu_count=None)
+    facts = build_facts(args, model, platform, vllm, table, environ)
+    findings = rules.evaluate(facts)
+    accepted = not any(f.severity == "error" for f in findings)
+    return Verdict(accepted, findings, args.argv(), model, platform, version, facts)
