@@ -343,3 +343,11 @@ def test_kv_cache_memory_bytes_sets_the_cpu_kv_cache() -> None:
     plan = plan_of(SMOLLM2, "--max-model-len", "2048", "--kv-cache-memory-bytes", str(GIB), target=cpu,
                    environ={})
     assert plan.kv_cache_gib == 1.0 and plan.kv_tokens == GIB // plan.kv_bytes_per_token // 128 * 128
+
+
+def test_plan_text_shows_the_layer_groups() -> None:
+    result = launcher("plan", "--target", "cuda:h100", "--", "--model", model_dir("openai__gpt-oss-20b"),
+                      "--max-model-len", "32768")
+    assert result.returncode == 0
+    assert re.search(r"KV groups   12 x sliding_window\(128\), 16-token blocks; 12 x full_attention, 16-token "
+                     r"blocks: vLLM counts [\d,]+ tokens, [\d.]+x --max-model-len", result.stdout)
