@@ -47,7 +47,7 @@ def cause(row: dict[str, Any]) -> str:
         ("peak_activation_gib", "peak activation"),
         ("weights_gib", "weights"),
     ):
-        if key in planned and key in logged and abs(planned[key] - logged[key]) >= 0.05:
+        if key in planned and key in logged and abs(planned[key] - logged[key]) >= 0.02:
             parts.append(f"{label}: planned {planned[key]:.2f} GiB, vLLM {logged[key]:.2f} GiB")
     return "cause: " + "; ".join(parts) if parts else "cause: not found"
 
