@@ -144,6 +144,10 @@ base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under it
 test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
 	$(VENV)/bin/pytest -q -s -m containers tests/containers/test_containers_real.py
 
+bench-plan: install model ## launcher plan vs real CPU vLLM per layer layout (one start at a time) and the H100 logs; docs/plan-accuracy.md
+	$(PY) -m bench.plan_vs_vllm
+	$(PY) -m bench.accuracy_table
+
 bench-containers: install model base-image ## image size, build cold and warm, container vs host start-to-ready
 	$(PY) -m bench.containers
 

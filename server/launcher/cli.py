@@ -1,4 +1,4 @@
-"""`launcher`: check | serve | plan | quantize | eval | rules.
+"""`launcher`: check | serve | plan | calibrate | quantize | eval | rules.
 
 Exit 0 accepted (or done), 2 rejected or bad input; never a traceback.
 """
@@ -74,7 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "check and fits, as `launcher plan --profiles` ranks them, and start that")
     serve_parser.add_argument("--skip-check", action="store_true",
                               help="start vLLM even when the check rejects (findings still logged)")
+    serve_parser.add_argument("--record", type=Path, metavar="PATH",
+                              help="append one JSON line per start: the plan's figures, vLLM's, the error")
     serve_parser.add_argument("vllm_args", nargs=argparse.REMAINDER)
+
+    calibrate_parser = commands.add_parser("calibrate", help="the plan's error per model family, from recorded "
+                                           "starts (launcher serve --record)")
+    calibrate_parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    calibrate_parser.add_argument("--format", choices=("text", "json"), default="text")
 
     plan_parser = commands.add_parser("plan", help="will it fit: weights, KV cache and sequences per GPU")
     _add_check_options(plan_parser)
@@ -200,6 +207,12 @@ def run_eval(options: argparse.Namespace) -> int:
     return evaluation.main(options)
 
 
+def run_calibrate(options: argparse.Namespace) -> int:
+    from .plan import calibration
+
+    return calibration.run(options)
+
+
 def run_serve(options: argparse.Namespace) -> int:
     from .serve.supervisor import serve
 
@@ -213,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         handler = {"check": run_check, "serve": run_serve, "plan": run_plan, "rules": run_rules,
-                   "quantize": run_quantize, "eval": run_eval}[options.command]
+                   "quantize": run_quantize, "eval": run_eval, "calibrate": run_calibrate}[options.command]
         return handler(options)
     except LauncherError as exc:
         print(f"error: {Redactor.for_process(argv).text(str(exc))}", file=sys.stderr)

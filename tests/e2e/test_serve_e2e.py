@@ -103,6 +103,19 @@ def test_status_reports_verdict_and_platform(front_door: LauncherProcess) -> Non
     assert status["vllm_version"] and "--max-model-len" in status["effective_args"]
 
 
+def test_status_has_the_plan_beside_what_vllm_measured(front_door: LauncherProcess) -> None:
+    """The start report on a real CPU vLLM. The tests set VLLM_CPU_KVCACHE_SPACE=2 (launcher_process.py), so
+    both sides size the same 2 GiB and the layer groups must give vLLM's own token count."""
+    status = front_door.status()
+    observed, error = status["observed"], status["error"]
+    assert observed["vllm_version"] and observed["kv_tokens"] > 0 and observed["max_model_len"] == 2048
+    assert observed["kv_cache_gib"] == 2.0 and status["predicted"]["kv_cache_gib"] == 2.0
+    assert status["ignored_flags"] == [] and error["max_model_len"] == 0
+    assert abs(error["kv_tokens"]) < 0.005, (status["predicted"], observed)
+    _, _, metrics_text = http("GET", f"{front_door.url}/metrics", headers=AUTH)
+    assert 'launcher_prediction_error_ratio{quantity="kv_tokens"}' in metrics_text.decode()
+
+
 def test_one_log_line_per_request(front_door: LauncherProcess) -> None:
     completion(front_door.url, AUTH, prompt="log line check")
     lines = [line for line in front_door.log_path.read_text().splitlines() if "launcher.access" in line]

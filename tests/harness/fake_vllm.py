@@ -11,6 +11,7 @@ FAKE_VLLM, a comma-separated list, sets the process's behaviour:
   exit-after=S     exit with code 1 S seconds after it started listening (an engine that dies)
   exit-code=N      the code for exit-after (default 1)
   token-ms=MS      milliseconds between streamed tokens (default 5)
+FAKE_VLLM_LOG=PATH replays a real vLLM log on stdout before it listens (what the launcher reads of a start).
 The `x-fake` request header sets one request's behaviour (the front door forwards it):
   slow             a non-streaming completion that takes 60 s (abandoned-request tests)
   weird-header     the answer carries a header whose value is not latin-1
@@ -162,6 +163,10 @@ async def main() -> None:
     options = parser.parse_known_args()[0]
     settings = behaviour()
     await asyncio.sleep(settings.get("start-delay", 0))
+    if os.environ.get("FAKE_VLLM_LOG"):
+        with open(os.environ["FAKE_VLLM_LOG"]) as replay:
+            for line in replay:
+                print(line.rstrip("\n"), flush=True)
     app = web.Application(middlewares=[recorder])
     app["token_ms"] = settings.get("token-ms", 5)
     app["thawed"] = asyncio.Event()

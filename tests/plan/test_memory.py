@@ -301,3 +301,53 @@ def test_cpu_kv_cache_tokens_match_vllm(tmp_path: object) -> None:
     cpu = Platform("cpu:avx2", "cpu", "none", numa_total_gib=float(node[1]), detected=True)
     plan = estimate(serve, load_model(serve.model), cpu)
     assert within(plan.kv_tokens, int(tokens[1].replace(",", ""))), (plan.kv_tokens, tokens[1])
+
+
+# -- layer groups, offload, expert parallel ----------------------------------------------------------------
+
+
+def test_cpu_offload_moves_weights_off_the_gpu() -> None:
+    plain = plan_of(LLAMA_8B, "--max-model-len", "8192")
+    offload = plan_of(LLAMA_8B, "--max-model-len", "8192", "--cpu-offload-gb", "4")
+    assert offload.cpu_offload_gib == 4 and offload.weights_gib == pytest.approx(plain.weights_gib - 4, abs=0.01)
+    assert offload.kv_cache_gib == pytest.approx(plain.kv_cache_gib + 4, abs=0.01)
+    assert any("--cpu-offload-gb" in note for note in offload.notes)
+
+
+def test_expert_parallel_shards_experts_over_data_parallel_ranks() -> None:
+    tp2 = plan_of("mistralai__Mixtral-8x7B-v0.1", "-tp", "2")
+    ep4 = plan_of("mistralai__Mixtral-8x7B-v0.1", "-tp", "2", "-dp", "2", "--enable-expert-parallel")
+    # Same attention per rank (each DP rank is its own engine), experts over 4 ranks instead of 2.
+    assert ep4.kv_bytes_per_token == tp2.kv_bytes_per_token
+    assert ep4.weights_gib < 0.6 * tp2.weights_gib
+
+
+def test_sliding_window_layers_hold_more_tokens_than_the_uniform_allocation() -> None:
+    """gpt-oss-20b: 12 sliding (128) + 12 full layers in two groups; the hybrid allocator's blocks hold a
+    token of every layer of one group, so the logged capacity is about twice the full-attention one."""
+    hybrid = plan_of("openai__gpt-oss-20b", "--max-model-len", "131072")
+    uniform = plan_of("openai__gpt-oss-20b", "--max-model-len", "131072", "--disable-hybrid-kv-cache-manager")
+    assert hybrid.kv_groups == ["12 x sliding_window(128), 16-token blocks", "12 x full_attention, 16-token blocks"]
+    assert uniform.kv_groups == ["24 x full_attention, 16-token blocks"]
+    assert 1.7 < hybrid.kv_tokens / uniform.kv_tokens < 2.0
+
+
+def test_gemma3_five_sliding_to_one_global() -> None:
+    plan = plan_of("google__gemma-3-27b-it", "--max-model-len", "32768")
+    assert sum(int(g.split(" x ")[0]) for g in plan.kv_groups if "sliding_window(1024)" in g) == 52
+    assert plan.kv_groups[-1] == "10 x full_attention, 16-token blocks"
+
+
+def test_kv_cache_memory_bytes_sets_the_cpu_kv_cache() -> None:
+    cpu = Platform(target="cpu", kind="cpu", gpu="", numa_total_gib=16.0)
+    plan = plan_of(SMOLLM2, "--max-model-len", "2048", "--kv-cache-memory-bytes", str(GIB), target=cpu,
+                   environ={})
+    assert plan.kv_cache_gib == 1.0 and plan.kv_tokens == GIB // plan.kv_bytes_per_token // 128 * 128
+
+
+def test_plan_text_shows_the_layer_groups() -> None:
+    result = launcher("plan", "--target", "cuda:h100", "--", "--model", model_dir("openai__gpt-oss-20b"),
+                      "--max-model-len", "32768")
+    assert result.returncode == 0
+    assert re.search(r"KV groups   12 x sliding_window\(128\), 16-token blocks; 12 x full_attention, 16-token "
+                     r"blocks: vLLM counts [\d,]+ tokens, [\d.]+x --max-model-len", result.stdout)

@@ -10,6 +10,10 @@ returns 0, so their ~1 GiB comes out of the 1 - utilization left over, not out o
 
     KV cache = --gpu-memory-utilization x NUMA node 0 memory - the worker's resident memory
 
+The KV cache memory is then laid out as vLLM's hybrid allocator does (kv_cache.py): per-layer specs (full,
+sliding window, chunked local, MLA), layer groups, blocks of the widest group, and the token count vLLM logs
+("GPU KV cache size: N tokens" = num_blocks / blocks per request x --max-model-len).
+
 The sizes (weights per GPU, KV cache bytes per token) come from model_size.py. Calibrated on an H100 80GB
 with vLLM 0.26 (Llama-3-8B shape, /work/shared/gpu/logs): 14.96 GiB BF16 weights, 1.77 GiB peak activation
 at 16384 batched tokens, 0.22 GiB non-torch memory, 79.18 GiB visible.
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import kv_cache
 from .arguments import ServeArgs
 from .model_facts import ModelFacts
 from .model_size import (
@@ -29,6 +34,7 @@ from .model_size import (
     Shape,
     kv_bytes_per_token_layer,
     kv_cache_dtype,
+    layer_specs,
     params_per_rank,
     shape_of,
     weight_scheme,
@@ -50,6 +56,7 @@ CUDA_GRAPH_GIB = 1.0
 CPU_RUNTIME_GIB = 1.0
 GPU_BLOCK_SIZE = 16
 CPU_BLOCK_SIZE = 128
+CPU_MLA_BLOCK_SIZE = 16  # platforms/cpu.py: the CPU MLA decode kernel only compiles with block_size=16
 
 # vLLM's serve defaults (engine/arg_utils.py get_batch_defaults, OPENAI_API_SERVER usage context).
 BIG_GPU_BATCH = (8192, 1024)  # >= 70 GiB and not an A100: max_num_batched_tokens, max_num_seqs
@@ -80,7 +87,10 @@ class MemoryPlan:
     cuda_graph_gib: float  # outside the budget, from the 1 - utilization left over
     kv_cache_gib: float
     kv_bytes_per_token: float  # on one GPU, all its layers
-    kv_tokens: int
+    kv_tokens: int  # what vLLM logs as "KV cache size: N tokens"
+    max_concurrency: float  # what vLLM logs as "Maximum concurrency for L tokens per request"
+    kv_groups: list[str]  # the hybrid allocator's layer groups, e.g. "12 x sliding_window(128)"
+    cpu_offload_gib: float
     max_model_len: int
     max_model_len_auto: bool
     weights_fit: bool
@@ -129,6 +139,11 @@ def activation_gib(shape: Shape, tp: int, batched_tokens: int, max_seqs: int) ->
     return max(dense, moe if shape.moe_layers else 0, sampler) / GIB + ACTIVATION_FIXED_GIB
 
 
+def _describe(group: kv_cache.Group) -> str:
+    window = f"({group.spec.window})" if group.spec.window else ""
+    return f"{group.layers} x {group.spec.kind}{window}, {group.spec.block_size}-token blocks"
+
+
 def device_memory_gib(platform: Platform, override: float | None = None) -> float | None:
     if override:
         return override
@@ -175,27 +190,31 @@ def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib:
     raw_len = args.get("max-model-len")
     auto_len = raw_len is not None and raw_len.strip().lower() in ("auto", "-1")
     max_len = facts["max_model_len"] or model.max_model_len_limit() or 2048
-    sliding = round(shape.sliding_layers * stage_layers / shape.layers)
-    window_tokens = min(max_len, (shape.sliding_window or max_len) + batched)
-    sequence_bytes = per_layer * ((stage_layers - sliding) * max_len + sliding * window_tokens)
 
     notes = []
     utilization = float(facts["gpu_memory_utilization"])
     budget = utilization * device_gib
+    offload = min(float(args.get("cpu-offload-gb") or 0), weights / GIB)
+    weights -= offload * GIB
+    explicit = args.get_int("kv-cache-memory-bytes")
     if platform.kind == "cpu":
-        non_torch, graphs, block, activation = CPU_RUNTIME_GIB, 0.0, CPU_BLOCK_SIZE, 0.0
+        non_torch, graphs, activation = CPU_RUNTIME_GIB, 0.0, 0.0
+        block = CPU_MLA_BLOCK_SIZE if shape.is_mla else CPU_BLOCK_SIZE
+        in_flight = batched * pp  # platforms/cpu.py turns async scheduling off
         kv_gib = budget - weights / GIB - non_torch
         weights_fit = kv_gib > 0
         if environ.get("VLLM_CPU_KVCACHE_SPACE"):
-            kv_gib = float(environ["VLLM_CPU_KVCACHE_SPACE"])
+            explicit = int(float(environ["VLLM_CPU_KVCACHE_SPACE"]) * GIB)
             notes.append("VLLM_CPU_KVCACHE_SPACE sets the KV cache size")
+        if explicit:
+            weights_fit, kv_gib = True, explicit / GIB
     else:
         non_torch = NON_TORCH_GIB + (NON_TORCH_MULTI_GPU_GIB if world > 1 else 0.0)
         graphs = 0.0 if facts["enforce_eager"] else CUDA_GRAPH_GIB
         block = GPU_BLOCK_SIZE
+        in_flight = batched * (pp if args.flag("no-async-scheduling") else pp + 1)  # vllm.py max_concurrent_batches
         kv_gib = budget - weights / GIB - activation - non_torch
         weights_fit = kv_gib > 0
-        explicit = args.get_int("kv-cache-memory-bytes")
         if explicit:
             weights_fit = weights / GIB + activation + non_torch + explicit / GIB <= device_gib
             kv_gib = explicit / GIB
@@ -203,12 +222,20 @@ def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib:
         if graphs and (1 - utilization) * device_gib < graphs:
             notes.append(f"CUDA graphs take about {graphs:.1f} GiB beyond --gpu-memory-utilization, and "
                          f"{1 - utilization:.2f} x {device_gib:.1f} GiB leaves less; lower it or add --enforce-eager")
-    if sliding:
-        notes.append(f"{sliding} of {stage_layers} layers use a {shape.sliding_window}-token sliding window: "
-                     "a sequence needs less KV cache than its length times the per-token size")
-    usable = kv_gib * GIB if weights_fit and kv_gib > 0 else 0
-    tokens = int(usable // per_token // block * block) if per_token else 0
-    sequences = int(usable // sequence_bytes) if sequence_bytes else 0
+    if offload:
+        notes.append(f"--cpu-offload-gb keeps {offload:.2f} GiB of the weights in CPU memory")
+    usable = int(kv_gib * GIB) if weights_fit and kv_gib > 0 else 0
+    specs = layer_specs(shape, tp, stage_layers, kv_label, kv_elem, block)
+    if specs is None:
+        room = kv_cache.pack_by_token(per_token, usable, max_len, block)
+    else:
+        found = kv_cache.groups(specs, hybrid=not args.flag("disable-hybrid-kv-cache-manager"))
+        room = kv_cache.capacity(found, usable, max_len, in_flight)
+    windowed = [g for g in room.groups if g.spec.window]
+    if windowed:
+        notes.append(f"{sum(g.layers for g in windowed)} of {stage_layers} layers keep only a window of tokens "
+                     "(sliding or chunked attention): a sequence needs less KV cache than its length times the "
+                     "per-token size")
     return MemoryPlan(
         model=model.name,
         device="NUMA node 0" if platform.kind == "cpu" else platform.gpu,
@@ -228,12 +255,15 @@ def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib:
         cuda_graph_gib=graphs,
         kv_cache_gib=round(kv_gib, 2),
         kv_bytes_per_token=per_token,
-        kv_tokens=tokens,
+        kv_tokens=room.tokens,
+        max_concurrency=round(room.max_concurrency, 2),
+        kv_groups=[_describe(g) for g in room.groups],
+        cpu_offload_gib=round(offload, 2),
         max_model_len=max_len,
         max_model_len_auto=auto_len,
         weights_fit=weights_fit,
-        sequence_gib=round(sequence_bytes / GIB, 3),
-        sequences=sequences,
+        sequence_gib=round(room.request_bytes / GIB, 3),
+        sequences=int(room.max_concurrency),
         notes=notes,
     )
 

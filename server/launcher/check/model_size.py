@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import LauncherError
 from .engine import load_table
+from .kv_cache import CHUNKED, FULL, MLA, SLIDING, LayerSpec
 from .model_facts import ModelFacts
 
 # Modules vLLM builds as LinearBase (quantizable) and those it leaves in the model dtype.
@@ -70,6 +71,8 @@ class Shape:
     index_heads: int = 0
     sliding_layers: int = 0
     sliding_window: int | None = None
+    chunked_layers: int = 0
+    attention_chunk: int | None = None
     vision_params: int = 0
 
     @property
@@ -106,13 +109,29 @@ def _moe_layers(text: Mapping[str, Any], layers: int) -> int:
 
 
 def _sliding(text: Mapping[str, Any], model_type: str | None, layers: int) -> tuple[int, int | None]:
-    window = text.get("sliding_window")
+    """Sliding-window layers, as vLLM's models pick them: layer_types (llama.py, gemma3.py), gpt-oss's even
+    layers (gpt_oss.py), Gemma-3's pattern, else every layer when config.json sets a window (Attention falls
+    back to cache_config.sliding_window: Mistral 7B v0.1)."""
+    window = _int(text.get("sliding_window"))
+    if not window or text.get("use_sliding_window") is False:  # Qwen2: a window that is off
+        return 0, None
     if isinstance(text.get("layer_types"), list):
-        return sum(1 for t in text["layer_types"] if t == "sliding_attention"), window
-    if model_type in ("gemma3", "gemma3_text") and window:  # every sliding_window_pattern-th layer is global
+        return sum(1 for t in text["layer_types"][:layers] if t == "sliding_attention"), window
+    if model_type == "gpt_oss":
+        return sum(1 for i in range(layers) if i % 2 == 0), window
+    if model_type in ("gemma3", "gemma3_text"):  # every sliding_window_pattern-th layer is global
         pattern = _int(text.get("sliding_window_pattern")) or 6
         return sum(1 for i in range(layers) if (i + 1) % pattern), window
-    return 0, None
+    return layers, window
+
+
+def _chunked(text: Mapping[str, Any], layers: int) -> tuple[int, int | None]:
+    """Llama 4's chunked local attention: the RoPE layers (no_rope_layers[i] == 1) attend within a chunk."""
+    chunk = _int(text.get("attention_chunk_size"))
+    flags = text.get("no_rope_layers")
+    if not chunk or not isinstance(flags, list):
+        return 0, None
+    return sum(1 for f in flags[:layers] if f), chunk
 
 
 def _vision_params(vision: Mapping[str, Any]) -> int:
@@ -137,6 +156,7 @@ def shape_of(model: ModelFacts) -> Shape:
     shared = _int(text.get("shared_expert_intermediate_size")) or (
         _int(text.get("n_shared_experts")) * _int(text.get("moe_intermediate_size")))
     sliding, window = _sliding(text, model_type, layers)
+    chunked, chunk = _chunked(text, layers)
     return Shape(
         hidden=facts["hidden_size"],
         layers=layers,
@@ -160,6 +180,8 @@ def shape_of(model: ModelFacts) -> Shape:
         index_heads=_int(text.get("index_n_heads")),
         sliding_layers=sliding,
         sliding_window=window if sliding else None,
+        chunked_layers=chunked,
+        attention_chunk=chunk if chunked else None,
         vision_params=_vision_params(model.vision),
     )
 
@@ -342,3 +364,19 @@ def kv_bytes_per_token_layer(shape: Shape, tp: int, kv_label: str, kv_bytes: flo
     if shape.is_mla:  # one latent vector per token, replicated on every TP rank
         return (shape.latent + shape.qk_rope_head_dim) * kv_bytes
     return 2 * math.ceil(shape.kv_heads / tp) * shape.head_dim * kv_bytes
+
+
+def layer_specs(shape: Shape, tp: int, layers: int, kv_label: str, kv_bytes: float, block_size: int,
+                ) -> list[LayerSpec] | None:
+    """The KV cache spec of each of `layers` attention layers on one GPU (Attention.get_kv_cache_spec), in
+    vLLM's grouping order; None for sparse MLA, whose indexer cache packs pages of another size."""
+    if shape.is_sparse_mla:
+        return None
+    page = int(kv_bytes_per_token_layer(shape, tp, kv_label, kv_bytes) * block_size)
+    if shape.is_mla:
+        return [LayerSpec(MLA, block_size, page)] * layers
+    sliding = round(shape.sliding_layers * layers / shape.layers)
+    chunked = round(shape.chunked_layers * layers / shape.layers)
+    specs = [LayerSpec(SLIDING, block_size, page, shape.sliding_window)] * sliding
+    specs += [LayerSpec(CHUNKED, block_size, page, shape.attention_chunk)] * chunked
+    return specs + [LayerSpec(FULL, block_size, page)] * (layers - sliding - chunked)

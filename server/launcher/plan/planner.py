@@ -126,8 +126,14 @@ def format_plan(result: dict[str, Any]) -> str:
                      "outside the budget)")
     unit = "GPU" if p.kind != "cpu" else "node"
     if p.weights_fit:
-        lines.append(f"  KV cache    {_gib(p.kv_cache_gib)} per {unit}, {p.kv_cache_dtype}, "
-                     f"{p.kv_bytes_per_token:,.0f} bytes per token = {p.kv_tokens:,} tokens")
+        if len(p.kv_groups) > 1 or any("window" in g or "chunked" in g for g in p.kv_groups):
+            lines.append(f"  KV cache    {_gib(p.kv_cache_gib)} per {unit}, {p.kv_cache_dtype}, "
+                         f"{p.kv_bytes_per_token:,.0f} bytes per token on all layers")
+            lines.append(f"  KV groups   {'; '.join(p.kv_groups)}: vLLM counts {p.kv_tokens:,} tokens, "
+                         f"{p.max_concurrency}x --max-model-len")
+        else:
+            lines.append(f"  KV cache    {_gib(p.kv_cache_gib)} per {unit}, {p.kv_cache_dtype}, "
+                         f"{p.kv_bytes_per_token:,.0f} bytes per token = {p.kv_tokens:,} tokens")
     else:
         lines.append(f"  KV cache    none: weights and reserve exceed the budget by {_gib(-p.kv_cache_gib)} per {unit} "
                      f"({p.kv_cache_dtype} would take {p.kv_bytes_per_token:,.0f} bytes per token)")

@@ -24,3 +24,6 @@ ABANDONED = Counter("launcher_abandoned_requests", "Requests whose client left b
                     "upstream)", registry=REGISTRY)
 BUFFER_REFUSALS = Counter("launcher_buffer_refusals", "Request bodies refused because all requests together held "
                           "LAUNCHER_MAX_BUFFERED_BYTES", registry=REGISTRY)
+PREDICTION_ERROR = Gauge("launcher_prediction_error_ratio",
+                         "(planned - vLLM's logged figure) / vLLM's, at the last start, by quantity", ["quantity"],
+                         registry=REGISTRY)

@@ -36,6 +36,7 @@ from . import metrics
 from .front_door import FrontDoorState, create_app, probe_generation
 from .http_protocol import protocol_for
 from .limits import FrontDoorLimits
+from .prediction import start_report
 from .presets import load_preset
 from .vllm_process import VllmProcess, free_port, port_in_use
 
@@ -258,6 +259,8 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
     state = FrontDoorState(upstream=f"http://127.0.0.1:{vllm.port}", api_keys=api_keys, limits=limits,
                            redactor=redactor)
     state.status = {**verdict.as_dict(), "started_at": time.time(), "vllm_port": vllm.port}
+    vllm.on_line = start_report(child_args, target, options.model_configs, state.status, options.record,
+                                redactor.text).feed
     settings = ServeSettings(options.host, options.port, options.startup_timeout, options.drain_timeout)
     supervisor = Supervisor(vllm, state, settings, _served_model_name(args))
 

@@ -55,8 +55,9 @@ class VllmProcess:
 
     def __init__(self, args: Sequence[str], port: int, env: dict[str, str] | None = None,
                  python: str | None = None, log_lines: int = 200, echo: bool = True,
-                 redact: Callable[[str], str] = str):
+                 redact: Callable[[str], str] = str, on_line: Callable[[str], None] | None = None):
         self.port = port
+        self.on_line = on_line  # called with every output line (the start report reads vLLM's figures)
         # LAUNCHER_VLLM_PYTHON / LAUNCHER_VLLM_ENTRYPOINT: another interpreter, or a stand-in server for tests.
         entrypoint = settings.get("LAUNCHER_VLLM_ENTRYPOINT")
         self.command = [python or settings.get("LAUNCHER_VLLM_PYTHON") or sys.executable, "-m", entrypoint,
@@ -83,6 +84,8 @@ class VllmProcess:
         for raw in self.process.stdout:
             line = self.redact(raw.decode(errors="replace").rstrip())
             self.lines.append(line)
+            if self.on_line is not None:
+                self.on_line(line)
             if self.echo:
                 print(f"[vllm] {line}", file=sys.stderr, flush=True)
 
