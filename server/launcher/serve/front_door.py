@@ -107,7 +107,8 @@ class V1Proxy:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_path: bytes = scope.get("raw_path") or scope.get("path", "").encode()
+        # ASGI's raw_path is the path alone; some servers and test transports leave the query on it.
+        raw_path: bytes = (scope.get("raw_path") or scope.get("path", "").encode()).partition(b"?")[0]
         if scope["type"] != "http" or not raw_path.startswith(b"/v1/"):
             await self.app(scope, receive, send)
             return
