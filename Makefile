@@ -94,7 +94,7 @@ bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs
 # BASELINE=DIR (another checkout, e.g. `git worktree add /tmp/base <commit>`) is measured beside this one, A-B-B-A.
 bench-hostile: install ## floods and header bombs against the front door (and BASELINE's); its ceiling vs BASELINE's
 	$(PY) -m bench.hostile $(if $(BASELINE),--baseline $(BASELINE))
-	$(if $(BASELINE),$(PY) -m bench.front_door --skip-vllm --baseline $(BASELINE))
+	$(if $(BASELINE),$(PY) -m bench.front_door --skip-vllm --baseline $(BASELINE) --output bench/results/front-door-vs-baseline-cpu.json)
 
 clean: ## remove the venvs and the prepared model
 	rm -rf $(VENV) $(QUANT_VENV) models

@@ -227,9 +227,10 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="another checkout's root: its front door against this one's, "
                         "A-B-B-A in each ceiling cell")
     parser.add_argument("--rounds", type=int, default=3, help="A-B-B-A rounds per cell with --baseline")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS.name})")
     options = parser.parse_args()
     # Parts skipped this run keep their last recorded figures; the load average says how quiet the machine was.
-    report: dict = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    report: dict = json.loads(options.output.read_text()) if options.output.is_file() else {}
     report.update({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count(),
                    "load_average_before": os.getloadavg()})
     if not options.skip_vllm:
@@ -287,9 +288,9 @@ def main() -> int:
                 p50 = cell["event_delay_p50_ms_difference"]
                 line += f", per-event delay p50 difference {p50['median']} ms ({p50['min']} to {p50['max']})"
             print(line + f", errors {cell['errors']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {options.output}")
     return 0
 
 
