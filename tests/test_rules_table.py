@@ -32,8 +32,6 @@ CASES = [
     ("quantization-deprecated", LLAMA_8B, ["-q", "ptpc_fp8"], "rocm:mi300x", "0.17.0", True),
     ("quantization-deprecated", LLAMA_8B, ["-q", "fbgemm_fp8", "--allow-deprecated-quantization"],
      "cuda:h100", "0.26.0", False),
-    ("kv-cache-dtype-unknown", LLAMA_8B, ["--kv-cache-dtype", "float16"], "cuda:h100", "0.17.0", True),
-    ("kv-cache-dtype-unknown", LLAMA_8B, ["--kv-cache-dtype", "float16"], "cuda:h100", "0.26.0", False),
     ("quantization-conflicts-with-checkpoint", KIMI, ["--quantization", "fp8", "-tp", "8"], "rocm:mi300x",
      "0.26.0", True),
     ("quantization-conflicts-with-checkpoint", KIMI, ["-tp", "8"], "rocm:mi300x", "0.26.0", False),

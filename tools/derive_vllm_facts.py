@@ -38,8 +38,35 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 SCHEMA = 1
 
 # Inputs every argument's `type` callable is called with; the results say how vLLM converts a value.
-TYPE_PROBES = ["12", "-1", "0", "1.5", "128K", "128k", "1M", "1m", "2G", "FP8", "Auto", "auto", "none", "None",
-               "true", "false", '{"a": 1}', "a,b", "abc"]
+TYPE_PROBES = [
+    "12",
+    "-1",
+    "0",
+    "1.5",
+    "128K",
+    "128k",
+    "1M",
+    "1m",
+    "2G",
+    "25.6k",
+    "1.5K",
+    " 64 ",
+    "4t",
+    "FP8",
+    "Auto",
+    "auto",
+    "AUTO",
+    "none",
+    "None",
+    "",
+    "true",
+    "false",
+    '{"a": 1}',
+    ' {"a": [1, 2]} ',
+    "[1, 2]",
+    "a,b",
+    "abc",
+]
 
 # -- the child: runs inside the release's own code ------------------------------------------------------------------
 
@@ -107,6 +134,7 @@ def _probe_type(kind: Any) -> dict[str, Any]:
 def value_kind(probes: dict[str, Any]) -> str:
     """How vLLM's `type` converts a value, named from what it did with the probe inputs; the launcher has one
     converter per kind (server/launcher/vllm_parser.py) and a test checks it reproduces every probe."""
+
     def value(probe: str) -> Any:
         return probes[probe].get("value", _ERROR)
 
@@ -121,10 +149,11 @@ def value_kind(probes: dict[str, Any]) -> str:
     if value("12") == 12:
         return "int"
     if value("FP8") == "fp8":
-        return "lower"
-    if all(value(p) == p for p in TYPE_PROBES if p not in ("None", "none")):
+        return "lower_snake" if value("-1") == "_1" else "lower"
+    nullable = value("None") is None
+    if all(value(p) == p for p in TYPE_PROBES if not (nullable and p in ("None", ""))):
         return "str"
-    if value("12") is _ERROR and value("{\"a\": 1}") is _ERROR:
+    if value("12") is _ERROR and value('{"a": 1}') is _ERROR:
         return "config_json"
     return "opaque"
 
@@ -159,8 +188,11 @@ def _serve_parser() -> tuple[Any, str]:
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     serve = Path(importlib.util.find_spec("vllm.entrypoints.cli.serve").origin)  # type: ignore[union-attr,arg-type]
-    module = next(node.module for node in ast.walk(ast.parse(serve.read_text()))
-                  if isinstance(node, ast.ImportFrom) and any(a.name == "make_arg_parser" for a in node.names))
+    module = next(
+        node.module
+        for node in ast.walk(ast.parse(serve.read_text()))
+        if isinstance(node, ast.ImportFrom) and any(a.name == "make_arg_parser" for a in node.names)
+    )
     parser = importlib.import_module(module).make_arg_parser(FlexibleArgumentParser())  # type: ignore[arg-type]
     return parser, f"{module}:make_arg_parser"
 
@@ -171,8 +203,12 @@ def _parser_facts() -> dict[str, Any]:
     parser, source = _serve_parser()
     deprecated = set(getattr(FlexibleArgumentParser, "_deprecated", set()))
     actions = [_action_fact(a, deprecated) for a in parser._actions if a.dest != "help"]
-    return {"source": source, "allow_abbrev": parser.allow_abbrev, "prefix_chars": parser.prefix_chars,
-            "actions": actions}
+    return {
+        "source": source,
+        "allow_abbrev": parser.allow_abbrev,
+        "prefix_chars": parser.prefix_chars,
+        "actions": actions,
+    }
 
 
 def _call_config_method(cls: Any, method: str) -> dict[str, Any]:
@@ -202,13 +238,16 @@ def _quantization_facts() -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001
             fact["error"] = f"{type(exc).__name__}: {exc}"[:200]
         methods[name] = fact
-    return {"source": "vllm/model_executor/layers/quantization/__init__.py:get_quantization_config",
-            "methods": methods,
-            "deprecated": list(getattr(q, "DEPRECATED_QUANTIZATION_METHODS", [])),
-            # vllm/model_executor/model_loader/weight_utils.py:get_quant_config quantizes bitsandbytes in flight
-            # and raises "Cannot find the config file for <method>" when a method with config files has none.
-            "needs_checkpoint_config": sorted(
-                name for name, fact in methods.items() if fact.get("config_filenames") and name != "bitsandbytes")}
+    return {
+        "source": "vllm/model_executor/layers/quantization/__init__.py:get_quantization_config",
+        "methods": methods,
+        "deprecated": list(getattr(q, "DEPRECATED_QUANTIZATION_METHODS", [])),
+        # vllm/model_executor/model_loader/weight_utils.py:get_quant_config quantizes bitsandbytes in flight
+        # and raises "Cannot find the config file for <method>" when a method with config files has none.
+        "needs_checkpoint_config": sorted(
+            name for name, fact in methods.items() if fact.get("config_filenames") and name != "bitsandbytes"
+        ),
+    }
 
 
 def _model_config_facts() -> dict[str, Any]:
@@ -216,16 +255,17 @@ def _model_config_facts() -> dict[str, Any]:
     banned = getattr(model, "_FLOAT16_NOT_SUPPORTED_MODELS", None)
     dtypes = getattr(model, "_STR_DTYPE_TO_TORCH_DTYPE", None)
     folds = getattr(model.ModelConfig, "validate_quantization_before", None)
-    return {"source": "vllm/config/model.py:_check_valid_dtype, ModelConfig.validate_quantization_before",
-            "float16_not_supported": _jsonable(banned),
-            "quantization_lowercased": None if folds is None else folds("FP8") == "fp8",
-            "str_dtypes": None if dtypes is None else sorted(dtypes)}
+    return {
+        "source": "vllm/config/model.py:_check_valid_dtype, ModelConfig.validate_quantization_before",
+        "float16_not_supported": _jsonable(banned),
+        "quantization_lowercased": None if folds is None else folds("FP8") == "fp8",
+        "str_dtypes": None if dtypes is None else sorted(dtypes),
+    }
 
 
 def _set_platform() -> str:
     """Parser defaults come from config dataclasses; vLLM infers the device, which fails on a machine without a GPU."""
     import vllm.platforms as platforms
-
     from vllm.platforms.cpu import CpuPlatform
 
     CpuPlatform.import_kernels = classmethod(lambda cls: None)  # type: ignore[method-assign]  # no kernels here
@@ -242,10 +282,17 @@ def child(source_root: str | None) -> dict[str, Any]:
     platform = _set_platform()
     import vllm
 
-    facts: dict[str, Any] = {"imported_from": str(Path(vllm.__file__).parent), "version": vllm.__version__,
-                             "platform": platform, "errors": {}}
-    for key, function in (("parser", _parser_facts), ("model_config", _model_config_facts),
-                          ("quantization", _quantization_facts)):
+    facts: dict[str, Any] = {
+        "imported_from": str(Path(vllm.__file__).parent),
+        "version": vllm.__version__,
+        "platform": platform,
+        "errors": {},
+    }
+    for key, function in (
+        ("parser", _parser_facts),
+        ("model_config", _model_config_facts),
+        ("quantization", _quantization_facts),
+    ):
         try:
             facts[key] = function()
         except Exception as exc:  # noqa: BLE001 - recorded, the file says what could not be derived
@@ -269,15 +316,21 @@ def unpack(wheel: Path, cache: Path) -> tuple[Path, str]:
     """The wheel's Python tree (no compiled extensions) under cache/<version>; its version from the metadata."""
     with zipfile.ZipFile(wheel) as archive:
         meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        version = next(line.split(":", 1)[1].strip() for line in archive.read(meta).decode().splitlines()
-                       if line.startswith("Version:"))
+        version = next(
+            line.split(":", 1)[1].strip()
+            for line in archive.read(meta).decode().splitlines()
+            if line.startswith("Version:")
+        )
         root = cache / version
         marker = root / ".unpacked"
         if not marker.exists():
             members = [n for n in archive.namelist() if n.startswith("vllm/") and not n.endswith(".so")]
             archive.extractall(root, members)
-            extensions = [n.split(".")[0].replace("/", ".") for n in archive.namelist()
-                          if n.startswith("vllm/") and n.endswith(".so")]
+            extensions = [
+                n.split(".")[0].replace("/", ".")
+                for n in archive.namelist()
+                if n.startswith("vllm/") and n.endswith(".so")
+            ]
             (root / ".extensions").write_text("\n".join(extensions))
             marker.write_text(wheel.name)
     return root, version
@@ -355,8 +408,12 @@ def main(argv: list[str] | None = None) -> int:
         "schema": SCHEMA,
         "vllm_version": release,
         "origin": origin,
-        "derivation": {"platform_used": facts["platform"], "stubbed_modules": facts["stubbed_modules"],
-                       "errors": facts["errors"], "type_probes": TYPE_PROBES},
+        "derivation": {
+            "platform_used": facts["platform"],
+            "stubbed_modules": facts["stubbed_modules"],
+            "errors": facts["errors"],
+            "type_probes": TYPE_PROBES,
+        },
         **{key: facts[key] for key in ("parser", "model_config", "quantization") if key in facts},
     }
     options.output.mkdir(parents=True, exist_ok=True)

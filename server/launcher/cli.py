@@ -122,7 +122,8 @@ def _vllm_args(raw: list[str]) -> list[str]:
 
 def format_text(verdict: Verdict) -> str:
     head = "ACCEPTED" if verdict.accepted else "REJECTED"
-    lines = [f"{head}: {verdict.model.name} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
+    model = verdict.model.name if verdict.model else "(arguments refused)"
+    lines = [f"{head}: {model} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
     for finding in verdict.findings:
         lines.append(f"  {finding.severity} [{finding.rule}] {finding.message}")
         lines.append(f"    fix: {finding.fix}")
@@ -134,7 +135,17 @@ def format_text(verdict: Verdict) -> str:
 def run_check(options: argparse.Namespace) -> int:
     if options.from_files:
         return run_preflight(options)
-    verdict = check(_vllm_args(options.vllm_args), options.target, options.vllm_version, options.model_configs)
+    try:
+        verdict = check(_vllm_args(options.vllm_args), options.target, options.vllm_version, options.model_configs)
+    except LauncherError as exc:
+        if options.format != "json":
+            raise
+        # The contract: JSON on stdout for every outcome; bad input is a finding too.
+        finding = {"rule": "bad-input", "severity": "error", "message": str(exc),
+                   "fix": "correct the input as the message says", "source": "launcher"}
+        print(json.dumps({"accepted": False, "findings": [finding]}, indent=2))
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
     if options.format == "json":
         print(json.dumps(verdict.as_dict(), indent=2))
     else:

