@@ -169,6 +169,19 @@ def flag_spec(release: str) -> FlagSpec:
     return FlagSpec(release, options)
 
 
+def _default(action: dict[str, Any]) -> Any:
+    """The derived default; one the derivation could only write as a repr (a config dataclass) becomes None,
+    where argparse would otherwise run the type over the repr."""
+    default = action["default"]
+    convert = converter(action)
+    if isinstance(default, str) and convert is not None:
+        try:
+            convert(default)
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            return None
+    return default
+
+
 class _SwitchAction(argparse.Action):
     """A flag without a value: on, unless spelled --no-x or --disable-x."""
 
@@ -189,7 +202,7 @@ class _SwitchAction(argparse.Action):
 def _add(parser: argparse.ArgumentParser, action: dict[str, Any]) -> None:
     names = action["option_strings"]
     kind = action["action"]
-    common: dict[str, Any] = {"dest": action["dest"]} if names else {}
+    common: dict[str, Any] = {"dest": action["dest"], "default": _default(action)} if names else {}
     if kind == "BooleanOptionalAction":
         positive = [n for n in names if not (n.startswith("--no-") and f"--{n[5:]}" in names)]
         parser.add_argument(*positive, action=argparse.BooleanOptionalAction, **common)
