@@ -161,10 +161,17 @@ def value_kind(probes: dict[str, Any]) -> str:
 _ERROR = object()
 
 
-def _action_fact(action: argparse.Action, deprecated: set[Any]) -> dict[str, Any]:
+def _action_fact(action: argparse.Action, deprecated: set[Any], registered: dict[str, Any]) -> dict[str, Any]:
+    """One action; its option strings as the parser registered them (EnableDisableAction hides --no-enable-x from
+    `option_strings` but still accepts it), and those that set a flag to False."""
+    names = [o for o, a in registered.items() if a is action] or list(action.option_strings)
+    negative = getattr(action, "negative_option_strings", None)
+    if negative is None and isinstance(action, argparse.BooleanOptionalAction):
+        negative = [o for o in names if o.startswith("--no-")]
     fact: dict[str, Any] = {
         "dest": action.dest,
-        "option_strings": list(action.option_strings),
+        "option_strings": names,
+        "negative_options": sorted(negative or []),
         "action": type(action).__name__,
         "nargs": action.nargs,
         "choices": None if action.choices is None else [_jsonable(c) for c in action.choices],
@@ -202,7 +209,8 @@ def _parser_facts() -> dict[str, Any]:
 
     parser, source = _serve_parser()
     deprecated = set(getattr(FlexibleArgumentParser, "_deprecated", set()))
-    actions = [_action_fact(a, deprecated) for a in parser._actions if a.dest != "help"]
+    registered = dict(parser._option_string_actions)
+    actions = [_action_fact(a, deprecated, registered) for a in parser._actions if a.dest != "help"]
     return {
         "source": source,
         "allow_abbrev": parser.allow_abbrev,
@@ -250,6 +258,35 @@ def _quantization_facts() -> dict[str, Any]:
     }
 
 
+def _max_len_facts() -> dict[str, Any]:
+    """How `_get_and_verify_max_len` (vllm/config/model.py) scales the context by RoPE, read with `ast` (the
+    function needs a loaded transformers config to execute): the rope types whose factor it does not apply, whether
+    YaRN restarts from original_max_position_embeddings, and the model types it skips."""
+    import ast
+
+    path = Path(importlib.util.find_spec("vllm.config.model").origin)  # type: ignore[union-attr,arg-type]
+    function = next(node for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.FunctionDef) and node.name == "_get_and_verify_max_len")
+    not_scaled: list[str] = []
+    yarn_from_original = False
+    skipped: list[str] = []
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Compare) or len(node.ops) != 1:
+            continue
+        left, op, right = node.left, node.ops[0], node.comparators[0]
+        if isinstance(left, ast.Name) and left.id == "rope_type":
+            if isinstance(op, ast.NotIn) and isinstance(right, ast.Tuple):
+                not_scaled = [e.value for e in right.elts if isinstance(e, ast.Constant)]
+            if isinstance(op, ast.Eq) and isinstance(right, ast.Constant) and right.value == "yarn":
+                yarn_from_original = True
+        if isinstance(op, ast.NotIn) and isinstance(left, ast.Constant) and ast.unparse(right).endswith("model_type"):
+            skipped.append(left.value)
+    return {"source": "vllm/config/model.py:_get_and_verify_max_len (read with ast)",
+            "rope_types_not_scaled": not_scaled, "yarn_from_original": yarn_from_original,
+            "skip_scaling_model_types": skipped,
+            "sliding_window_caps_when_disabled": "disable_sliding_window" in ast.unparse(function)}
+
+
 def _model_config_facts() -> dict[str, Any]:
     model = importlib.import_module("vllm.config.model")
     banned = getattr(model, "_FLOAT16_NOT_SUPPORTED_MODELS", None)
@@ -291,6 +328,7 @@ def child(source_root: str | None) -> dict[str, Any]:
     for key, function in (
         ("parser", _parser_facts),
         ("model_config", _model_config_facts),
+        ("max_len", _max_len_facts),
         ("quantization", _quantization_facts),
     ):
         try:
@@ -299,6 +337,44 @@ def child(source_root: str | None) -> dict[str, Any]:
             facts["errors"][key] = f"{type(exc).__name__}: {exc}"[:400]
     facts["stubbed_modules"] = sorted(finder.used)
     return facts
+
+
+# Keys vLLM reads for the context limit (vllm/config/model_arch / _get_and_verify_max_len) and the sliding window.
+DEFAULT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+                "max_sequence_length", "max_seq_length", "seq_len", "sliding_window", "rope_parameters", "rope_scaling")
+
+
+def transformers_defaults() -> dict[str, Any]:
+    """What transformers fills in for keys a config.json leaves out, per model_type (a config class built with no
+    arguments; a composite config's text_config too)."""
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    def picked(config: Any) -> dict[str, Any]:
+        values = {}
+        for key in DEFAULT_KEYS:
+            try:
+                value = getattr(config, key, None)
+            except Exception:  # noqa: BLE001 - a per-layer attribute has no single default
+                continue
+            if value is not None:
+                values[key] = _jsonable(value)
+        return values
+
+    types: dict[str, Any] = {}
+    for model_type in sorted(CONFIG_MAPPING.keys()):
+        try:
+            config = CONFIG_MAPPING[model_type]()
+        except Exception:  # noqa: BLE001 - a config that needs arguments has no defaults to record
+            continue
+        entry = picked(config)
+        text = getattr(config, "text_config", None)
+        if text is not None and hasattr(text, "to_dict"):
+            entry["text_config"] = {"model_type": getattr(text, "model_type", None), **picked(text)}
+        if entry:
+            types[model_type] = entry
+    return {"generated": "by tools/derive_vllm_facts.py --transformers-defaults; regenerate, do not edit",
+            "transformers_version": transformers.__version__, "model_types": types}
 
 
 # -- the parent: unzip, run the child, write the file --------------------------------------------------------------
@@ -376,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--wheel", type=Path, help="a vLLM wheel from `pip download vllm==X --no-deps`")
     source.add_argument("--installed", action="store_true", help="the vLLM distribution installed in this venv")
+    source.add_argument("--transformers-defaults", type=Path, metavar="FILE",
+                        help="write the installed transformers' config defaults per model_type to FILE")
     source.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where wheels are unpacked")
@@ -389,6 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(options.child_output).write_text(json.dumps(facts))
         return 0
 
+    if options.transformers_defaults:
+        options.transformers_defaults.write_text(json.dumps(transformers_defaults(), indent=1) + "\n")
+        print(f"wrote {options.transformers_defaults}")
+        return 0
     if options.wheel:
         root, version = unpack(options.wheel, options.cache)
         origin = {"kind": "wheel", "file": options.wheel.name, "sha256": sha256(options.wheel)}
@@ -414,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             "errors": facts["errors"],
             "type_probes": TYPE_PROBES,
         },
-        **{key: facts[key] for key in ("parser", "model_config", "quantization") if key in facts},
+        **{key: facts[key] for key in ("parser", "model_config", "max_len", "quantization") if key in facts},
     }
     options.output.mkdir(parents=True, exist_ok=True)
     target = options.output / f"{release}.json"

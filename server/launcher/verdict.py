@@ -47,8 +47,43 @@ def _per_rank(value: int | None, ranks: int) -> float | None:
     return None if value is None else value / ranks
 
 
+DTYPE_SPELLINGS = {"half": "float16", "float": "float32"}
+
+
+def resolved_dtype(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any]) -> str:
+    """The activation dtype vLLM will run (vllm/config/model.py _get_and_verify_dtype): the flag's, else the
+    checkpoint's 16-bit dtype (float32 checkpoints are served in 16 bits), bfloat16 turned float16 on CUDA GPUs
+    below capability 8.0 (CudaPlatform.supported_dtypes)."""
+    dtype = DTYPE_SPELLINGS.get(str(args["dtype"]), str(args["dtype"]))
+    if dtype != "auto":
+        return dtype
+    checkpoint = str(model.get("torch_dtype") or "bfloat16")
+    dtype = "float16" if checkpoint == "float16" else "bfloat16"
+    capability = platform.get("capability")
+    if dtype == "bfloat16" and platform.get("kind") == "cuda" and capability is not None and capability < 8.0:
+        return "float16"
+    return dtype
+
+
+def quantization_facts(quantization: str | None, args: dict[str, Any], model: dict[str, Any],
+                       vllm: dict[str, Any]) -> dict[str, Any]:
+    """The target release's own answers for the quantization method (derived by calling its config class:
+    get_min_capability, get_supported_act_dtypes, get_config_filenames)."""
+    derived_facts = vllm.get("quantization_facts") or {}
+    method = (derived_facts.get("methods") or {}).get(quantization or "") or {}
+    act_dtypes = [d.removeprefix("torch.") for d in method.get("supported_act_dtypes") or []]
+    return {
+        "quantization_min_capability": method.get("min_capability"),
+        "quantization_act_dtypes": act_dtypes or None,
+        "quantization_needs_checkpoint_config": bool(
+            args["quantization"] and args["quantization"] in (derived_facts.get("needs_checkpoint_config") or [])
+            and model["checkpoint_quant_method"] is None),
+        "quantization_config_files": method.get("config_filenames"),
+    }
+
+
 def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any],
-           table: dict[str, Any]) -> dict[str, Any]:
+           table: dict[str, Any], vllm: dict[str, Any] | None = None) -> dict[str, Any]:
     """Facts that combine the arguments with the model or the platform (per-rank sizes, memory)."""
     tp = args["tensor_parallel_size"]
     vision_tp = 1 if args["mm_encoder_tp_mode"] == "data" else tp
@@ -71,6 +106,9 @@ def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any]
         "block_n": (model["weight_block_size"] or [None])[0],
         "block_k": (model["weight_block_size"] or [None, None])[-1],
         "gpus_requested": args["world_size"],
+        "resolved_dtype": resolved_dtype(args, model, platform),
+        "capability_int": None if platform.get("capability") is None else round(platform["capability"] * 10),
+        **quantization_facts(quantization, args, model, vllm or {}),
     }
     total, available = platform["numa_total_gib"], platform["numa_available_gib"]
     if platform["kind"] == "cpu" and total and available is not None:
@@ -93,7 +131,7 @@ def build_facts(args: ServeArgs, model: ModelFacts, platform: Platform, vllm: di
         "env": {key: value for key, value in environ.items() if key.startswith("VLLM_")},
         "table": {key: value for key, value in table.items() if key not in ("rules", "parsed_rules", "vllm_versions")},
     }
-    facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table)
+    facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table, vllm)
     facts["derived"].update(memory.fit_facts(args, model, platform, environ))  # GPU targets only
     return facts
 
@@ -111,13 +149,16 @@ def check(
     version = resolve_version(vllm_version, table)
     vllm = version_data(version, table)
     platform = platforms.resolve(target, gpu_count=None)
-    argument_findings, _ = check_arguments(argv, version)
+    argument_findings, namespace = check_arguments(argv, version)
     if any(f.severity == "error" for f in argument_findings):
         return Verdict(False, argument_findings, list(argv), None, platform, version, {})
     args = ServeArgs.parse(argv, vllm["release"])
     if not args.model:
         raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
-    model = load_model(args.model, config_folders)
+    overrides = getattr(namespace, "hf_overrides", None)
+    model = load_model(args.model, config_folders).as_served(
+        overrides if isinstance(overrides, dict) else None, vllm["max_len"],
+        bool(getattr(namespace, "disable_sliding_window", False)))
     facts = build_facts(args, model, platform, vllm, table, environ)
     findings = argument_findings + rules.evaluate(facts)
     accepted = not any(f.severity == "error" for f in findings)

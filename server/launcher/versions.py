@@ -49,8 +49,8 @@ def version_data(version: str, table: dict[str, Any]) -> dict[str, Any]:
 
 def derived_facts(version: str) -> dict[str, Any]:
     """The facts tools/derive_vllm_facts.py executed from the release's own code (configs/vllm/<release>.json):
-    `release` (the derived release that stands for `version`), `model_config`, `quantization_facts`."""
+    `release` (the derived release that stands for `version`), `model_config`, `max_len`, `quantization_facts`."""
     release = vllm_parser.release_for(version)
     facts = vllm_parser.release_facts(release)
-    return {"release": release, "model_config": facts.get("model_config", {}),
+    return {"release": release, "model_config": facts.get("model_config", {}), "max_len": facts.get("max_len"),
             "quantization_facts": facts.get("quantization", {})}

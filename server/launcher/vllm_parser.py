@@ -183,10 +183,12 @@ def _default(action: dict[str, Any]) -> Any:
 
 
 class _SwitchAction(argparse.Action):
-    """A flag without a value: on, unless spelled --no-x or --disable-x."""
+    """A flag without a value (BooleanOptionalAction, vLLM's EnableDisableAction): on, unless spelled as one of
+    the action's negative option strings (--no-x; --enable-x for a --disable-x flag)."""
 
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any):
+    def __init__(self, option_strings: list[str], dest: str, negative: list[str], **kwargs: Any):
         super().__init__(option_strings, dest, nargs=0, **kwargs)
+        self.negative = frozenset(negative)
 
     def __call__(
         self,
@@ -195,25 +197,23 @@ class _SwitchAction(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        off = bool(option_string) and option_string.startswith(("--no-", "--disable-"))  # type: ignore[union-attr]
-        setattr(namespace, self.dest, not off)
+        setattr(namespace, self.dest, option_string not in self.negative)
 
 
 def _add(parser: argparse.ArgumentParser, action: dict[str, Any]) -> None:
     names = action["option_strings"]
     kind = action["action"]
     common: dict[str, Any] = {"dest": action["dest"], "default": _default(action)} if names else {}
-    if kind == "BooleanOptionalAction":
-        positive = [n for n in names if not (n.startswith("--no-") and f"--{n[5:]}" in names)]
-        parser.add_argument(*positive, action=argparse.BooleanOptionalAction, **common)
+    if kind in ("BooleanOptionalAction", "EnableDisableAction"):
+        parser.add_argument(*names, action=_SwitchAction, negative=action["negative_options"], **common)
     elif kind in ("_StoreTrueAction", "_StoreFalseAction"):
         parser.add_argument(*names, action="store_true" if kind == "_StoreTrueAction" else "store_false", **common)
     elif kind == "_CountAction":
         parser.add_argument(*names, action="count", **common)
     elif kind in ("_HelpAction", "_VersionAction"):
         return
-    elif action["nargs"] == 0:  # vLLM's own flag actions (EnableDisableAction: --enable-x / --disable-x)
-        parser.add_argument(*names, action=_SwitchAction, **common)
+    elif action["nargs"] == 0:  # another flag action of vLLM's
+        parser.add_argument(*names, action=_SwitchAction, negative=action.get("negative_options", []), **common)
     else:
         nargs = action["nargs"]
         if not names:  # the positional model tag
