@@ -48,7 +48,7 @@ test-fast: install ## unit tests only (no vLLM start)
 test: install model lint quantize-env ## everything, real CPU vLLM included
 	$(VENV)/bin/pytest -q -m "not containers"
 
-docs: install ## regenerate the README's compatibility table and docs/ground-truth.md from their data
+docs: install ## regenerate the compatibility table (README), docs/settings.md and docs/ground-truth.md from their data
 	$(PY) tools/render_docs.py
 	$(PY) -m bench.gpu.render
 

@@ -10,6 +10,10 @@
    event: the upstream stamps every event with the monotonic clock and the client subtracts it on arrival,
    so added = (delay through the front door) - (delay direct), at p50 and p99.
 
+3. With --baseline DIR (another checkout, e.g. `git worktree add /tmp/base <commit>`): the same ceiling cells
+   through this checkout's front door and the baseline's, interleaved A-B-B-A for --rounds rounds, so a change's
+   cost (the hardening's limits, say) shows as per-round ratios with their spread, not as one run against another.
+
 Writes bench/results/front-door-cpu.json. Loopback only; every process it starts is stopped.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -25,11 +30,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # LauncherProcess: the same harness the end-to-end tests use
 
-from launcher.supervisor import free_port  # noqa: E402
+from launcher.serve.vllm_process import free_port  # noqa: E402
 from launcher_process import LauncherProcess  # noqa: E402
 from sse_load import run_load  # noqa: E402
 
@@ -43,10 +49,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(command: list[str], core: int | None) -> subprocess.Popen[bytes]:
+def start(command: list[str], core: int | None, root: Path = ROOT) -> subprocess.Popen[bytes]:
     prefix = ["taskset", "-c", str(core)] if core is not None and os.cpu_count() and os.cpu_count() > 1 else []
     return subprocess.Popen([*prefix, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT / "server")})
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(root / "server")})
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -69,33 +75,94 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def ceiling(duration: float, cells: list[tuple[int, float]]) -> dict:
-    upstream_port, door_port = free_port(), free_port()
+def start_door(root: Path, upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    """A checkout's front door alone (bench/front_door_only.py), pinned to core 1."""
+    port = free_port()
+    door = start([sys.executable, str(root / "bench" / "front_door_only.py"), "--upstream",
+                  f"http://127.0.0.1:{upstream_port}", "--port", str(port)], core=1, root=root)
+    return door, port
+
+
+def spread(values: list[float]) -> dict:
+    ordered = sorted(values)
+    return {"median": round(ordered[len(ordered) // 2] if len(ordered) % 2 else
+                            (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2, 4),
+            "min": round(ordered[0], 4), "max": round(ordered[-1], 4), "rounds": [round(v, 4) for v in values]}
+
+
+def ceiling(duration: float, cells: list[tuple[int, float]], baseline: Path | None = None, rounds: int = 2) -> dict:
+    upstream_port = free_port()
     upstream = start([sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(upstream_port)], core=0)
-    door = start([sys.executable, str(ROOT / "bench" / "front_door_only.py"), "--upstream",
-                  f"http://127.0.0.1:{upstream_port}", "--port", str(door_port)], core=1)
+    door, door_port = start_door(ROOT, upstream_port)
+    base, base_port = start_door(baseline, upstream_port) if baseline else (None, 0)
     if os.cpu_count() and os.cpu_count() > 1:
         os.sched_setaffinity(0, {0})  # the client shares core 0 with the upstream, as in the research runs
-    rows = []
+    rows, versus = [], []
     try:
         wait_port(upstream_port)
         wait_port(door_port)
+        if base is not None:
+            wait_port(base_port)
         for concurrency, pace_ms in cells:
             body = {"model": "fake", "prompt": "x", "max_tokens": MAX_TOKENS, "pace_ms": pace_ms}
             # Paced streams are staggered over one request's duration, as requests reach a real server.
             stagger = MAX_TOKENS * pace_ms / 1000
-            for target, port in (("direct", upstream_port), ("front door", door_port)):
-                before = cpu_seconds(door.pid)
-                result = asyncio.run(run_load("127.0.0.1", port, body, concurrency, duration=duration,
-                                              warmup=1.0 + stagger, stagger=stagger))
-                door_cpu = (cpu_seconds(door.pid) - before) / (duration + 1.0 + stagger)
-                rows.append({"concurrency": concurrency, "pace_ms": pace_ms, "target": target, **result.summary(),
-                             "front_door_cpu_share": round(door_cpu, 3) if target != "direct" else None})
+
+            run = functools.partial(measure, body=body, concurrency=concurrency, pace_ms=pace_ms, duration=duration,
+                                    stagger=stagger)
+            rows.append(run("direct", upstream_port, None))
+            rows.append(run("front door", door_port, door.pid))
+            if base is not None:
+                versus.append(abba(run, door, door_port, base, base_port, rounds, concurrency, pace_ms))
     finally:
-        stop(door)
-        stop(upstream)
+        for process in (door, base, upstream):
+            if process is not None:
+                stop(process)
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    return {"rows": rows, "duration_s": duration, "max_tokens": MAX_TOKENS, "verdict": ceiling_verdict(rows)}
+    report = {"rows": rows, "duration_s": duration, "max_tokens": MAX_TOKENS, "verdict": ceiling_verdict(rows)}
+    if base is not None:
+        report["versus_baseline"] = {"baseline": str(baseline), "order": "A-B-B-A per round (A = this checkout)",
+                                     "cells": versus}
+    return report
+
+
+def measure(target: str, port: int, pid: int | None, *, body: dict, concurrency: int, pace_ms: float,
+            duration: float, stagger: float) -> dict:
+    """One load run against one port, with the CPU share of the process `pid` (a front door) meanwhile."""
+    before = cpu_seconds(pid) if pid else 0.0
+    result = asyncio.run(run_load("127.0.0.1", port, body, concurrency, duration=duration, warmup=1.0 + stagger,
+                                  stagger=stagger))
+    cpu = (cpu_seconds(pid) - before) / (duration + 1.0 + stagger) if pid else None
+    return {"concurrency": concurrency, "pace_ms": pace_ms, "target": target, **result.summary(),
+            "front_door_cpu_share": round(cpu, 3) if cpu is not None else None}
+
+
+def abba(run: Any, door: subprocess.Popen[bytes], door_port: int, base: subprocess.Popen[bytes], base_port: int,
+         rounds: int, concurrency: int, pace_ms: float) -> dict:
+    """This checkout's front door (A) against the baseline's (B), A-B-B-A per round: ratios A/B per round."""
+    events, cpu, delay_p50, delay_p99, errors = [], [], [], [], 0
+    for _ in range(rounds):
+        a1 = run("this checkout", door_port, door.pid)
+        b1 = run("baseline", base_port, base.pid)
+        b2 = run("baseline", base_port, base.pid)
+        a2 = run("this checkout", door_port, door.pid)
+        pair_a, pair_b = (a1, a2), (b1, b2)
+        errors += sum(row["errors"] for row in (*pair_a, *pair_b))
+
+        def mean(pair: tuple[dict, dict], key: str) -> float:
+            return sum(row.get(key) or 0.0 for row in pair) / 2
+
+        events.append(mean(pair_a, "events_per_s") / max(mean(pair_b, "events_per_s"), 1e-9))
+        cpu.append(mean(pair_a, "front_door_cpu_share") / max(mean(pair_b, "front_door_cpu_share"), 1e-9))
+        if "event_delay_p50_ms" in a1:
+            delay_p50.append(mean(pair_a, "event_delay_p50_ms") - mean(pair_b, "event_delay_p50_ms"))
+            delay_p99.append(mean(pair_a, "event_delay_p99_ms") - mean(pair_b, "event_delay_p99_ms"))
+    cell = {"concurrency": concurrency, "pace_ms": pace_ms, "events_per_s_ratio": spread(events),
+            "cpu_share_ratio": spread(cpu), "errors": errors}
+    if delay_p50:
+        cell["event_delay_p50_ms_difference"] = spread(delay_p50)
+        cell["event_delay_p99_ms_difference"] = spread(delay_p99)
+    return cell
 
 
 # Issue #8's targets for the front door on one core.
@@ -158,6 +225,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--baseline", type=Path, help="another checkout's root: its front door against this one's, "
+                        "A-B-B-A in each ceiling cell")
+    parser.add_argument("--rounds", type=int, default=3, help="A-B-B-A rounds per cell with --baseline")
     options = parser.parse_args()
     # Parts skipped this run keep their last recorded figures; the load average says how quiet the machine was.
     report: dict = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -188,7 +258,8 @@ def main() -> int:
     if not options.skip_ceiling:
         # Burst: the upstream writes as fast as it can (throughput ceiling). Paced: 2.5 ms between a stream's
         # events, 64 streams = ~25,600 events/s offered, one event per chunk as vLLM sends tokens (added latency).
-        result = ceiling(options.duration, [(64, 0), (256, 0), (64, 2.5), (256, 10)])
+        result = ceiling(options.duration, [(64, 0), (256, 0), (64, 2.5), (256, 10)], options.baseline,
+                         options.rounds)
         report["ceiling_fake_upstream"] = result
         print(f"\nceiling: fake upstream, one event per chunk, {options.duration:.0f} s per cell, "
               "front door on one core")
@@ -208,6 +279,15 @@ def main() -> int:
                   f"{verdict['added_event_delay_p99_ms']} ms (target <= {TARGET_ADDED_P99_MS}); burst ceiling "
                   f"{verdict['burst_events_per_s']:,.0f} events/s; errors {verdict['errors']}; "
                   f"{'meets' if verdict['meets_targets'] else 'MISSES'} the targets")
+        for cell in result.get("versus_baseline", {}).get("cells", []):
+            ratio, cpu = cell["events_per_s_ratio"], cell["cpu_share_ratio"]
+            line = (f"vs baseline, {cell['concurrency']} streams, pace {cell['pace_ms']} ms: events/s ratio "
+                    f"{ratio['median']} ({ratio['min']}-{ratio['max']}), CPU ratio {cpu['median']} "
+                    f"({cpu['min']}-{cpu['max']})")
+            if "event_delay_p50_ms_difference" in cell:
+                p50 = cell["event_delay_p50_ms_difference"]
+                line += f", per-event delay p50 difference {p50['median']} ms ({p50['min']} to {p50['max']})"
+            print(line + f", errors {cell['errors']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")

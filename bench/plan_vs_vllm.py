@@ -30,11 +30,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from launcher.arguments import ServeArgs  # noqa: E402
-from launcher.memory import estimate  # noqa: E402
-from launcher.model_facts import load_model  # noqa: E402
-from launcher.platform import from_target, probe_cpu  # noqa: E402
-from launcher.versions import installed_vllm_version  # noqa: E402
+from launcher.check.arguments import ServeArgs  # noqa: E402
+from launcher.check.model_facts import load_model  # noqa: E402
+from launcher.check.platforms import from_target, probe_cpu  # noqa: E402
+from launcher.check.versions import installed_vllm_version  # noqa: E402
+from launcher.plan.memory import estimate  # noqa: E402
 from raw_vllm import SMOLLM2, RawVllm  # noqa: E402
 
 LLAMA3_8B_SHAPE = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B-Instruct"

@@ -30,8 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from launcher.platform import read_cpu_flags, read_numa_node0_gib  # noqa: E402
-from launcher.versions import installed_vllm_version  # noqa: E402
+from launcher.check.platforms import read_cpu_flags, read_numa_node0_gib  # noqa: E402
+from launcher.check.versions import installed_vllm_version  # noqa: E402
 from raw_vllm import FAILS_WITHIN, READY_WITHIN, SMOLLM2, RawVllm, build_head16_checkpoint, cpu_cases  # noqa: E402
 
 CHECK_WITHIN = 60.0

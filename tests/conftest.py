@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.verdict import Verdict, check
+from launcher.check.verdict import Verdict, check
 from launcher_process import LauncherProcess
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.supervisor import free_port
+from launcher.serve.vllm_process import free_port
 
 CPU_ARGS = ["--served-model-name", "smollm2", "--max-model-len", "2048", "--gpu-memory-utilization", "0.3"]
 # A fixed 2 GiB KV cache: vLLM then skips its NUMA-share check (and so does our rule), so tests that start
@@ -42,6 +42,7 @@ class LauncherProcess:
     serve_options: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    prefix: list[str] = field(default_factory=list)  # e.g. ["prlimit", "--nofile=256"]
     process: subprocess.Popen[bytes] | None = None
     ready_states: list[int] = field(default_factory=list)
     vllm_pid: int | None = None
@@ -51,8 +52,9 @@ class LauncherProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LauncherProcess:
-        command = [sys.executable, "-m", "launcher.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   *self.serve_options, "--", "--model", str(self.model), *CPU_ARGS, *self.extra_args]
+        command = [*self.prefix, sys.executable, "-m", "launcher.cli", "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), *self.serve_options, "--", "--model", str(self.model), *CPU_ARGS,
+                   *self.extra_args]
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **TEST_ENV, **self.env},
@@ -77,8 +79,15 @@ class LauncherProcess:
             time.sleep(1)
         raise AssertionError(f"launcher not ready after {timeout:.0f} s:\n{self.tail()}")
 
+    @property
+    def api_key(self) -> str | None:
+        """The first --api-key given to the launcher, if any (/status needs it)."""
+        args = self.extra_args
+        return args[args.index("--api-key") + 1] if "--api-key" in args else None
+
     def status(self) -> dict[str, Any]:
-        return json.loads(http("GET", f"{self.url}/status")[2])
+        headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        return json.loads(http("GET", f"{self.url}/status", headers=headers)[2])
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.supervisor import VllmProcess, free_port
+from launcher.serve.vllm_process import VllmProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOLLM2 = Path(os.environ.get("LAUNCHER_TEST_MODEL", ROOT / "models" / "SmolLM2-135M-Instruct"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from launcher.arguments import ServeArgs
+from launcher.check.arguments import ServeArgs
 from launcher.errors import LauncherError
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import front_door  # noqa: E402
 
-from launcher.supervisor import free_port  # noqa: E402
+from launcher.serve.vllm_process import free_port  # noqa: E402
 from sse_load import run_load  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Class 1: the serve arguments as the target release's own parser reads them (configs/vllm/<release>.json).
+"""Class 1: the serve arguments as the target release's own parser reads them (launcher/data/vllm/<release>.json).
 
 Each case is what vLLM's `vllm serve` parser of that release does with the arguments, per its source:
 vllm/entrypoints/openai/cli_args.py:make_arg_parser, vllm/engine/arg_utils.py:EngineArgs.add_cli_args (names,

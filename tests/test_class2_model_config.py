@@ -3,8 +3,8 @@
 Sources: vllm/config/model.py ModelConfig.__post_init__ (flat --hf-overrides go to config.update() at load,
 dict-valued ones through _apply_dict_overrides after it) and _get_and_verify_max_len (0.26.0: YaRN restarts from
 original_max_position_embeddings and is multiplied; 0.32.0/0.33.0: YaRN is in the not-scaled tuple; gemma3 is never
-scaled; --disable-sliding-window caps the length at the window), read per release into configs/vllm/<release>.json
-"max_len"; transformers' Gemma3TextConfig default max_position_embeddings (configs/transformers_defaults.json).
+scaled; --disable-sliding-window caps the length at the window), read per release into launcher/data/vllm/<release>.json
+"max_len"; transformers' Gemma3TextConfig default max_position_embeddings (launcher/data/transformers_defaults.json).
 """
 
 import json
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MODELS, rule_ids, run_check
-from launcher.verdict import check
+from launcher.check.verdict import check
 
 QWEN = "Qwen__Qwen2.5-7B-Instruct"
 GEMMA = "google__gemma-3-27b-it"

@@ -1,6 +1,6 @@
 """Class 3: dtype x quantization x GPU, per release, from the release's own config classes.
 
-Sources (executed by tools/derive_vllm_facts.py into configs/vllm/<release>.json):
+Sources (executed by tools/derive_vllm_facts.py into launcher/data/vllm/<release>.json):
 vllm/config/model.py _FLOAT16_NOT_SUPPORTED_MODELS / _check_valid_dtype (gemma2, gemma3, gemma3_text, glm4; plamo2
 until 0.26); vllm/config/vllm.py _get_quantization_config with each <Method>Config.get_min_capability() and
 get_supported_act_dtypes(); vllm/model_executor/model_loader/weight_utils.py get_quant_config with
@@ -10,7 +10,7 @@ get_config_filenames() ("Cannot find the config file for awq"); vllm/platforms/c
 import pytest
 
 from conftest import rule_ids, run_check
-from launcher import vllm_parser
+from launcher.check import vllm_parser
 
 QWEN = "Qwen__Qwen2.5-7B-Instruct"
 GEMMA = "google__gemma-3-27b-it"
@@ -60,7 +60,7 @@ def test_dtype_quantization_gpu(model: str, args: list[str], target: str, releas
 
 
 def test_fp16_ban_follows_the_release() -> None:
-    """plamo2 left _FLOAT16_NOT_SUPPORTED_MODELS between 0.26.0 and 0.32.0 (configs/vllm/*.json)."""
+    """plamo2 left _FLOAT16_NOT_SUPPORTED_MODELS between 0.26.0 and 0.32.0 (launcher/data/vllm/*.json)."""
     banned_026 = vllm_parser.release_facts("0.26.0")["model_config"]["float16_not_supported"]
     banned_033 = vllm_parser.release_facts("0.33.0")["model_config"]["float16_not_supported"]
     assert "plamo2" in banned_026 and "plamo2" not in banned_033

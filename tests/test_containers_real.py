@@ -153,7 +153,7 @@ def compose(tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
     binary = compose_binary()
     if not binary:
         pytest.skip("no docker-compose and no `docker compose`: `make docker-engine` installs docker-compose")
-    from launcher.supervisor import free_port
+    from launcher.serve.vllm_process import free_port
 
     env = {**os.environ, "COMPOSE_PROJECT_NAME": unique("compose"), "PORT": str(free_port())}
     for secret in ("HF_TOKEN", "VLLM_API_KEY"):

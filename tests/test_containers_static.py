@@ -24,9 +24,9 @@ from dockerfile_parse import DockerfileParser
 from packaging.version import Version
 
 from conftest import MODELS, ROOT
-from launcher import presets
-from launcher.rules import load_table
-from launcher.verdict import check
+from launcher.check.engine import load_table
+from launcher.check.verdict import check
+from launcher.serve import presets
 
 PLATFORMS = ("cuda", "rocm", "cpu")
 TARGETS = {"cuda": "cuda:h100", "rocm": "rocm:mi300x", "cpu": "cpu:avx2"}
@@ -153,7 +153,7 @@ def test_image_facts_are_the_documented_ones(platform: str) -> None:
     assert instructions(platform, "WORKDIR")[-1] == facts["WORKDIR"]
     assert instructions(platform, "EXPOSE") == [facts["EXPOSE"]] == ["8000"]
     assert json.loads(instructions(platform, "VOLUME")[-1]) == [facts["VOLUME"]] == [parser.envs["HF_HOME"]]
-    assert parser.envs["LAUNCHER_CONFIG_DIR"] == facts["LAUNCHER_CONFIG_DIR"]
+    assert parser.envs["LAUNCHER_PRESETS_DIR"] == facts["LAUNCHER_PRESETS_DIR"]
     flags, command = healthcheck(platform)
     row = re.findall(r"`([^`]+)`", DOCS.read_text().split("| HEALTHCHECK |", 1)[1].split("\n", 1)[0])
     assert row[:5] == ["GET /ready", flags["interval"], flags["timeout"], flags["start-period"], flags["retries"]]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import API_KEY, ROOT
-from launcher import evaluation
 from launcher.errors import LauncherError
-from launcher.supervisor import free_port
+from launcher.serve.vllm_process import free_port
+from launcher.tools import evaluation
 from launcher_process import LauncherProcess
 
 TASK = evaluation.TASKS_DIR / "launcher_arithmetic"

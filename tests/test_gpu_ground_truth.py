@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from launcher import platform as platforms
-from launcher.verdict import check
+from launcher.check import platforms
+from launcher.check.verdict import check
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "h100-ground-truth.json"

@@ -1,7 +1,7 @@
 """Ground truth on this CPU: what `launcher check` says against what raw vLLM (no launcher) really does.
 
 A refused combination must really fail in vLLM, and an accepted one must really be served; otherwise a
-rule in configs/compatibility.yaml is wrong. All vLLM processes start together when the module starts
+rule in server/launcher/data/compatibility.yaml is wrong. All vLLM processes start together when the module starts
 (the refused ones die early and leave the cores to the served one), so the file takes about as long as
 one vLLM start under load; each test then waits for its own process. Logs: <tmp>/ground-truth*/*.log.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LOCAL_MODEL, rule_ids
-from launcher.verdict import Verdict, check
+from launcher.check.verdict import Verdict, check
 from raw_vllm import FAILS_WITHIN, READY_WITHIN, RawVllm, build_head16_checkpoint, cpu_cases
 
 pytestmark = [

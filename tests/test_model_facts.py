@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from conftest import model_dir
+from launcher.check.model_facts import load_model
 from launcher.errors import LauncherError
-from launcher.model_facts import load_model
 
 
 def facts(name: str) -> dict:

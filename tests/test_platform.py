@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher import platform
+from launcher.check import platforms as platform
 from launcher.errors import LauncherError
 
 

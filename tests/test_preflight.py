@@ -12,14 +12,15 @@ import pytest
 
 from conftest import LOCAL_MODEL, MODELS, ROOT
 from launcher import cli
-from launcher.deployments import Options, check_files, collect, format_text
+from launcher.check.engine import load_table
 from launcher.deployments.checks import Result
 from launcher.deployments.facts import deployment_table
 from launcher.deployments.located import load_all, loc
+from launcher.deployments.preflight import Options, check_files, collect
 from launcher.deployments.workload import Token, duration_s, find_invocation, size_gib
 from launcher.errors import LauncherError
-from launcher.presets import available
-from launcher.rules import load_table
+from launcher.report import format_preflight as format_text
+from launcher.serve.presets import available
 
 FIXTURES = ROOT / "tests" / "fixtures" / "deployments"
 
@@ -65,7 +66,7 @@ CASES = [
     ("kserve-huggingface.yaml", "huggingface-llama3", True, {}),
     ("kserve-huggingface-too-long.yaml", "huggingface-llama3", False,
      {"max-model-len-above-limit": ("--max_length=200000", None)}),
-    # vLLM 0.26.0's parser has no --disable-log-requests (configs/vllm/0.26.0.json): vllm serve exits with status 2
+    # vLLM 0.26.0's parser has no --disable-log-requests (data/vllm/0.26.0.json): vllm serve exits with status 2
     ("production-stack-values.yaml", "llama3", False, {"argument-unknown": ('modelURL:', None)}),
     ("production-stack-values-tp.yaml", "qwen7b-extra-args", False, {"shm-missing": ("vllmConfig:", None)}),
     ("production-stack-values-tp.yaml", "llama70b", False,
@@ -237,7 +238,7 @@ def test_sizes_and_durations() -> None:
 
 
 def test_rule_constants_match_the_launcher() -> None:
-    from launcher.serve import ServeSettings
+    from launcher.serve.supervisor import ServeSettings
 
     table = deployment_table()
     drain = cli.build_parser().parse_args(["serve"]).drain_timeout
@@ -253,7 +254,7 @@ def test_rule_constants_match_the_launcher() -> None:
 
 
 def test_docs_show_the_rules_table_as_generated() -> None:
-    from launcher.table_doc import markdown_table
+    from launcher.report import markdown_table
 
     assert markdown_table(deployment_table()) in (ROOT / "docs" / "preflight.md").read_text()
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import API_KEY, LOCAL_MODEL, model_dir
-from launcher import evaluation, quantize
+from launcher.check.verdict import check
 from launcher.errors import LauncherError
-from launcher.verdict import check
+from launcher.tools import evaluation, quantize
 from launcher_process import LauncherProcess
 
 LINEAR_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

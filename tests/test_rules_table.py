@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import rule_ids, run_check
-from launcher.rules import load_table
+from launcher.check.engine import load_table
 
 LLAMA_8B = "meta-llama__Llama-3.1-8B-Instruct"
 LLAMA_405B = "meta-llama__Meta-Llama-3.1-405B"

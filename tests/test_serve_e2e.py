@@ -78,8 +78,9 @@ def test_api_key_guards_v1_only(front_door: LauncherProcess) -> None:
     assert completion(front_door.url)[0] == 401
     status, body = completion(front_door.url, {"authorization": "Bearer wrong"})
     assert status == 401 and body["error"]["type"] == "authentication_error"
-    for open_route in ("/health", "/ready", "/metrics", "/status"):
+    for open_route in ("/health", "/ready", "/metrics"):
         assert http("GET", f"{front_door.url}{open_route}")[0] == 200, open_route
+    assert http("GET", f"{front_door.url}/status")[0] == 401  # it names the model, args and vLLM's port
     assert API_KEY not in front_door.log_path.read_text()
 
 

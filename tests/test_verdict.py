@@ -3,13 +3,13 @@
 import pytest
 
 from conftest import model_dir
-from launcher import rules
-from launcher.arguments import ServeArgs
+from launcher.check import engine as rules
+from launcher.check.arguments import ServeArgs
+from launcher.check.model_facts import load_model
+from launcher.check.platforms import Platform
+from launcher.check.verdict import build_facts
+from launcher.check.versions import resolve_version, version_data
 from launcher.errors import LauncherError
-from launcher.model_facts import load_model
-from launcher.platform import Platform
-from launcher.verdict import build_facts
-from launcher.versions import resolve_version, version_data
 
 
 def findings_for(argv: list[str], platform: Platform, version: str = "0.32.0") -> set[str]:

@@ -1,6 +1,6 @@
-"""The derived release facts (configs/vllm/*.json) and the parser rebuilt from them.
+"""The derived release facts (launcher/data/vllm/*.json) and the parser rebuilt from them.
 
-The converters in launcher/vllm_parser.py must do what vLLM's own `type` callables did with every probe input
+The converters in launcher/check/vllm_parser.py must do what vLLM's own `type` callables did with every probe input
 when tools/derive_vllm_facts.py executed them (vllm/utils/argparse_utils.py:human_readable_int,
 vllm/engine/arg_utils.py:optional_type, union_dict_and_str, parse_type, ...), in every derived release.
 """
@@ -11,8 +11,8 @@ import time
 import pytest
 
 from conftest import ROOT, model_dir
-from launcher import vllm_parser
-from launcher.verdict import check
+from launcher.check import vllm_parser
+from launcher.check.verdict import check
 
 RELEASES = vllm_parser.known_releases()
 # Kinds whose converter is a pass-through (vLLM validates them later, against a config dataclass or a registry).
@@ -90,5 +90,5 @@ def test_check_is_well_under_a_second() -> None:
 
 
 def test_the_hand_written_flag_list_is_gone() -> None:
-    assert not (ROOT / "configs" / "vllm_flags.yaml").exists()
-    assert json.loads((ROOT / "configs" / "vllm" / "0.26.0.json").read_text())["schema"] == 1
+    assert not (ROOT / "server" / "launcher" / "data" / "vllm_flags.yaml").exists()
+    assert json.loads((ROOT / "server" / "launcher" / "data" / "vllm" / "0.26.0.json").read_text())["schema"] == 1

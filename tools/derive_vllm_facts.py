@@ -1,4 +1,4 @@
-"""Derive one vLLM release's validation facts from its own code: configs/vllm/<version>.json.
+"""Derive one vLLM release's validation facts from its own code: server/launcher/data/vllm/<version>.json.
 
 Run by a developer once per release, never at check time:
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUTPUT = REPO / "configs" / "vllm"
+DEFAULT_OUTPUT = REPO / "server" / "launcher" / "data" / "vllm"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vllm-launch" / "vllm-src"
 SCHEMA = 1
 
@@ -133,7 +133,7 @@ def _probe_type(kind: Any) -> dict[str, Any]:
 
 def value_kind(probes: dict[str, Any]) -> str:
     """How vLLM's `type` converts a value, named from what it did with the probe inputs; the launcher has one
-    converter per kind (server/launcher/vllm_parser.py) and a test checks it reproduces every probe."""
+    converter per kind (server/launcher/check/vllm_parser.py) and a test checks it reproduces every probe."""
 
     def value(probe: str) -> Any:
         return probes[probe].get("value", _ERROR)

@@ -7,7 +7,7 @@ from the templates below, so the data is ours to ship (CC0-1.0). Exact integer a
 a task where the test model scores 0 cannot show what quantization costs. Seven kinds in turn, from easy for it
 (copy a number: "has as many as") to hard (multiplication).
 
-    python tools/make_eval_task.py            # writes server/launcher/eval_tasks/launcher_arithmetic/*.jsonl
+    python tools/make_eval_task.py            # writes server/launcher/tools/eval_tasks/launcher_arithmetic/*.jsonl
     python tools/make_eval_task.py --check    # exit 1 when the committed files differ
 """
 
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "server" / "launcher" / "eval_tasks" / "launcher_arithmetic"
+OUT = Path(__file__).resolve().parents[1] / "server" / "launcher" / "tools" / "eval_tasks" / "launcher_arithmetic"
 SEED = 20260407
 TEST_ITEMS = 300
 FEWSHOT_ITEMS = 20

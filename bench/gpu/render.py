@@ -44,8 +44,8 @@ def _vllm(vllm: dict[str, Any]) -> str:
 
 def _today(case: dict[str, Any], env: dict[str, str]) -> str:
     """`launcher check --target cuda:h100 --vllm-version 0.26.0` on the case now, as the CPU test runs it."""
-    from launcher import platform as platforms
-    from launcher.verdict import check
+    from launcher.check import platforms
+    from launcher.check.verdict import check
 
     resolve = platforms.resolve
     platforms.resolve = lambda target, gpu_count=None: platforms.from_target(target, case["gpus"])
@@ -97,8 +97,8 @@ def render(results: dict[str, Any]) -> str:
     if not disagree:
         lines.append("None.")
     if fixed:
-        lines += ["Found by the recorded run and fixed in `configs/compatibility.yaml` since (not re-run on the GPU;"
-                  " `tests/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
+        lines += ["Found by the recorded run and fixed in `server/launcher/data/compatibility.yaml` since (not re-run"
+                  " on the GPU; `tests/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
         for case in fixed:
             today = _today(case, results["env"])
             lines.append(f"- `{case['id']}`: {_cell(spec[case['id']]['fixed_after_run'])}. Today's check: {today}.")

@@ -14,8 +14,11 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import settings
+from .check.verdict import check
 from .errors import LauncherError
-from .verdict import Verdict, check
+from .redact import Redactor
+from .report import format_text
 
 EXIT_OK = 0
 EXIT_REJECTED = 2
@@ -55,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_parser = commands.add_parser("serve", help="check, then start vLLM behind the front door")
     _add_check_options(serve_parser)
-    serve_parser.add_argument("--host", default=os.environ.get("LAUNCHER_HOST", "0.0.0.0"))
-    serve_parser.add_argument("--port", type=int, default=int(os.environ.get("LAUNCHER_PORT", "8000")))
+    serve_parser.add_argument("--host", default=settings.get("LAUNCHER_HOST"))
+    serve_parser.add_argument("--port", type=int, default=settings.get("LAUNCHER_PORT"))
     serve_parser.add_argument("--startup-timeout", type=float,
-                              default=float(os.environ.get("LAUNCHER_STARTUP_TIMEOUT", "1800")),
+                              default=settings.get("LAUNCHER_STARTUP_TIMEOUT"),
                               help="seconds vLLM may take to answer its first generation")
     serve_parser.add_argument("--drain-timeout", type=float,
-                              default=float(os.environ.get("LAUNCHER_DRAIN_TIMEOUT", "60")),
+                              default=settings.get("LAUNCHER_DRAIN_TIMEOUT"),
                               help="seconds in-flight requests get to finish after SIGTERM")
     serve_parser.add_argument("--preset", help="a file in configs/presets/ (name without .yaml)")
     serve_parser.add_argument("--auto", action="store_true",
@@ -120,42 +123,32 @@ def _vllm_args(raw: list[str]) -> list[str]:
     return raw[1:] if raw[:1] == ["--"] else raw
 
 
-def format_text(verdict: Verdict) -> str:
-    head = "ACCEPTED" if verdict.accepted else "REJECTED"
-    model = verdict.model.name if verdict.model else "(arguments refused)"
-    lines = [f"{head}: {model} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
-    for finding in verdict.findings:
-        lines.append(f"  {finding.severity} [{finding.rule}] {finding.message}")
-        lines.append(f"    fix: {finding.fix}")
-    if not verdict.findings:
-        lines.append("  no findings")
-    return "\n".join(lines)
-
-
 def run_check(options: argparse.Namespace) -> int:
     if options.from_files:
         return run_preflight(options)
+    vllm_args = _vllm_args(options.vllm_args)
+    redactor = Redactor.for_process(vllm_args)
     try:
-        verdict = check(_vllm_args(options.vllm_args), options.target, options.vllm_version, options.model_configs)
+        verdict = check(vllm_args, options.target, options.vllm_version, options.model_configs)
     except LauncherError as exc:
         if options.format != "json":
             raise
         # The contract: JSON on stdout for every outcome; bad input is a finding too.
         finding = {"rule": "bad-input", "severity": "error", "message": str(exc),
                    "fix": "correct the input as the message says", "source": "launcher"}
-        print(json.dumps({"accepted": False, "findings": [finding]}, indent=2))
-        print(f"error: {exc}", file=sys.stderr)
+        print(json.dumps(redactor.data({"accepted": False, "findings": [finding]}), indent=2))
+        print(redactor.text(f"error: {exc}"), file=sys.stderr)
         return EXIT_REJECTED
     if options.format == "json":
-        print(json.dumps(verdict.as_dict(), indent=2))
+        print(json.dumps(redactor.data(verdict.as_dict()), indent=2))
     else:
-        print(format_text(verdict))
+        print(redactor.text(format_text(verdict)))
     return EXIT_OK if verdict.accepted else EXIT_REJECTED
 
 
 def run_preflight(options: argparse.Namespace) -> int:
-    from .deployments import Options, check_files
-    from .deployments import format_text as format_report
+    from .deployments.preflight import Options, check_files
+    from .report import format_preflight as format_report
 
     if _vllm_args(options.vllm_args):
         raise LauncherError("give either --from FILE... or -- vLLM serve arguments, not both")
@@ -165,14 +158,14 @@ def run_preflight(options: argparse.Namespace) -> int:
 
 
 def run_plan(options: argparse.Namespace) -> int:
-    from . import planner
+    from .plan import planner
 
     return planner.run(options, _vllm_args(options.vllm_args))
 
 
 def run_rules(options: argparse.Namespace) -> int:
-    from .rules import load_table
-    from .table_doc import markdown_table
+    from .check.engine import load_table
+    from .report import markdown_table
 
     table = load_table()
     if options.format == "json":
@@ -183,19 +176,19 @@ def run_rules(options: argparse.Namespace) -> int:
 
 
 def run_quantize(options: argparse.Namespace) -> int:
-    from . import quantize
+    from .tools import quantize
 
     return quantize.main(options.model, options.scheme, options.ignore, options.output)
 
 
 def run_eval(options: argparse.Namespace) -> int:
-    from . import evaluation
+    from .tools import evaluation
 
     return evaluation.main(options)
 
 
 def run_serve(options: argparse.Namespace) -> int:
-    from .serve import serve
+    from .serve.supervisor import serve
 
     return serve(options, _vllm_args(options.vllm_args))
 
@@ -210,14 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "quantize": run_quantize, "eval": run_eval}[options.command]
         return handler(options)
     except LauncherError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {Redactor.for_process(argv).text(str(exc))}", file=sys.stderr)
         return EXIT_REJECTED
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the contract: never a traceback; the debug flag shows it
-        if os.environ.get("LAUNCHER_DEBUG"):
+        if settings.get("LAUNCHER_DEBUG"):
             raise
-        detail = textwrap.shorten(f"{type(exc).__name__}: {exc}", 300)
+        detail = textwrap.shorten(Redactor.for_process(argv).text(f"{type(exc).__name__}: {exc}"), 300)
         print(f"error: internal error ({detail}); rerun with LAUNCHER_DEBUG=1 for the traceback and "
               "report it", file=sys.stderr)
         return EXIT_REJECTED

@@ -1,5 +1,5 @@
 """Check one workload: the compatibility table on its serve arguments (on the GPU its node labels name), then the
-deployment rules (configs/deployment_rules.yaml) on how the file runs it. Every finding carries file:line: a
+deployment rules (data/deployment_rules.yaml) on how the file runs it. Every finding carries file:line: a
 table finding points at the flag its rule reads (--quantization, --tensor-parallel-size, ...), else the model.
 """
 
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import rules
-from ..arguments import ServeArgs
+from ..check import engine as rules
+from ..check.arguments import ServeArgs
+from ..check.model_facts import locate_model_dir
+from ..check.verdict import check
 from ..errors import LauncherError
-from ..model_facts import locate_model_dir
-from ..verdict import check
 from .facts import (
     Effective,
     deployment_facts,
@@ -90,7 +90,7 @@ class Options:
 
 
 def _flag_at(where: list[Token], name: str) -> Loc | None:
-    from ..arguments import canonical
+    from ..check.arguments import canonical
 
     for index, token in enumerate(where):
         if token.text.startswith("-") and canonical(token.text.split("=", 1)[0]) == name:

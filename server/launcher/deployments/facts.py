@@ -1,7 +1,7 @@
-"""The facts the deployment rules (configs/deployment_rules.yaml) read about a workload: its effective command
+"""The facts the deployment rules (data/deployment_rules.yaml) read about a workload: its effective command
 (presets expanded), the platform and vLLM release it is checked on, the GPUs, /dev/shm, probes and grace period.
 
-Which GPU: a node label (nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3 matched against configs/platforms.yaml),
+Which GPU: a node label (nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3 matched against data/platforms.yaml),
 else the target the file states (a preset's, `launcher serve --target`), else --target when it is of the
 workload's kind (cuda, rocm, cpu: from the GPU resource or the image), else that kind's default target.
 Which vLLM: the image tag's (vllm/vllm-openai:v0.26.0) or the one our image ships, else the preset's, else
@@ -19,14 +19,15 @@ from typing import Any
 import yaml
 from packaging.version import Version
 
-from .. import model_size, rules
+from ..check import engine as rules
+from ..check.model_facts import load_model
+from ..check.platforms import _target_for_name, known_targets
+from ..check.versions import resolve_version
 from ..errors import LauncherError
-from ..model_facts import load_model
-from ..paths import config_dir
-from ..platform import _target_for_name, known_targets
-from ..versions import resolve_version
+from ..plan import model_size
+from ..resources import data_file
 from . import preset as presets
-from .kubernetes import GPU_LABELS
+from .pods import GPU_LABELS
 from .workload import Token, Workload, image_kind, image_vllm_version, is_launcher_image
 
 RESOURCES = {"cuda": "nvidia.com/gpu", "rocm": "amd.com/gpu"}
@@ -34,7 +35,7 @@ RESOURCES = {"cuda": "nvidia.com/gpu", "rocm": "amd.com/gpu"}
 
 @functools.cache
 def deployment_table() -> dict[str, Any]:
-    with open(config_dir() / "deployment_rules.yaml") as handle:
+    with data_file("deployment_rules.yaml").open(encoding="utf-8") as handle:
         table = yaml.safe_load(handle)
     table["parsed_rules"] = rules.parse_rules(table["rules"])
     table["at"] = {entry["id"]: entry.get("at", "workload") for entry in table["rules"]}

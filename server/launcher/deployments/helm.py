@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .kubernetes import DEFAULT_GRACE_S, GPU_RESOURCES, labels_from_terms, startup_probe
 from .located import Loc, Map, get, loc
+from .pods import DEFAULT_GRACE_S, GPU_RESOURCES, labels_from_terms, startup_probe
 from .workload import Token, Workload, as_int, size_gib
 
 # vllmConfig key -> the flag the template writes (its spelling).

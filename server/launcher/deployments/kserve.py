@@ -10,8 +10,8 @@ tensorParallelSize GPUs each.
 
 from __future__ import annotations
 
-from .kubernetes import apply_pod, pod_workloads
 from .located import Loc, Map, get, loc
+from .pods import apply_pod, pod_workloads
 from .workload import Token, Workload, as_int, tokens_of
 
 # Flags of the KServe model server and of the Hugging Face runtime that are not vLLM's (dashes, as canonical()).
@@ -48,7 +48,7 @@ def _is_huggingface(model: Map) -> bool:
 
 
 def _huggingface(model: Map, predictor: Map, name: str, file: str) -> Workload | None:
-    from ..arguments import canonical
+    from ..check.arguments import canonical
 
     tokens = tokens_of(model.get("args"), loc(model, "args"))
     options: dict[str, Token] = {}

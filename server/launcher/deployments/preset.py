@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..presets import Preset, load_preset, presets_dir
+from ..serve.presets import Preset, load_preset, presets_dir
 from .located import Loc, Map, load_all, loc
 from .workload import Token, Workload, tokens_of
 

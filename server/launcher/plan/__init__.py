@@ -1,0 +1,1 @@
+"""The planner: what a model needs in memory on a platform, and which serve flags fit (`launcher plan`)."""

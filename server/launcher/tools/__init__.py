@@ -1,0 +1,1 @@
+"""Model tools around serving: `launcher quantize` (llm-compressor FP8) and `launcher eval` (lm-eval)."""
