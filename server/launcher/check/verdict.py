@@ -83,6 +83,16 @@ def quantization_facts(quantization: str | None, args: dict[str, Any], model: di
     }
 
 
+def scheduler_facts(args: dict[str, Any], model: dict[str, Any], parsed: dict[str, Any]) -> dict[str, Any]:
+    """The max_model_len the scheduler checks against (vllm/config/scheduler.py verify_max_model_len: the flag, else
+    the derived limit, else 2048) and the ranks an expert-parallel group spans (TP x DP)."""
+    given = args["max_model_len"]
+    return {
+        "effective_max_model_len": given if given else (model["max_model_len_limit"] or 2048),
+        "ep_ranks": args["tensor_parallel_size"] * int(parsed.get("data_parallel_size") or 1),
+    }
+
+
 def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any],
            table: dict[str, Any], vllm: dict[str, Any] | None = None) -> dict[str, Any]:
     """Facts that combine the arguments with the model or the platform (per-rank sizes, memory)."""
@@ -121,18 +131,28 @@ def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any]
     return derived
 
 
+def parsed_facts(namespace: Any) -> dict[str, Any]:
+    """The values vLLM's own parser of the target release produced (vllm_parser), with its defaults."""
+    if namespace is None:
+        return {}
+    return {key: value for key, value in vars(namespace).items()
+            if value is None or isinstance(value, (bool, int, float, str, list, dict))}
+
+
 def build_facts(args: ServeArgs, model: ModelFacts, platform: Platform, vllm: dict[str, Any],
-                table: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
+                table: dict[str, Any], environ: dict[str, str] | None = None, namespace: Any = None) -> dict[str, Any]:
     environ = dict(os.environ if environ is None else environ)
     facts = {
         "args": args.facts(lowercase_quantization=bool(vllm["model_config"].get("quantization_lowercased"))),
         "model": model.facts(),
         "platform": platform.facts(),
         "vllm": vllm,
+        "parsed": parsed_facts(namespace),
         "env": {key: value for key, value in environ.items() if key.startswith("VLLM_")},
         "table": {key: value for key, value in table.items() if key not in ("rules", "parsed_rules", "vllm_versions")},
     }
     facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table, vllm)
+    facts["derived"].update(scheduler_facts(facts["args"], facts["model"], facts["parsed"]))
     facts["derived"].update(memory.fit_facts(args, model, platform, environ))  # GPU targets only
     return facts
 
@@ -160,7 +180,7 @@ def check(
     model = load_model(args.model, config_folders).as_served(
         overrides if isinstance(overrides, dict) else None, vllm["max_len"],
         bool(getattr(namespace, "disable_sliding_window", False)))
-    facts = build_facts(args, model, platform, vllm, table, environ)
+    facts = build_facts(args, model, platform, vllm, table, environ, namespace)
     findings = argument_findings + rules.evaluate(facts)
     accepted = not any(f.severity == "error" for f in findings)
     return Verdict(accepted, findings, args.argv(), model, platform, version, facts)
