@@ -92,3 +92,14 @@ def test_check_is_well_under_a_second() -> None:
 def test_the_hand_written_flag_list_is_gone() -> None:
     assert not (ROOT / "server" / "launcher" / "data" / "vllm_flags.yaml").exists()
     assert json.loads((ROOT / "server" / "launcher" / "data" / "vllm" / "0.26.0.json").read_text())["schema"] == 1
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_attention_backends_are_derived(release: str) -> None:
+    """Class 4's data (not yet used by rules): each backend's supports_* answers and the CUDA priority order."""
+    attention = vllm_parser.release_facts(release)["attention"]
+    assert "error" not in attention["cuda_priorities"], attention["cuda_priorities"]
+    assert attention["cuda_priorities"]["90/mha/auto"][0] == "FLASH_ATTN"
+    triton = attention["backends"]["TRITON_ATTN"]
+    assert 128 in triton["head_sizes"] and 90 in triton["capabilities"]
+    assert attention["backends"]["TRITON_MLA"]["is_mla"] is True

@@ -258,6 +258,80 @@ def _quantization_facts() -> dict[str, Any]:
     }
 
 
+# CUDA capabilities the attention backends are asked about: Volta, Turing, Ampere, Ada, Hopper, Blackwell, SM120.
+CAPABILITIES = [(7, 0), (7, 5), (8, 0), (8, 6), (8, 9), (9, 0), (10, 0), (12, 0)]
+HEAD_SIZES = [32, 64, 80, 96, 112, 128, 160, 192, 256, 512, 576]
+
+
+def _backend_facts(cls: Any, capability_type: Any) -> dict[str, Any]:
+    """One backend's answers to its own predicates (AttentionBackend classmethods in vllm/v1/attention/backend.py)."""
+    fact: dict[str, Any] = {"class": _type_name(cls)}
+    calls = {
+        "supported_dtypes": lambda: [str(d).removeprefix("torch.") for d in cls.supported_dtypes],
+        # the class attribute; some backends (FlashAttention 3) widen it at run time on the device
+        "supported_kv_cache_dtypes": lambda: list(cls.supported_kv_cache_dtypes),
+        "head_sizes": lambda: [h for h in HEAD_SIZES if cls.supports_head_size(h)],
+        "is_mla": cls.is_mla,
+        "is_sparse": lambda: cls.is_sparse() if hasattr(cls, "is_sparse") else False,
+        "supports_sink": lambda: cls.supports_sink() if hasattr(cls, "supports_sink") else False,
+        "supports_sliding_window": lambda: (
+            cls.supports_sliding_window() if hasattr(cls, "supports_sliding_window") else True
+        ),
+        "capabilities": lambda: [
+            10 * major + minor
+            for major, minor in CAPABILITIES
+            if cls.supports_compute_capability(capability_type(major, minor))
+        ],
+    }
+    for key, call in calls.items():
+        try:
+            fact[key] = _jsonable(call())
+        except Exception as exc:  # noqa: BLE001
+            fact[f"{key}_error"] = f"{type(exc).__name__}: {exc}"[:200]
+    return fact
+
+
+def _attention_facts() -> dict[str, Any]:
+    """Every attention backend's supports_* answers over a matrix of inputs, and the CUDA platform's priority order
+    (vllm/platforms/cuda.py _get_backend_priorities) per capability, MLA or not, KV cache dtype."""
+    import inspect
+
+    from vllm.platforms.interface import DeviceCapability
+    from vllm.v1.attention.backends.registry import AttentionBackendEnum
+
+    backends: dict[str, Any] = {}
+    for backend in AttentionBackendEnum:
+        try:
+            backends[backend.name] = _backend_facts(backend.get_class(), DeviceCapability)
+        except Exception as exc:  # noqa: BLE001 - a backend whose module cannot load here
+            backends[backend.name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+    priorities: dict[str, Any] = {}
+    try:
+        cuda = importlib.import_module("vllm.platforms.cuda")
+        function = cuda._get_backend_priorities
+        accepted = set(inspect.signature(function).parameters)
+        for major, minor in CAPABILITIES:
+            for use_mla in (False, True):
+                for kv in ("auto", "fp8"):
+                    kwargs = {
+                        "use_mla": use_mla,
+                        "device_capability": DeviceCapability(major, minor),
+                        "kv_cache_dtype": kv,
+                        "num_heads": 128,
+                    }
+                    order = function(**{k: v for k, v in kwargs.items() if k in accepted})
+                    priorities[f"{10 * major + minor}/{'mla' if use_mla else 'mha'}/{kv}"] = [b.name for b in order]
+    except Exception as exc:  # noqa: BLE001
+        priorities = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {
+        "source": "vllm/v1/attention/backends/registry.py AttentionBackendEnum, each backend's supports_*; "
+        "vllm/platforms/cuda.py _get_backend_priorities (executed)",
+        "head_sizes_asked": HEAD_SIZES,
+        "backends": backends,
+        "cuda_priorities": priorities,
+    }
+
+
 def _max_len_facts() -> dict[str, Any]:
     """How `_get_and_verify_max_len` (vllm/config/model.py) scales the context by RoPE, read with `ast` (the
     function needs a loaded transformers config to execute): the rope types whose factor it does not apply, whether
@@ -265,8 +339,11 @@ def _max_len_facts() -> dict[str, Any]:
     import ast
 
     path = Path(importlib.util.find_spec("vllm.config.model").origin)  # type: ignore[union-attr,arg-type]
-    function = next(node for node in ast.walk(ast.parse(path.read_text()))
-                    if isinstance(node, ast.FunctionDef) and node.name == "_get_and_verify_max_len")
+    function = next(
+        node
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "_get_and_verify_max_len"
+    )
     not_scaled: list[str] = []
     yarn_from_original = False
     skipped: list[str] = []
@@ -281,10 +358,13 @@ def _max_len_facts() -> dict[str, Any]:
                 yarn_from_original = True
         if isinstance(op, ast.NotIn) and isinstance(left, ast.Constant) and ast.unparse(right).endswith("model_type"):
             skipped.append(left.value)
-    return {"source": "vllm/config/model.py:_get_and_verify_max_len (read with ast)",
-            "rope_types_not_scaled": not_scaled, "yarn_from_original": yarn_from_original,
-            "skip_scaling_model_types": skipped,
-            "sliding_window_caps_when_disabled": "disable_sliding_window" in ast.unparse(function)}
+    return {
+        "source": "vllm/config/model.py:_get_and_verify_max_len (read with ast)",
+        "rope_types_not_scaled": not_scaled,
+        "yarn_from_original": yarn_from_original,
+        "skip_scaling_model_types": skipped,
+        "sliding_window_caps_when_disabled": "disable_sliding_window" in ast.unparse(function),
+    }
 
 
 def _model_config_facts() -> dict[str, Any]:
@@ -329,6 +409,7 @@ def child(source_root: str | None) -> dict[str, Any]:
         ("parser", _parser_facts),
         ("model_config", _model_config_facts),
         ("max_len", _max_len_facts),
+        ("attention", _attention_facts),
         ("quantization", _quantization_facts),
     ):
         try:
@@ -340,8 +421,19 @@ def child(source_root: str | None) -> dict[str, Any]:
 
 
 # Keys vLLM reads for the context limit (vllm/config/model_arch / _get_and_verify_max_len) and the sliding window.
-DEFAULT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
-                "max_sequence_length", "max_seq_length", "seq_len", "sliding_window", "rope_parameters", "rope_scaling")
+DEFAULT_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+    "sliding_window",
+    "rope_parameters",
+    "rope_scaling",
+)
 
 
 def transformers_defaults() -> dict[str, Any]:
@@ -373,9 +465,15 @@ def transformers_defaults() -> dict[str, Any]:
             entry["text_config"] = {"model_type": getattr(text, "model_type", None), **picked(text)}
         if entry:
             types[model_type] = entry
-    return {"generated": "by tools/derive_vllm_facts.py --transformers-defaults; regenerate, do not edit",
-            "transformers_version": transformers.__version__, "model_types": types}
+    return {
+        "generated": "by tools/derive_vllm_facts.py --transformers-defaults; regenerate, do not edit",
+        "transformers_version": transformers.__version__,
+        "model_types": types,
+    }
 
+
+# The sections of a release file, in order.
+FACT_KEYS = ("parser", "model_config", "max_len", "quantization", "attention")
 
 # -- the parent: unzip, run the child, write the file --------------------------------------------------------------
 
@@ -452,8 +550,12 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--wheel", type=Path, help="a vLLM wheel from `pip download vllm==X --no-deps`")
     source.add_argument("--installed", action="store_true", help="the vLLM distribution installed in this venv")
-    source.add_argument("--transformers-defaults", type=Path, metavar="FILE",
-                        help="write the installed transformers' config defaults per model_type to FILE")
+    source.add_argument(
+        "--transformers-defaults",
+        type=Path,
+        metavar="FILE",
+        help="write the installed transformers' config defaults per model_type to FILE",
+    )
     source.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where wheels are unpacked")
@@ -496,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             "errors": facts["errors"],
             "type_probes": TYPE_PROBES,
         },
-        **{key: facts[key] for key in ("parser", "model_config", "max_len", "quantization") if key in facts},
+        **{key: facts[key] for key in FACT_KEYS if key in facts},
     }
     options.output.mkdir(parents=True, exist_ok=True)
     target = options.output / f"{release}.json"
