@@ -160,6 +160,14 @@ SETTINGS: tuple[Setting, ...] = (
         "quantize` runs (default: .venv-quant/bin/python here or in the checkout, else the launcher's)",
     ),
     Setting(
+        "LAUNCHER_VLLM_VALIDATE",
+        bool,
+        False,
+        "flag",
+        "any non-empty value: `launcher check` also runs the installed vLLM's own parser and ModelConfig in-process "
+        "when it is the target release (seconds, not milliseconds: check/vllm_inprocess.py)",
+    ),
+    Setting(
         "LAUNCHER_DEBUG",
         bool,
         False,

@@ -17,6 +17,7 @@ from .arguments import ServeArgs
 from .model_facts import ModelFacts, load_model
 from .platforms import Platform
 from .versions import resolve_version, version_data
+from .vllm_inprocess import vllm_findings
 
 FP8_METHODS = ("fp8", "fbgemm_fp8", "ptpc_fp8", "modelopt", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block")
 ONLINE_FP8_METHODS = ("fp8", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "ptpc_fp8")
@@ -181,6 +182,6 @@ def check(
         overrides if isinstance(overrides, dict) else None, vllm["max_len"],
         bool(getattr(namespace, "disable_sliding_window", False)))
     facts = build_facts(args, model, platform, vllm, table, environ, namespace)
-    findings = argument_findings + rules.evaluate(facts)
+    findings = argument_findings + rules.evaluate(facts) + vllm_findings(list(argv), version)
     accepted = not any(f.severity == "error" for f in findings)
     return Verdict(accepted, findings, args.argv(), model, platform, version, facts)
