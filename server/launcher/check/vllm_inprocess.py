@@ -23,23 +23,25 @@ from .vllm_parser import release_for
 RULE = "vllm-model-config-refused"
 
 
-class _Refused(Exception):
-    pass
+class Refused(Exception):
+    """vLLM's parser refused the arguments (argparse's message)."""
 
 
-def _serve_parser() -> Any:
+def serve_parser() -> Any:
+    """`vllm serve`'s parser built by the installed vLLM as vllm/entrypoints/cli/serve.py builds it; its error()
+    raises instead of exiting."""
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     serve = Path(importlib.util.find_spec("vllm.entrypoints.cli.serve").origin)  # type: ignore[union-attr,arg-type]
     module = next(
-        node.module
+        str(node.module)
         for node in ast.walk(ast.parse(serve.read_text()))
         if isinstance(node, ast.ImportFrom) and any(a.name == "make_arg_parser" for a in node.names)
     )
     parser = importlib.import_module(module).make_arg_parser(FlexibleArgumentParser())
 
     def error(message: str) -> None:
-        raise _Refused(message)
+        raise Refused(message)
 
     parser.error = error
     return parser
@@ -57,7 +59,7 @@ def vllm_findings(argv: list[str], version: str) -> list[Finding]:
     try:
         from vllm.engine.arg_utils import EngineArgs
 
-        namespace = _serve_parser().parse_args(list(argv))
+        namespace = serve_parser().parse_args(list(argv))
         EngineArgs.from_cli_args(namespace).create_model_config()
     except Exception as exc:  # noqa: BLE001 - vLLM's refusal, whatever its type, is the finding
         seconds = time.perf_counter() - started

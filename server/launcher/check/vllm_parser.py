@@ -287,8 +287,8 @@ def preprocess(argv: list[str]) -> list[str]:
         for part in keys[:-1]:
             target = target.setdefault(part, {})
         target[keys[-1]] = parsed
-    for key, value in merged.items():
-        kept += [key, json.dumps(value)]
+    for key, nested in merged.items():
+        kept += [key, json.dumps(nested)]
     return kept
 
 
