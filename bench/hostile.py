@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 def start_launcher(server: Path, port: int, nofile: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LAUNCHER_VLLM_ENTRYPOINT": "fake_vllm", "PYTHONPATH": f"{ROOT / 'tests'}:{server}",
+    env = {**os.environ, "LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm", "PYTHONPATH": f"{ROOT}:{server}",
            "VLLM_CPU_KVCACHE_SPACE": "2"}
     command = ["prlimit", f"--nofile={nofile}:{nofile}", sys.executable, "-m", "launcher.cli", "serve", "--host",
                "127.0.0.1", "--port", str(port), "--", "--model", str(MODEL), "--max-model-len", "2048",

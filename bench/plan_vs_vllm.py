@@ -12,7 +12,7 @@ The H100 figures measured with vLLM 0.26 (/work/shared/gpu/logs, Llama-3-8B shap
 compared too, without a GPU: the planner's numbers for the same flags against the logged ones.
 Results: bench/results/plan-vs-vllm-cpu.json (--output).
 
-    .venv/bin/python bench/plan_vs_vllm.py [--utilization 0.2,0.3]
+    .venv/bin/python -m bench.plan_vs_vllm [--utilization 0.2,0.3]
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 from launcher.check.arguments import ServeArgs  # noqa: E402
+from launcher.check.memory import estimate  # noqa: E402
 from launcher.check.model_facts import load_model  # noqa: E402
 from launcher.check.platforms import from_target, probe_cpu  # noqa: E402
 from launcher.check.versions import installed_vllm_version  # noqa: E402
-from launcher.plan.memory import estimate  # noqa: E402
-from raw_vllm import SMOLLM2, RawVllm  # noqa: E402
+from tests.harness.raw_vllm import SMOLLM2, RawVllm  # noqa: E402
 
 LLAMA3_8B_SHAPE = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B-Instruct"
 # What vLLM 0.26 logged on an H100 80GB (bench throughput: LLM-class batch defaults 16384 tokens, 1024 seqs).

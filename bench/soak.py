@@ -1,10 +1,10 @@
 """Soak: N concurrent streaming clients through the real `launcher serve` for minutes; errors, latency, memory.
 
-vLLM is the stand-in (tests/fake_vllm.py, a token every few ms) so that the front door, not a CPU-bound
+vLLM is the stand-in (tests/harness/fake_vllm.py, a token every few ms) so that the front door, not a CPU-bound
 model, is what is pushed. Samples the launcher's RSS every few seconds; "growth" compares the mean of the
 last quarter of samples with the first quarter after warm-up. Loopback only, bounded in time.
 
-python bench/soak.py [--streams 128] [--seconds 180] [--tokens 128] [--token-ms 10]
+python -m bench.soak [--streams 128] [--seconds 180] [--tokens 128] [--token-ms 10]
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from launcher_process import LauncherProcess  # noqa: E402
-from sse_load import run_load  # noqa: E402
+from tests.harness.launcher_process import LauncherProcess  # noqa: E402
+from tests.harness.sse_load import run_load  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 MODEL_CONFIG = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B-Instruct"
 
 
 def soak(streams: int, seconds: float, tokens: int, token_ms: float, log_dir: Path) -> dict:
-    env = {"LAUNCHER_VLLM_ENTRYPOINT": "fake_vllm", "FAKE_VLLM": f"token-ms={token_ms}",
-           "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT / 'server'}"}
+    env = {"LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm", "FAKE_VLLM": f"token-ms={token_ms}",
+           "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}"}
     launcher = LauncherProcess(MODEL_CONFIG, log_dir / "soak-launcher.log", env=env).start()
     samples: list[tuple[float, float]] = []
     stop = threading.Event()

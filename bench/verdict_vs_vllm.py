@@ -9,7 +9,7 @@ For each case, in one run on this machine:
 Cases run one after the other, so each vLLM has the CPU to itself. Every process has a time limit and
 is killed with its process group. Results: bench/results/verdict-vs-vllm-cpu.json (--output).
 
-    .venv/bin/python bench/verdict_vs_vllm.py [--cases fp8,head16,default-memory] [--check-runs 5]
+    .venv/bin/python -m bench.verdict_vs_vllm [--cases fp8,head16,default-memory] [--check-runs 5]
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 from launcher.check.platforms import read_cpu_flags, read_numa_node0_gib  # noqa: E402
 from launcher.check.versions import installed_vllm_version  # noqa: E402
-from raw_vllm import FAILS_WITHIN, READY_WITHIN, SMOLLM2, RawVllm, build_head16_checkpoint, cpu_cases  # noqa: E402
+from tests.harness.raw_vllm import FAILS_WITHIN, READY_WITHIN, SMOLLM2, RawVllm, build_head16_checkpoint, cpu_cases  # noqa: E402
 
 CHECK_WITHIN = 60.0
 TARGET_RATIO = 100.0

@@ -1,34 +1,15 @@
-"""Shared test helpers: the fixtures' model directories and a one-call check."""
+"""Shared fixtures: no VLLM_* variable leaks into a test; one real front door per session (tests/harness/ holds the
+helpers)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from launcher.check.verdict import Verdict, check
-from launcher_process import LauncherProcess
-
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "tests" / "fixtures" / "models"
-LOCAL_MODEL = Path(os.environ.get("LAUNCHER_TEST_MODEL", ROOT / "models" / "SmolLM2-135M-Instruct"))
-API_KEY = "test-key-not-secret"
-
-
-def model_dir(name: str) -> str:
-    path = MODELS / name
-    assert (path / "config.json").is_file(), f"fixture {name} is missing"
-    return str(path)
-
-
-def run_check(model: str, *args: str, target: str = "cuda:h100", version: str = "0.26.0") -> Verdict:
-    return check(["--model", model_dir(model), *args], target=target, vllm_version=version)
-
-
-def rule_ids(verdict: Verdict) -> set[str]:
-    return {finding.rule for finding in verdict.findings}
+from tests.harness.common import API_KEY, LOCAL_MODEL
+from tests.harness.launcher_process import LauncherProcess
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest import model_dir
+from tests.harness.cli import run_cli as launcher
+from tests.harness.common import model_dir
 
 LLAMA = model_dir("meta-llama__Llama-3.1-8B-Instruct")
 
 
-def launcher(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True, timeout=60)
+def test_the_entry_point_keeps_the_contract() -> None:
+    """The real `python -m launcher.cli` (the other tests call main in process): exit codes, JSON on stdout."""
+    argv = ["check", "--target", "cuda:v100", "--vllm-version", "0.26.0", "--format", "json", "--", "--model", LLAMA,
+            "-q", "fp8"]
+    result = subprocess.run([sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and json.loads(result.stdout)["accepted"] is False
+    bad = subprocess.run([sys.executable, "-m", "launcher.cli", "frobnicate"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 
 def test_accepted_exits_0_with_json_contract() -> None:

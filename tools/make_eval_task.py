@@ -1,7 +1,7 @@
 """Write the `launcher_arithmetic` lm-eval task's data: small arithmetic questions and word problems.
 
 Deterministic (a fixed seed, fixed templates): rerunning it rewrites the same files byte for byte, and
-tests/test_eval.py checks that the committed files are what it writes. No third-party text: the questions come
+tests/tools/test_eval.py checks that the committed files are what it writes. No third-party text: the questions come
 from the templates below, so the data is ours to ship (CC0-1.0). Exact integer answers in the gsm8k format
 ("Question: ...\\nAnswer: 7"); the numbers are small on purpose: SmolLM2-135M scores 0 on gsm8k-sized ones, and
 a task where the test model scores 0 cannot show what quantization costs. Seven kinds in turn, from easy for it

@@ -1,5 +1,6 @@
-"""Regenerate the parts of the docs that come from data, so they cannot drift: the compatibility table in README.md
-(from the package's data/compatibility.yaml) and the settings table in docs/settings.md (from launcher.settings).
+"""Regenerate the parts of the docs that come from data, so they cannot drift: the compatibility table in
+docs/compatibility.md (from the package's data/compatibility.yaml) and the settings table in docs/settings.md
+(from launcher.settings).
 
 python tools/render_docs.py          rewrite them in place
 python tools/render_docs.py --check  exit 1 when one is out of date (tests run this)
@@ -19,7 +20,7 @@ from launcher.report import markdown_table
 ROOT = Path(__file__).resolve().parents[1]
 # (file, block name, what goes between its markers)
 BLOCKS: list[tuple[Path, str, Callable[[], str]]] = [
-    (ROOT / "README.md", "rules", lambda: markdown_table(load_table())),
+    (ROOT / "docs" / "compatibility.md", "rules", lambda: markdown_table(load_table())),
     (ROOT / "docs" / "settings.md", "settings", settings.markdown_table),
 ]
 

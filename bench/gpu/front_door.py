@@ -1,16 +1,18 @@
-"""The front door on the GPU: `launcher serve` against vLLM directly, same vLLM, same machine, same load.
+"""The front door on the GPU: the same vLLM process measured directly and through `launcher serve`, A-B-B-A.
 
-For each precision (BF16, `--quantization fp8`) of the Llama-3-8B shape (all 32 layers, random weights,
-`--max-model-len 2048`, vLLM's defaults otherwise: CUDA graphs, torch.compile), `launcher serve` starts vLLM
-behind the front door; then `vllm bench serve` (random dataset, 512 in / 256 out, --ignore-eos) runs against
-vLLM's own port and against the front door, at concurrency 64 and unbounded, alternating direct / front door.
-Records output tok/s and TTFT / ITL p50 / p99 of both and their ratios. With two GPUs the two precisions run at
-the same time, one per GPU. Writes h100-front-door.json (and the logs) into --out.
+`launcher serve` starts vLLM (the Llama-3-8B shape: Llama-3.1-8B-Instruct's config, all 32 layers, random
+weights, `--max-model-len 2048`, vLLM's defaults otherwise: CUDA graphs, torch.compile) behind the front door.
+One warm-up run (discarded) goes to vLLM's own port; then `vllm bench serve` (random dataset, 512 in / 256 out,
+--ignore-eos, --max-concurrency C) alternates direct (A) and front door (B) in the order A B, B A, A B, ...: each
+pair is a round, and the order flips every round so that a drift over time (clocks, caches) falls on both sides
+alike. Recorded per run: output tok/s, TTFT / ITL / TPOT p50 and p99; per round: front door / direct throughput
+and the latency added; over the rounds: the median ratio and its spread (max - min). The JSON is rewritten after
+every run; a round that would not finish before --deadline is not started.
 
-    PYTHONPATH=/tmp/site:server python3 -m bench.gpu.front_door --out $OUT [--prompts 300]
-
-Not run yet: the session that wrote it (2026-11-25) spent its device time on the ground truth
-(docs/ground-truth.md). Budget one 10-minute command on a two-GPU machine, right after the bundle's install.
+    # on the GPU machine, after `make gpu-install` (PYTHONPATH is set here: server/ and /tmp/site):
+    python3 -m bench.gpu.front_door --out $OUT [--rounds 3] [--prompts 800] [--concurrency 64]
+    # here, without a GPU: a stand-in vLLM (tests/fake_vllm.py) and a tiny load, to try the harness
+    .venv/bin/python -m bench.gpu.front_door --dry-run --out bench/out/front-door-dry
 """
 
 from __future__ import annotations
@@ -19,20 +21,21 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
-import threading
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import models
-from .ground_truth import free_port, machine_facts, say
+from . import machine, models
+from .ground_truth import HARNESS_ENV, free_port, say
 
-PRECISIONS = {"bf16": [], "fp8": ["--quantization", "fp8"]}
-METRICS = ("output_throughput", "p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms", "p50_tpot_ms",
-           "completed", "duration")
+METRICS = ("output_throughput", "total_token_throughput", "request_throughput", "completed", "duration",
+           "p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms", "p50_tpot_ms", "p99_tpot_ms")
+LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
 
 
 def model_dir(scratch: Path) -> Path:
@@ -57,116 +60,183 @@ def get_json(url: str) -> dict[str, Any] | None:
         return None
 
 
-def bench(model: Path, port: int, prompts: int, concurrency: int | None, out: Path, name: str) -> dict[str, Any]:
+def bench(model: Path, port: int, prompts: int, concurrency: int, logs: Path, name: str, env: dict[str, str],
+          timeout: float) -> dict[str, Any]:
+    """One `vllm bench serve` run against a port: its METRICS, or the end of its log as `error`."""
+    if env.get("LAUNCHER_VLLM_ENTRYPOINT") == "fake_vllm":
+        return dry_bench(port, prompts, concurrency)
     command = [sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve", "--backend", "vllm",
                "--base-url", f"http://127.0.0.1:{port}", "--model", str(model), "--dataset-name", "random",
-               "--random-input-len", "512", "--random-output-len", "256", "--num-prompts", str(prompts),
-               "--ignore-eos", "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99",
-               "--disable-tqdm", "--save-result", "--result-dir", str(out), "--result-filename", f"{name}.json"]
-    if concurrency:
-        command += ["--max-concurrency", str(concurrency)]
-    with open(out / f"{name}.log", "wb") as log:
-        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=600, check=False)
+               "--random-input-len", str(LOAD["input_len"]), "--random-output-len", str(LOAD["output_len"]),
+               "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--ignore-eos",
+               "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99", "--disable-tqdm",
+               "--save-result", "--result-dir", str(logs), "--result-filename", f"{name}.json"]
+    started = time.perf_counter()
+    with open(logs / f"{name}.log", "wb") as log:
+        try:
+            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return {"error": f"no result within {timeout:.0f} s"}
     try:
-        result = json.loads((out / f"{name}.json").read_text())
+        result = json.loads((logs / f"{name}.json").read_text())
     except (OSError, json.JSONDecodeError):
-        return {"error": (out / f"{name}.log").read_text(errors="replace")[-600:]}
-    return {key: result.get(key) for key in METRICS}
+        return {"error": (logs / f"{name}.log").read_text(errors="replace")[-600:]}
+    return {**{key: result.get(key) for key in METRICS}, "wall_seconds": round(time.perf_counter() - started, 1)}
 
 
-def ratios(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
+def dry_bench(port: int, prompts: int, concurrency: int) -> dict[str, Any]:
+    """--dry-run's stand-in for `vllm bench serve`: non-streamed 16-token completions, the same keys."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = json.dumps({"model": "dry", "prompt": "x", "max_tokens": 16}).encode()
+
+    def one(_: int) -> float:
+        start = time.perf_counter()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+        return (time.perf_counter() - start) * 1000
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = sorted(pool.map(one, range(prompts)))
+    duration = time.perf_counter() - started
+    p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return {"output_throughput": prompts * 16 / duration, "total_token_throughput": prompts * 17 / duration,
+            "request_throughput": prompts / duration, "completed": prompts, "duration": duration,
+            "p50_ttft_ms": p50, "p99_ttft_ms": p99, "p50_itl_ms": 0.0, "p99_itl_ms": 0.0, "p50_tpot_ms": 0.0,
+            "p99_tpot_ms": 0.0, "wall_seconds": round(duration, 1)}
+
+
+def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
+    """Front door against direct for one round: throughput ratio and the latency it adds."""
     if "error" in direct or "error" in door:
         return {}
     return {"throughput_ratio": round(door["output_throughput"] / direct["output_throughput"], 4),
-            "ttft_p50_added_ms": round(door["p50_ttft_ms"] - direct["p50_ttft_ms"], 2),
-            "ttft_p99_added_ms": round(door["p99_ttft_ms"] - direct["p99_ttft_ms"], 2),
-            "itl_p50_added_ms": round(door["p50_itl_ms"] - direct["p50_itl_ms"], 3),
-            "itl_p99_added_ms": round(door["p99_itl_ms"] - direct["p99_itl_ms"], 3)}
+            **{f"{key.replace('_ms', '')}_added_ms": round(door[key] - direct[key], 3)
+               for key in ("p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms")}}
 
 
-def run_precision(name: str, gpu: int, model: Path, prompts: int, out: Path, results: dict[str, Any]) -> None:
-    port = free_port()
-    logs = out / "logs"
-    logs.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "launcher.cli", "serve", "--port", str(port), "--host", "127.0.0.1", "--",
-               "--model", str(model), "--load-format", "dummy", "--max-model-len", "2048", *PRECISIONS[name]]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu), "VLLM_USE_FLASHINFER_SAMPLER": "0"}
-    start = time.perf_counter()
-    with open(logs / f"launcher-{name}.log", "wb") as log:
-        launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    entry: dict[str, Any] = {"args": command[command.index("--") + 1:], "gpu": gpu}
-    try:
-        while time.perf_counter() - start < 420 and launcher.poll() is None:
-            if get_json(f"http://127.0.0.1:{port}/ready") is not None:
-                break
-            time.sleep(1)
-        status = get_json(f"http://127.0.0.1:{port}/status")
-        if status is None:
-            entry["error"] = "launcher serve did not become ready"
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and spread of the per-round figures."""
+    done = [r["compare"] for r in rounds if r.get("compare")]
+    if not done:
+        return {}
+    out: dict[str, Any] = {"rounds": len(done)}
+    for key in done[0]:
+        values = [d[key] for d in done]
+        out[key] = {"median": round(statistics.median(values), 4), "min": min(values), "max": max(values),
+                    "spread": round(max(values) - min(values), 4), "per_round": values}
+    return out
+
+
+def start_launcher(model: Path, port: int, args: list[str], env: dict[str, str], log_path: Path,
+                   dry_run: bool) -> subprocess.Popen[bytes]:
+    own = ["--skip-check"] if dry_run else []  # the CPU here is not what the arguments are for
+    command = [sys.executable, "-m", "launcher.cli", "serve", "--port", str(port), "--host", "127.0.0.1", *own, "--",
+               "--model", str(model), "--load-format", "dummy", "--max-model-len", "2048", *args]
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
             return
-        entry["ready_seconds"] = round(time.perf_counter() - start, 1)
-        direct_port = status["vllm_port"]
-        say(f"{name}: ready in {entry['ready_seconds']} s (front door {port}, vLLM {direct_port})")
-        bench(model, direct_port, 64, 64, logs, f"{name}-warmup")
-        for label, concurrency in (("c64", 64), ("unbounded", None)):
-            cell: dict[str, Any] = {}
-            for target, target_port in (("direct", direct_port), ("front_door", port)):
-                cell[target] = bench(model, target_port, prompts, concurrency, logs, f"{name}-{label}-{target}")
-                say(f"{name} {label} {target}: {cell[target]}")
-            cell["ratios"] = ratios(cell["direct"], cell["front_door"])
-            entry[label] = cell
-    finally:
-        results[name] = entry
-        try:
-            os.killpg(launcher.pid, signal.SIGTERM)
-            launcher.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        try:
-            os.killpg(launcher.pid, signal.SIGKILL)
         except ProcessLookupError:
-            pass
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def write(out: Path, body: dict[str, Any], logs: Path) -> None:
+    name = machine.results_path(body["gpu"], "front-door").name
+    (out / f"{name}.tmp").write_text(json.dumps(body, indent=2) + "\n")
+    (out / f"{name}.tmp").replace(out / name)
+    with tarfile.open(out / "front-door-logs.tar.gz.tmp", "w:gz") as tar:
+        tar.add(logs, arcname="logs")
+    (out / "front-door-logs.tar.gz.tmp").replace(out / "front-door-logs.tar.gz")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/out/gpu"))
     parser.add_argument("--scratch", default="/var/tmp/front-door")
-    parser.add_argument("--prompts", type=int, default=300)
-    parser.add_argument("--precisions", default="bf16,fp8")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=800, help="prompts per measured run")
+    parser.add_argument("--warmup-prompts", type=int, default=192)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--quantization", default="", help="e.g. fp8 (default: BF16)")
+    parser.add_argument("--deadline", type=float, default=560, help="seconds: start no run that would end later")
+    parser.add_argument("--ready-timeout", type=float, default=300)
+    parser.add_argument("--dry-run", action="store_true", help="tests/fake_vllm.py instead of vLLM, tiny load")
     options = parser.parse_args()
+    started = time.monotonic()
     out, scratch = Path(options.out), Path(options.scratch)
+    logs = scratch / "logs"  # only the tarball goes to --out: the device returns at most 8 files
+    logs.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    header = machine_facts()
+    extra = {**HARNESS_ENV}
+    if options.dry_run:
+        extra.update(LAUNCHER_VLLM_ENTRYPOINT="fake_vllm", FAKE_VLLM="token-ms=2",
+                     PYTHONPATH=os.pathsep.join([str(machine.ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    env = machine.child_env(environ={**os.environ, **extra})
+    header = machine.facts("NVIDIA H200" if options.dry_run else None)
     model = model_dir(scratch)
-    results: dict[str, Any] = {}
-    names = options.precisions.split(",")
-    gpus = max(header["gpu_count"], 1)
-    threads = []
-    for i, name in enumerate(names):
-        thread = threading.Thread(target=run_precision, args=(name, i % gpus, model, options.prompts, out, results))
-        thread.start()
-        threads.append(thread)
-        if gpus == 1:
-            thread.join()
-    for thread in threads:
-        thread.join()
-    body = {**header, "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random weights)",
-            "load": {"dataset": "random", "input_len": 512, "output_len": 256, "prompts": options.prompts,
-                     "ignore_eos": True}, "concurrent_precisions": gpus > 1 and len(names) > 1, "runs": results}
+    args = ["--quantization", options.quantization] if options.quantization else []
+    body: dict[str, Any] = {**header, "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
+                            "weights), --max-model-len 2048, CUDA graphs and torch.compile on",
+                            "vllm_args": args, "load": {**LOAD, "prompts": options.prompts,
+                                                        "concurrency": options.concurrency,
+                                                        "warmup_prompts": options.warmup_prompts},
+                            "method": "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, "
+                            "A B ...; warm-up run discarded", "dry_run": options.dry_run, "rounds": []}
+    port = free_port()
+    launcher = start_launcher(model, port, args, env, logs / "launcher.log", options.dry_run)
     try:
-        bf16, fp8 = results["bf16"], results["fp8"]
-        body["fp8_vs_bf16_front_door"] = {
-            label: round(fp8[label]["front_door"]["output_throughput"]
-                         / bf16[label]["front_door"]["output_throughput"], 3) for label in ("c64", "unbounded")}
-    except (KeyError, TypeError, ZeroDivisionError):
-        pass
-    (out / "h100-front-door.json").write_text(json.dumps(body, indent=2) + "\n")
-    with open(out / "front-door-logs.tar.gz", "wb") as handle:
-        subprocess.run(["tar", "-czf", "-", "-C", str(out), "logs"], stdout=handle, check=False)
-    subprocess.run(["rm", "-rf", str(out / "logs")], check=False)
-    say(json.dumps(body, indent=2))
-    return 0
+        status = None
+        while time.monotonic() - started < options.ready_timeout and launcher.poll() is None:
+            if get_json(f"http://127.0.0.1:{port}/ready") is not None:
+                status = get_json(f"http://127.0.0.1:{port}/status")
+                break
+            time.sleep(1)
+        if status is None:
+            body["error"] = "launcher serve did not become ready"
+            return 1
+        body["ready_seconds"] = round(time.monotonic() - started, 1)
+        direct = int(status["vllm_port"])
+        say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {direct})")
+        ports = {"direct": direct, "front_door": port}
+        body["warmup"] = bench(model, direct, options.warmup_prompts, options.concurrency, logs, "warmup", env,
+                               timeout=180)
+        say(f"warm-up: {body['warmup']}")
+        warmup = body["warmup"]  # the CLI's own start (imports) is a fixed cost; the load scales with prompts
+        overhead = warmup.get("wall_seconds", 60) - (warmup.get("duration") or 0)
+        run_seconds = overhead + (warmup.get("duration") or 60) * options.prompts / options.warmup_prompts
+        for index in range(options.rounds):
+            if time.monotonic() - started + 2 * run_seconds * 1.3 > options.deadline:
+                body["stopped"] = f"round {index + 1} not started: it would end after {options.deadline:.0f} s"
+                break
+            order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
+            entry: dict[str, Any] = {"round": index + 1, "order": list(order)}
+            for side in order:
+                entry[side] = bench(model, ports[side], options.prompts, options.concurrency, logs,
+                                    f"round{index + 1}-{side}", env, timeout=run_seconds * 3)
+                say(f"round {index + 1} {side}: {entry[side]}")
+                run_seconds = entry[side].get("wall_seconds", run_seconds)
+            entry["compare"] = compare(entry["direct"], entry["front_door"])
+            body["rounds"].append(entry)
+            body["summary"] = summary(body["rounds"])
+            write(out, body, logs)
+        return 0
+    finally:
+        stop(launcher)
+        body["seconds"] = round(time.monotonic() - started, 1)
+        write(out, body, logs)
+        say(json.dumps(body.get("summary", body.get("error")), indent=2))
 
 
 if __name__ == "__main__":

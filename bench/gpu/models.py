@@ -4,7 +4,7 @@ Shrinking keeps what the rules look at. A case removes layers and experts (they 
 and sets each per-rank size to the value it has on the big setup: a TP 8 model's 128 heads become 16 heads
 on one GPU, a Qwen3-30B-A3B-FP8 expert dimension of 768 at TP 4 becomes 192 at TP 1. The shrunk config.json
 of every case is committed under bench/gpu/models/<case-id>/ (`--prepare` writes them, deterministically),
-so `launcher check` can be re-run on it anywhere (tests/test_gpu_ground_truth.py).
+so `launcher check` can be re-run on it anywhere (tests/check/test_gpu_ground_truth.py).
 
 On the GPU machine `materialize` copies a case's directory to scratch space and adds what vLLM needs to start
 with `--load-format dummy` (random weights, never downloaded): a small byte-level BPE tokenizer trained

@@ -18,7 +18,7 @@ from . import settings
 from .check.verdict import check
 from .errors import LauncherError
 from .redact import Redactor
-from .report import format_text
+from .report import format_facts, format_text
 
 EXIT_OK = 0
 EXIT_REJECTED = 2
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser = commands.add_parser("check", help="check vLLM serve arguments without starting vLLM")
     _add_check_options(check_parser)
     check_parser.add_argument("--format", choices=("text", "json"), default="text")
+    check_parser.add_argument("--show-facts", action="store_true",
+                              help="also print every fact the rules read (JSON: a \"facts\" key)")
     check_parser.add_argument("--from", dest="from_files", nargs="+", action="extend", metavar="FILE",
                               help="check every vLLM workload in these compose files, Kubernetes manifests "
                               "(a kustomization folder, - for stdin), KServe InferenceServices, production-stack "
@@ -116,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules_parser = commands.add_parser("rules", help="print the compatibility table")
     rules_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    rules_parser.add_argument("--explain", metavar="RULE",
+                              help="one rule: where it applies, the facts it reads (type, producer), its text")
     return parser
 
 
@@ -140,9 +144,12 @@ def run_check(options: argparse.Namespace) -> int:
         print(redactor.text(f"error: {exc}"), file=sys.stderr)
         return EXIT_REJECTED
     if options.format == "json":
-        print(json.dumps(redactor.data(verdict.as_dict()), indent=2))
+        shown = verdict.as_dict() | ({"facts": verdict.facts} if options.show_facts else {})
+        print(json.dumps(redactor.data(shown), indent=2, default=str))
     else:
         print(redactor.text(format_text(verdict)))
+        if options.show_facts:
+            print(redactor.text(format_facts(verdict.facts)))
     return EXIT_OK if verdict.accepted else EXIT_REJECTED
 
 
@@ -165,14 +172,30 @@ def run_plan(options: argparse.Namespace) -> int:
 
 def run_rules(options: argparse.Namespace) -> int:
     from .check.engine import load_table
-    from .report import markdown_table
+    from .report import explain_rule, markdown_table
 
     table = load_table()
-    if options.format == "json":
+    if options.explain:
+        entry = _rule_entry(table, options.explain)
+        print(json.dumps(entry, indent=2) if options.format == "json" else explain_rule(entry))
+    elif options.format == "json":
         print(json.dumps(table["rules"], indent=2))
     else:
         print(markdown_table(table))
     return EXIT_OK
+
+
+def _rule_entry(table: dict, rule_id: str) -> dict:
+    import difflib
+
+    from .deployments.facts import deployment_table
+
+    entries = {entry["id"]: entry for entry in [*table["rules"], *deployment_table()["rules"]]}
+    if rule_id not in entries:
+        close = difflib.get_close_matches(rule_id, entries, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise LauncherError(f"no rule {rule_id!r}; {hint}`launcher rules` lists them")
+    return entries[rule_id]
 
 
 def run_quantize(options: argparse.Namespace) -> int:

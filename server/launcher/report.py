@@ -3,15 +3,26 @@ table (data/compatibility.yaml) as the Markdown the README embeds."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 if TYPE_CHECKING:
     from .check.verdict import Verdict
     from .deployments.preflight import Report
 
 
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+def _text(text: Any) -> str:
+    """A rule's message or fix as one line: a template, or its variants by a fact's value."""
+    if not isinstance(text, Mapping):
+        return str(text)
+    cases = [f"{key}: {value}" for key, value in text.items() if key not in ("by", "default")]
+    return f"by {text['by']}: " + "; ".join([*cases, f"otherwise: {text['default']}"])
+
+
+def _cell(text: Any) -> str:
+    return " ".join(_text(text).split()).replace("|", "\\|")
 
 
 def _where(rule: dict[str, Any]) -> str:
@@ -64,4 +75,43 @@ def format_preflight(report: Report) -> str:
     else:
         rejected = sum(not r.accepted for r in report.results)
         lines.append(f"{len(report.results)} workload(s), {rejected} rejected")
+    return "\n".join(lines)
+
+
+def _flatten(facts: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows = []
+    for key, value in facts.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and path != "table.quantization_accepted_for_checkpoint":
+            rows += _flatten(value, path + ".")
+        else:
+            rows.append((path, value))
+    return rows
+
+
+def format_facts(facts: Mapping[str, Any]) -> str:
+    """`launcher check --show-facts` in text: every fact path the rules can read, with its value."""
+    rows = _flatten(facts)
+    width = max(len(path) for path, _ in rows)
+    return "\n".join(["facts:", *(f"  {path:<{width}} {value!r}" for path, value in rows)])
+
+
+def explain_rule(entry: Mapping[str, Any]) -> str:
+    """`launcher rules --explain RULE`: where the rule applies, the facts it reads (type and producer), its text."""
+    from .check.engine import when_paths
+    from .check.schema import load_schema
+
+    table = "deployment_rules" if "at" in entry else "compatibility"
+    schema = load_schema()
+    where = ", ".join(entry.get("platforms", [])) or "every platform"
+    lines = [f"{entry['id']} ({entry['severity']}) in data/{table}.yaml",
+             f"  applies on   {where}; vLLM {entry.get('vllm') or 'every release'}",
+             "  when         " + yaml.safe_dump(entry["when"], default_flow_style=True, width=10_000).strip()]
+    reads = dict.fromkeys(when_paths(entry["when"]))
+    for path in reads:
+        fact = schema.find(path, table)
+        kind = f"{fact.type}{'?' if fact.nullable else ''}" if fact else "undeclared"
+        lines.append(f"  reads        {path} ({kind}) from {fact.producer if fact else '?'}")
+    lines += [f"  message      {_cell(entry['message'])}", f"  fix          {_cell(entry['fix'])}",
+              f"  source       {_cell(entry['source'])}"]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import LauncherError
 from . import vllm_parser
@@ -178,7 +179,7 @@ class ServeArgs:
     def model(self) -> str | None:
         return self.get("model")
 
-    def facts(self, lowercase_quantization: bool = True) -> dict[str, object]:
+    def facts(self, lowercase_quantization: bool = True) -> dict[str, Any]:
         """The serve arguments as rule facts, with vLLM's defaults where a flag is absent. vLLM lowercases
         --quantization (ModelConfig.validate_quantization_before, where the release's derived facts say so)."""
         quantization = self.get("quantization")

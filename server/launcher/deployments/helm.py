@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .located import Loc, Map, get, loc
+from .located import Doc, Loc, Map, get, loc
 from .pods import DEFAULT_GRACE_S, GPU_RESOURCES, labels_from_terms, startup_probe
 from .workload import Token, Workload, as_int, size_gib
 
@@ -34,7 +34,7 @@ CHART_PROBES: dict[str, dict[str, Any]] = {
 DEFAULT_SHM = "20Gi"
 
 
-def workloads(doc: Map, file: str) -> list[Workload]:
+def workloads(doc: Doc, file: str) -> list[Workload]:
     spec = doc.get("servingEngineSpec")
     if not isinstance(spec, dict) or spec.get("enableEngine") is False:
         return []
@@ -48,17 +48,17 @@ def workloads(doc: Map, file: str) -> list[Workload]:
 
 def _merge(default: dict[str, Any], given: Any) -> Any:
     """Helm's merge of a values file over the chart's values: mappings key by key, anything else replaces."""
-    if not isinstance(given, dict):
+    if not isinstance(given, Map):
         return default if given is None else given
     merged = Map({**default, **given})
     merged.file, merged.line, merged.lines, merged.files = given.file, given.line, dict(given.lines), {}
     return merged
 
 
-def _model(model: Map, probes: dict[str, Any], file: str, spec_at: Loc) -> Workload:
+def _model(model: Doc, probes: dict[str, Any], file: str, spec_at: Loc) -> Workload:
     at = loc(model, fallback=spec_at)
     argv = [Token(str(model["modelURL"]), loc(model, "modelURL"))]
-    config = model.get("vllmConfig") if isinstance(model.get("vllmConfig"), dict) else Map()
+    config = model["vllmConfig"] if isinstance(model.get("vllmConfig"), dict) else Map()
     if "enableChunkedPrefill" in config:
         flag = "--enable-chunked-prefill" if config["enableChunkedPrefill"] else "--no-enable-chunked-prefill"
         argv.append(Token(flag, loc(config, "enableChunkedPrefill")))

@@ -10,7 +10,7 @@ tensorParallelSize GPUs each.
 
 from __future__ import annotations
 
-from .located import Loc, Map, get, loc
+from .located import Doc, Loc, get, loc
 from .pods import apply_pod, pod_workloads
 from .workload import Token, Workload, as_int, tokens_of
 
@@ -29,7 +29,7 @@ KSERVE_SWITCHES = {
 NOT_VLLM_BACKENDS = ("huggingface", "triton")
 
 
-def inference_service(doc: Map, name: str, file: str) -> list[Workload]:
+def inference_service(doc: Doc, name: str, file: str) -> list[Workload]:
     predictor = get(doc, "spec", "predictor")
     if not isinstance(predictor, dict):
         return []
@@ -42,12 +42,12 @@ def inference_service(doc: Map, name: str, file: str) -> list[Workload]:
     return found
 
 
-def _is_huggingface(model: Map) -> bool:
+def _is_huggingface(model: Doc) -> bool:
     return str(get(model, "modelFormat", "name") or "").lower() == "huggingface" or "huggingface" in str(
         model.get("runtime") or "")
 
 
-def _huggingface(model: Map, predictor: Map, name: str, file: str) -> Workload | None:
+def _huggingface(model: Doc, predictor: Doc, name: str, file: str) -> Workload | None:
     from ..check.arguments import canonical
 
     tokens = tokens_of(model.get("args"), loc(model, "args"))
@@ -93,7 +93,7 @@ def _huggingface(model: Map, predictor: Map, name: str, file: str) -> Workload |
     return workload
 
 
-def _from_storage_uri(model: Map) -> Token | None:
+def _from_storage_uri(model: Doc) -> Token | None:
     uri = str(model.get("storageUri") or "")
     if uri.startswith("hf://"):
         repo = uri.removeprefix("hf://").split(":", 1)[0]
@@ -101,7 +101,7 @@ def _from_storage_uri(model: Map) -> Token | None:
     return None
 
 
-def _multi_node(workload: Workload, predictor: Map) -> None:
+def _multi_node(workload: Workload, predictor: Doc) -> None:
     worker = predictor.get("workerSpec")
     if not isinstance(worker, dict):
         return

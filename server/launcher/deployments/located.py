@@ -24,7 +24,11 @@ class Text(str):
     end_line: int = 0
 
 
-class Map(dict):  # type: ignore[type-arg]
+# A YAML mapping as the formats read it: a Map from load_all, or a plain dict (a test's, kubectl's JSON).
+Doc = dict[Any, Any]
+
+
+class Map(dict[Any, Any]):
     """A YAML mapping; `lines[key]` is the line of each key, `line` the mapping's own."""
 
     file: str = ""
@@ -36,7 +40,7 @@ class Map(dict):  # type: ignore[type-arg]
         return self.lines.get(key, self.line)
 
 
-class Seq(list):  # type: ignore[type-arg]
+class Seq(list[Any]):
     """A YAML sequence; `lines[i]` is the line of item i."""
 
     file: str = ""
@@ -81,6 +85,7 @@ def _tagged(loader: _Loader, _suffix: str, node: yaml.Node) -> Any:
         return _map(loader, node)
     if isinstance(node, yaml.SequenceNode):
         return _seq(loader, node)
+    assert isinstance(node, yaml.ScalarNode)  # the third kind of node
     return _str(loader, node)
 
 

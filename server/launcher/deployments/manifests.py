@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .located import Loc, Map, get, loc
+from .located import Doc, Loc, get, loc
 from .pods import gpus_of, pod_workloads
 from .workload import Workload, as_int
 
@@ -22,7 +22,7 @@ POD_SPEC_PATHS = {
 }
 
 
-def workloads(doc: Map, file: str) -> list[Workload]:
+def workloads(doc: Doc, file: str) -> list[Workload]:
     kind, name = doc.get("kind"), str(get(doc, "metadata", "name") or "?")
     if kind in POD_SPEC_PATHS:
         pod = get(doc, *POD_SPEC_PATHS[kind])
@@ -36,7 +36,7 @@ def _pod_gpus(pod: Any) -> int:
     return sum(gpus_of(c.get("resources"), Loc("", 0))[1] for c in get(pod, "containers") or [] if isinstance(c, dict))
 
 
-def _leader_worker_set(doc: Map, name: str, file: str) -> list[Workload]:
+def _leader_worker_set(doc: Doc, name: str, file: str) -> list[Workload]:
     """A LeaderWorkerSet group: vLLM runs in the leader; its tensor x pipeline parallel spans the group's GPUs
     (leader + size - 1 workers). Without a leaderTemplate every pod, leader included, uses workerTemplate."""
     template = get(doc, "spec", "leaderWorkerTemplate")

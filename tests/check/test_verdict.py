@@ -1,0 +1,68 @@
+"""Rules that need a detected machine (GPU count, NUMA memory), and the version the verdict is for."""
+
+import pytest
+
+from launcher.check import engine as rules
+from launcher.check.arguments import ServeArgs
+from launcher.check.model_facts import load_model
+from launcher.check.platforms import Platform
+from launcher.check.verdict import build_facts
+from launcher.check.versions import resolve_version, version_data
+from launcher.errors import LauncherError
+from tests.harness.common import model_dir
+
+
+def findings_for(argv: list[str], platform: Platform, version: str = "0.32.0") -> set[str]:
+    table = rules.load_table()
+    args = ServeArgs.parse(argv)
+    facts = build_facts(args, load_model(args.model), platform, version_data(version, table), table, environ={})
+    return {f.rule for f in rules.evaluate(facts)}
+
+
+LLAMA = model_dir("meta-llama__Llama-3.1-8B-Instruct")
+
+
+def test_more_gpus_than_the_machine_has() -> None:
+    one_gpu = Platform("cuda:h100", "cuda", "H100", capability=9.0, memory_gib=80, gpu_count=1, detected=True)
+    assert "tp-more-than-gpus" in findings_for(["--model", LLAMA, "-tp", "2"], one_gpu)
+    assert "tp-more-than-gpus" not in findings_for(["--model", LLAMA], one_gpu)
+    target_only = Platform("cuda:h100", "cuda", "H100", capability=9.0, gpu_count=1, detected=False)
+    assert "tp-more-than-gpus" not in findings_for(["--model", LLAMA, "-tp", "8"], target_only)
+
+
+def cpu(total: float, available: float) -> Platform:
+    return Platform("cpu:avx512", "cpu", "none", cpu_flags=["avx2", "avx512f"], gpu_count=0,
+                    numa_total_gib=total, numa_available_gib=available, detected=True)
+
+
+def test_cpu_memory_utilization_against_the_node() -> None:
+    small = cpu(8.21, 6.54)  # the node vLLM refused with the default 0.92
+    assert "cpu-memory-utilization" in findings_for(["--model", LLAMA], small)
+    table = rules.load_table()
+    args = ServeArgs.parse(["--model", LLAMA])
+    facts = build_facts(args, load_model(LLAMA), small, version_data("0.32.0", table), table, environ={})
+    suggested = facts["derived"]["cpu_max_utilization"]
+    assert 0 < suggested < 0.92
+    assert "cpu-memory-utilization" not in findings_for(["--model", LLAMA, "--gpu-memory-utilization",
+                                                          str(suggested)], small)
+    assert "cpu-memory-utilization" not in findings_for(["--model", LLAMA], small, version="0.33.0")
+
+
+def test_version_resolution() -> None:
+    table = rules.load_table()
+    assert resolve_version("0.26.0", table) == "0.26.0"
+    assert version_data("0.27.1", table)["table_version"] == "0.26.0"
+    with pytest.raises(LauncherError, match="older than any version"):
+        version_data("0.10.0", table)
+    with pytest.raises(LauncherError, match="not a version"):
+        resolve_version("latest", table)
+
+
+def test_table_rejects_malformed_rules() -> None:
+    good = {"id": "x", "severity": "error", "message": "m", "fix": "f", "source": "s", "when": {}}
+    with pytest.raises(rules.RuleTableError, match="lacks"):
+        rules.parse_rules([{"id": "x"}])
+    with pytest.raises(rules.RuleTableError, match="twice"):
+        rules.parse_rules([good, good])
+    with pytest.raises(rules.RuleTableError, match="severity"):
+        rules.parse_rules([{**good, "severity": "fatal"}])
