@@ -136,7 +136,7 @@ class ArgumentsRefused(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise ArgumentsRefused(message)
 
 
