@@ -138,8 +138,18 @@ def run_check(options: argparse.Namespace) -> int:
     if options.from_files:
         return run_preflight(options)
     vllm_args = _vllm_args(options.vllm_args)
-    verdict = check(vllm_args, options.target, options.vllm_version, options.model_configs)
     redactor = Redactor.for_process(vllm_args)
+    try:
+        verdict = check(vllm_args, options.target, options.vllm_version, options.model_configs)
+    except LauncherError as exc:
+        if options.format != "json":
+            raise
+        # The contract: JSON on stdout for every outcome; bad input is a finding too.
+        finding = {"rule": "bad-input", "severity": "error", "message": str(exc),
+                   "fix": "correct the input as the message says", "source": "launcher"}
+        print(json.dumps(redactor.data({"accepted": False, "findings": [finding]}), indent=2))
+        print(redactor.text(f"error: {exc}"), file=sys.stderr)
+        return EXIT_REJECTED
     if options.format == "json":
         shown = verdict.as_dict() | ({"facts": verdict.facts} if options.show_facts else {})
         print(json.dumps(redactor.data(shown), indent=2, default=str))

@@ -48,7 +48,8 @@ def markdown_table(table: dict[str, Any]) -> str:
 def format_text(verdict: Verdict) -> str:
     """`launcher check` in text: the verdict line, then each finding and its fix."""
     head = "ACCEPTED" if verdict.accepted else "REJECTED"
-    lines = [f"{head}: {verdict.model.name} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
+    model = verdict.model.name if verdict.model else "(arguments refused)"
+    lines = [f"{head}: {model} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
     for finding in verdict.findings:
         lines.append(f"  {finding.severity} [{finding.rule}] {finding.message}")
         lines.append(f"    fix: {finding.fix}")

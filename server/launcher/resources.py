@@ -11,7 +11,8 @@ REPOSITORY_PRESETS = Path(__file__).resolve().parents[2] / "configs" / "presets"
 
 
 def data_file(name: str) -> Traversable:
-    """A table (compatibility.yaml, platforms.yaml, vllm_flags.yaml, deployment_rules.yaml): the package's copy, or
+    """A table (compatibility.yaml, platforms.yaml, deployment_rules.yaml, argument_rules.yaml,
+    vllm/<release>.json, ...): the package's copy, or
     the one in LAUNCHER_CONFIG_DIR when that names a folder of edited tables."""
     override = settings.get("LAUNCHER_CONFIG_DIR")
     if override:

@@ -93,7 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "folder",
         "a folder of edited copies of the tables (compatibility.yaml, "
-        "platforms.yaml, vllm_flags.yaml, deployment_rules.yaml) read instead of the package's own",
+        "platforms.yaml, deployment_rules.yaml, argument_rules.yaml, vllm/<release>.json) read instead of the "
+        "package's own",
     ),
     Setting(
         "LAUNCHER_PRESETS_DIR",
@@ -157,6 +158,14 @@ SETTINGS: tuple[Setting, ...] = (
         "interpreter",
         "the Python with llm-compressor that `launcher "
         "quantize` runs (default: .venv-quant/bin/python here or in the checkout, else the launcher's)",
+    ),
+    Setting(
+        "LAUNCHER_VLLM_VALIDATE",
+        bool,
+        False,
+        "flag",
+        "any non-empty value: `launcher check` also runs the installed vLLM's own parser and ModelConfig in-process "
+        "when it is the target release (seconds, not milliseconds: check/vllm_inprocess.py)",
     ),
     Setting(
         "LAUNCHER_DEBUG",

@@ -22,8 +22,40 @@ BLOCK_FP8_DENSE = "synthetic__llama-8b-block-fp8"
 # `launcher quantize` of SmolLM2-135M (compressed-tensors FP8_DYNAMIC): its config.json, tests/tools/test_quantize.py
 SMOLLM2_FP8_DYNAMIC = "local__SmolLM2-135M-Instruct-FP8-Dynamic"
 
+NO_MODEL_TYPE = "synthetic__no-model-type"
+GEMMA3 = "google__gemma-3-27b-it"
+
 # (rule id, model, serve args, target, vLLM version, fires)
 CASES = [
+    # class 2 and 3 (tests/check/test_class2_model_config.py, test_class3_dtype_quantization.py have more)
+    ("model-type-missing", NO_MODEL_TYPE, [], "cuda:h100", "0.26.0", True),
+    ("model-type-missing", QWEN25, [], "cuda:h100", "0.26.0", False),
+    ("dtype-float16-not-supported", GEMMA3, ["--dtype", "half"], "cuda:h100", "0.26.0", True),
+    ("dtype-float16-not-supported", GEMMA3, ["--dtype", "bfloat16"], "cuda:h100", "0.26.0", False),
+    ("dtype-bfloat16-pre-ampere", QWEN25, ["--dtype", "bfloat16"], "cuda:t4", "0.26.0", True),
+    ("dtype-bfloat16-pre-ampere", QWEN25, ["--dtype", "bfloat16"], "cuda:a10g", "0.26.0", False),
+    ("quantization-capability-too-low", QWEN25, ["-q", "experts_int8"], "cuda:t4", "0.26.0", True),
+    ("quantization-capability-too-low", QWEN25, ["-q", "experts_int8"], "cuda:a100", "0.26.0", False),
+    ("quantization-act-dtype", GPT_OSS, ["--dtype", "float16"], "cuda:h100", "0.26.0", True),
+    ("quantization-act-dtype", GPT_OSS, [], "cuda:h100", "0.26.0", False),
+    ("quantization-needs-checkpoint", QWEN25, ["-q", "awq"], "cuda:h100", "0.26.0", True),
+    ("quantization-needs-checkpoint", QWEN25, ["-q", "fp8"], "cuda:h100", "0.26.0", False),
+    # class 5 (tests/check/test_class5_parallel.py has more)
+    ("expert-parallel-dense", LLAMA_8B, ["--enable-expert-parallel"], "cuda:h100", "0.26.0", True),
+    ("expert-parallel-dense", QWEN3_MOE_FP8, ["--enable-expert-parallel"], "cuda:h100", "0.26.0", False),
+    ("eplb-without-expert-parallel", QWEN3_MOE_FP8, ["--enable-eplb", "-tp", "2"], "cuda:h100", "0.26.0", True),
+    ("eplb-without-expert-parallel", QWEN3_MOE_FP8, ["--enable-eplb", "-tp", "2", "-ep"], "cuda:h100", "0.26.0",
+     False),
+    ("eplb-without-parallelism", QWEN3_MOE_FP8, ["--enable-eplb", "-ep"], "cuda:h100", "0.26.0", True),
+    ("eplb-without-parallelism", QWEN3_MOE_FP8, ["--enable-eplb", "-ep", "-tp", "2"], "cuda:h100", "0.26.0", False),
+    ("batched-tokens-below-max-model-len", LLAMA_8B, ["--no-enable-chunked-prefill", "--max-num-batched-tokens",
+                                                       "4096"], "cuda:h100", "0.26.0", True),
+    ("batched-tokens-below-max-model-len", LLAMA_8B, ["--max-num-batched-tokens", "4096"], "cuda:h100", "0.26.0",
+     False),
+    ("batched-tokens-below-max-num-seqs", LLAMA_8B, ["--max-num-batched-tokens", "8", "--max-num-seqs", "16"],
+     "cuda:h100", "0.26.0", True),
+    ("batched-tokens-below-max-num-seqs", LLAMA_8B, ["--max-num-batched-tokens", "16", "--max-num-seqs", "16"],
+     "cuda:h100", "0.26.0", False),
     ("quantization-ptpc-fp8-removed", LLAMA_8B, ["-q", "ptpc_fp8"], "rocm:mi300x", "0.26.0", True),
     ("quantization-ptpc-fp8-removed", LLAMA_8B, ["-q", "ptpc_fp8", "--allow-deprecated-quantization"],
      "rocm:mi300x", "0.17.0", False),
@@ -32,8 +64,6 @@ CASES = [
     ("quantization-deprecated", LLAMA_8B, ["-q", "ptpc_fp8"], "rocm:mi300x", "0.17.0", True),
     ("quantization-deprecated", LLAMA_8B, ["-q", "fbgemm_fp8", "--allow-deprecated-quantization"],
      "cuda:h100", "0.26.0", False),
-    ("kv-cache-dtype-unknown", LLAMA_8B, ["--kv-cache-dtype", "float16"], "cuda:h100", "0.17.0", True),
-    ("kv-cache-dtype-unknown", LLAMA_8B, ["--kv-cache-dtype", "float16"], "cuda:h100", "0.26.0", False),
     ("quantization-conflicts-with-checkpoint", KIMI, ["--quantization", "fp8", "-tp", "8"], "rocm:mi300x",
      "0.26.0", True),
     ("quantization-conflicts-with-checkpoint", KIMI, ["-tp", "8"], "rocm:mi300x", "0.26.0", False),

@@ -8,16 +8,15 @@ Flags the launcher does not know are kept as they are and handed to vLLM.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from ..errors import LauncherError
-from ..resources import data_file
+from . import vllm_parser
 
 ALIASES = {
     "tp": "tensor-parallel-size",
@@ -29,17 +28,20 @@ ALIASES = {
 
 
 @functools.cache
-def _flag_kinds() -> dict[str, frozenset[str]]:
-    """data/vllm_flags.yaml: the flags vLLM's own parser declares boolean or multi-valued."""
-    with data_file("vllm_flags.yaml").open(encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
-    return {
-        "boolean": frozenset(data["boolean_flags"]) | frozenset(data["short_boolean_flags"]),
-        "multi": frozenset(data["multi_value_flags"]),
-    }
+def _union_spec() -> vllm_parser.FlagSpec:
+    """Every derived release's flags, for callers that do not name a release (a flag that takes no value in one
+    release is read as such)."""
+    options: dict[str, dict[str, object]] = {}
+    for release in vllm_parser.known_releases():
+        for option, action in vllm_parser.flag_spec(release).options.items():
+            if option not in options or action["nargs"] == 0:
+                options[option] = action
+    return vllm_parser.FlagSpec("any", options)
 
 
-_SUFFIXES = {"k": 1_000, "K": 1_024, "m": 1_000_000, "M": 1_048_576, "g": 1_000_000_000, "G": 1_073_741_824}
+def flag_spec(release: str | None) -> vllm_parser.FlagSpec:
+    """The flags of `release`'s parser (data/vllm/<release>.json), or of all derived releases."""
+    return _union_spec() if release is None else vllm_parser.flag_spec(release)
 
 
 def canonical(flag: str) -> str:
@@ -48,8 +50,9 @@ def canonical(flag: str) -> str:
     return ALIASES.get(name, name)
 
 
-def is_boolean(name: str) -> bool:
-    return name in _flag_kinds()["boolean"]
+def _spelled(raw: str) -> str:
+    """The option string vLLM's parser sees: `--max_model_len` becomes `--max-model-len`; `-tp` stays."""
+    return "--" + raw[2:].replace("_", "-") if raw.startswith("--") else raw
 
 
 def _looks_like_flag(token: str) -> bool:
@@ -74,7 +77,9 @@ class ServeArgs:
     options: list[Option]
 
     @classmethod
-    def parse(cls, argv: Iterable[str]) -> ServeArgs:
+    def parse(cls, argv: Iterable[str], release: str | None = None) -> ServeArgs:
+        """Split argv into options the way `release`'s parser does (which flags take none or several values)."""
+        spec = flag_spec(release)
         tokens = list(argv)
         options: list[Option] = []
         i = 0
@@ -89,19 +94,19 @@ class ServeArgs:
                     "every other value after its flag"
                 )
             raw, eq, inline = token.partition("=")
-            name = canonical(raw)
+            name = spec.long_name(_spelled(raw)) or canonical(raw)
             i += 1
             if eq:
                 options.append(Option(name, [inline]))
                 continue
-            if is_boolean(name):
+            if spec.takes_no_value(_spelled(raw)):
                 options.append(Option(name))
                 continue
             values: list[str] = []
             while i < len(tokens) and not _looks_like_flag(tokens[i]):
                 values.append(tokens[i])
                 i += 1
-                if name not in _flag_kinds()["multi"]:
+                if not spec.takes_many(_spelled(raw)):
                     break
             options.append(Option(name, values))
         args = cls(options)
@@ -139,13 +144,13 @@ class ServeArgs:
         value = self.get(name)
         if value is None or value in ("", "auto", "-1"):
             return default
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", value.strip())
-        if not match:
-            raise LauncherError(f"--{name} takes a whole number (such as 4096 or 32k), not {value!r}")
-        number = float(match.group(1)) * _SUFFIXES.get(match.group(2), 1)
-        if number != int(number) or number < 1:
+        try:
+            number = vllm_parser.human_readable_int(value)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise LauncherError(f"--{name} takes a whole number (such as 4096, 32k or 32K), not {value!r}") from None
+        if number < 1:
             raise LauncherError(f"--{name} takes a positive whole number, not {value!r}")
-        return int(number)
+        return number
 
     def get_float(self, name: str, default: float | None = None) -> float | None:
         value = self.get(name)
@@ -174,8 +179,12 @@ class ServeArgs:
     def model(self) -> str | None:
         return self.get("model")
 
-    def facts(self) -> dict[str, Any]:
-        """The serve arguments as rule facts, with vLLM's defaults where a flag is absent."""
+    def facts(self, lowercase_quantization: bool = True) -> dict[str, Any]:
+        """The serve arguments as rule facts, with vLLM's defaults where a flag is absent. vLLM lowercases
+        --quantization (ModelConfig.validate_quantization_before, where the release's derived facts say so)."""
+        quantization = self.get("quantization")
+        if quantization and lowercase_quantization:
+            quantization = quantization.lower()
         tp = self.get_int("tensor-parallel-size", 1) or 1
         pp = self.get_int("pipeline-parallel-size", 1) or 1
         utilization = self.get_float("gpu-memory-utilization")
@@ -183,7 +192,7 @@ class ServeArgs:
             raise LauncherError(f"--gpu-memory-utilization is a fraction in (0, 1], not {utilization}")
         return {
             "model": self.model,
-            "quantization": self.get("quantization"),
+            "quantization": quantization,
             "kv_cache_dtype": self.get("kv-cache-dtype") or "auto",
             "dtype": self.get("dtype") or "auto",
             "tensor_parallel_size": tp,

@@ -17,8 +17,61 @@ def _per_rank(value: int | None, ranks: int) -> float | None:
     return None if value is None else value / ranks
 
 
+DTYPE_SPELLINGS = {"half": "float16", "float": "float32"}
+
+
+def resolved_dtype(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any]) -> str:
+    """The activation dtype vLLM will run (vllm/config/model.py _get_and_verify_dtype): the flag's, else the
+    checkpoint's 16-bit dtype (float32 checkpoints are served in 16 bits), bfloat16 turned float16 on CUDA GPUs
+    below capability 8.0 (CudaPlatform.supported_dtypes)."""
+    dtype = DTYPE_SPELLINGS.get(str(args["dtype"]), str(args["dtype"]))
+    if dtype != "auto":
+        return dtype
+    checkpoint = str(model.get("torch_dtype") or "bfloat16")
+    dtype = "float16" if checkpoint == "float16" else "bfloat16"
+    capability = platform.get("capability")
+    if dtype == "bfloat16" and platform.get("kind") == "cuda" and capability is not None and capability < 8.0:
+        return "float16"
+    return dtype
+
+
+def quantization_facts(quantization: str | None, args: dict[str, Any], model: dict[str, Any],
+                       vllm: dict[str, Any]) -> dict[str, Any]:
+    """The target release's own answers for the quantization method (derived by calling its config class:
+    get_min_capability, get_supported_act_dtypes, get_config_filenames)."""
+    derived_facts = vllm.get("quantization_facts") or {}
+    method = (derived_facts.get("methods") or {}).get(quantization or "") or {}
+    act_dtypes = [d.removeprefix("torch.") for d in method.get("supported_act_dtypes") or []]
+    return {
+        "quantization_min_capability": method.get("min_capability"),
+        "quantization_act_dtypes": act_dtypes or None,
+        "quantization_needs_checkpoint_config": bool(
+            args["quantization"] and args["quantization"] in (derived_facts.get("needs_checkpoint_config") or [])
+            and model["checkpoint_quant_method"] is None),
+        "quantization_config_files": method.get("config_filenames"),
+    }
+
+
+def scheduler_facts(args: dict[str, Any], model: dict[str, Any], parsed: dict[str, Any]) -> dict[str, Any]:
+    """The max_model_len the scheduler checks against (vllm/config/scheduler.py verify_max_model_len: the flag, else
+    the derived limit, else 2048) and the ranks an expert-parallel group spans (TP x DP)."""
+    given = args["max_model_len"]
+    return {
+        "effective_max_model_len": given if given else (model["max_model_len_limit"] or 2048),
+        "ep_ranks": args["tensor_parallel_size"] * int(parsed.get("data_parallel_size") or 1),
+    }
+
+
+def parsed_facts(namespace: Any) -> dict[str, Any]:
+    """The values vLLM's own parser of the target release produced (vllm_parser), with its defaults."""
+    if namespace is None:
+        return {}
+    return {key: value for key, value in vars(namespace).items()
+            if value is None or isinstance(value, (bool, int, float, str, list, dict))}
+
+
 def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any],
-           table: dict[str, Any]) -> dict[str, Any]:
+           table: dict[str, Any], vllm: dict[str, Any] | None = None) -> dict[str, Any]:
     """Facts that combine the arguments with the model or the platform (per-rank sizes, memory)."""
     tp = args["tensor_parallel_size"]
     vision_tp = 1 if args["mm_encoder_tp_mode"] == "data" else tp
@@ -41,22 +94,30 @@ def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any]
         "block_n": (model["weight_block_size"] or [None])[0],
         "block_k": (model["weight_block_size"] or [None, None])[-1],
         "gpus_requested": args["world_size"],
+        "resolved_dtype": resolved_dtype(args, model, platform),
+        "capability_int": None if platform.get("capability") is None else round(platform["capability"] * 10),
+        **quantization_facts(quantization, args, model, vllm or {}),
     }
     derived.update(memory.cpu_fit_facts(args["gpu_memory_utilization"], platform, table["cpu_vllm_startup_gib"]))
     return derived
 
 
 def build_facts(args: ServeArgs, model: ModelFacts, platform: Platform, vllm: dict[str, Any],
-                table: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """args.*, model.*, platform.*, vllm.*, env.* (VLLM_* of `environ`), table.* and derived.*."""
+                table: dict[str, Any], environ: Mapping[str, str], parsed: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """args.* (args.parsed: the release parser's values), model.*, platform.*, vllm.*, env.* (VLLM_* of `environ`),
+    table.* and derived.*."""
     facts = {
-        "args": args.facts(),
+        "args": args.facts(lowercase_quantization=bool((vllm.get("model_config") or {}).get("quantization_lowercased",
+                                                                                             True))),
         "model": model.facts(),
         "platform": platform.facts(),
         "vllm": vllm,
         "env": {key: value for key, value in environ.items() if key.startswith("VLLM_")},
         "table": {key: value for key, value in table.items() if key not in ("rules", "parsed_rules", "vllm_versions")},
     }
-    facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table)
+    facts["args"]["parsed"] = parsed or {}
+    facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table, vllm)
+    facts["derived"].update(scheduler_facts(facts["args"], facts["model"], parsed or {}))
     facts["derived"].update(memory.fit_facts(args, model, platform, environ))  # GPU targets only
     return facts

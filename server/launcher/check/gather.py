@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from ..errors import LauncherError
 from . import engine, platforms
 from .arguments import ServeArgs
-from .model_facts import ModelFacts, load_model
+from .derive import parsed_facts
+from .model_facts import DEFAULT_MAX_LEN_RULES, ModelFacts, load_model
 from .platforms import Platform
 from .versions import resolve_version, version_data
 
@@ -29,17 +33,18 @@ class Inputs:
     model: ModelFacts
     platform: Platform
     vllm_version: str
-    vllm: dict[str, Any]  # that release's entry in the table (quantization_methods, kv_cache_dtypes, ...)
+    vllm: dict[str, Any]  # that release's table entry and its derived facts (data/vllm/<release>.json)
     table: dict[str, Any]
     env: dict[str, str]  # the VLLM_* variables vLLM will see
+    parsed: dict[str, Any] = field(default_factory=dict)  # the values the release's own parser produced
 
     def with_args(self, argv: list[str]) -> Inputs:
         """The same model, platform and release with other serve arguments (a planner profile)."""
-        return replace(self, args=parse_args(argv))
+        return replace(self, args=parse_args(argv, self.vllm.get("release")))
 
 
-def parse_args(argv: list[str]) -> ServeArgs:
-    args = ServeArgs.parse(argv)
+def parse_args(argv: list[str], release: str | None = None) -> ServeArgs:
+    args = ServeArgs.parse(argv, release)
     if not args.model:
         raise LauncherError("no model given: pass --model PATH_OR_HF_ID (or the model as the first argument)")
     return args
@@ -56,13 +61,22 @@ def gather(
     config_folders: list[Path] | None = None,
     environ: Mapping[str, str] | None = None,
     gpu_count: int | None = None,
+    namespace: Any = None,
 ) -> Inputs:
     """Read everything once; `environ` replaces this process's environment as the source of VLLM_* variables (a
-    deployment file's container env, for `launcher check --from`)."""
-    args = parse_args(argv)
+    deployment file's container env, for `launcher check --from`); `namespace` is what the release's own parser
+    made of argv (check/vllm_parser.py): its --hf-overrides and --disable-sliding-window shape the model config."""
     table = engine.load_table()
     version = resolve_version(vllm_version, table)
-    model = load_model(args.model or "", config_folders)
+    vllm = version_data(version, table)
+    args = parse_args(argv, vllm["release"])
+    overrides = getattr(namespace, "hf_overrides", None)
+    max_len_rules = {**(vllm["max_len"] or DEFAULT_MAX_LEN_RULES),
+                     "rope_scaling_override_applies": Version(version) in SpecifierSet(
+                         table["rope_scaling_override_applies"])}
+    model = load_model(args.model or "", config_folders).as_served(
+        overrides if isinstance(overrides, dict) else None, max_len_rules,
+        bool(getattr(namespace, "disable_sliding_window", False)))
     platform = platforms.resolve(target, gpu_count=gpu_count)
     env = vllm_env(os.environ if environ is None else environ)
-    return Inputs(args, model, platform, version, version_data(version, table), table, env)
+    return Inputs(args, model, platform, version, vllm, table, env, parsed_facts(namespace))

