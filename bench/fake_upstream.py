@@ -16,8 +16,9 @@ import sys
 import time
 
 # One completion event; paced events fill the slot with `"t":<ns>,`, burst events leave it empty.
-EVENT = (b'data: {%s"id":"cmpl-x","object":"text_completion","choices":[{"index":0,"text":" tok",'
-         b'"finish_reason":null}]}\n\n')
+EVENT = (
+    b'data: {%s"id":"cmpl-x","object":"text_completion","choices":[{"index":0,"text":" tok","finish_reason":null}]}\n\n'
+)
 DONE = b"data: [DONE]\n\n"
 STREAM_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 

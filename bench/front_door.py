@@ -50,8 +50,13 @@ def cpu_seconds(pid: int) -> float:
 
 def start(command: list[str], core: int | None, root: Path = ROOT) -> subprocess.Popen[bytes]:
     prefix = ["taskset", "-c", str(core)] if core is not None and os.cpu_count() and os.cpu_count() > 1 else []
-    return subprocess.Popen([*prefix, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(root / "server")})
+    return subprocess.Popen(
+        [*prefix, *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(root / "server")},
+    )
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -77,16 +82,34 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def start_door(root: Path, upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
     """A checkout's front door alone (bench/front_door_only.py), pinned to core 1."""
     port = free_port()
-    door = start([sys.executable, str(root / "bench" / "front_door_only.py"), "--upstream",
-                  f"http://127.0.0.1:{upstream_port}", "--port", str(port)], core=1, root=root)
+    door = start(
+        [
+            sys.executable,
+            str(root / "bench" / "front_door_only.py"),
+            "--upstream",
+            f"http://127.0.0.1:{upstream_port}",
+            "--port",
+            str(port),
+        ],
+        core=1,
+        root=root,
+    )
     return door, port
 
 
 def spread(values: list[float]) -> dict:
     ordered = sorted(values)
-    return {"median": round(ordered[len(ordered) // 2] if len(ordered) % 2 else
-                            (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2, 4),
-            "min": round(ordered[0], 4), "max": round(ordered[-1], 4), "rounds": [round(v, 4) for v in values]}
+    return {
+        "median": round(
+            ordered[len(ordered) // 2]
+            if len(ordered) % 2
+            else (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2,
+            4,
+        ),
+        "min": round(ordered[0], 4),
+        "max": round(ordered[-1], 4),
+        "rounds": [round(v, 4) for v in values],
+    }
 
 
 def ceiling(duration: float, cells: list[tuple[int, float]], baseline: Path | None = None, rounds: int = 2) -> dict:
@@ -107,8 +130,9 @@ def ceiling(duration: float, cells: list[tuple[int, float]], baseline: Path | No
             # Paced streams are staggered over one request's duration, as requests reach a real server.
             stagger = MAX_TOKENS * pace_ms / 1000
 
-            run = functools.partial(measure, body=body, concurrency=concurrency, pace_ms=pace_ms, duration=duration,
-                                    stagger=stagger)
+            run = functools.partial(
+                measure, body=body, concurrency=concurrency, pace_ms=pace_ms, duration=duration, stagger=stagger
+            )
             rows.append(run("direct", upstream_port, None))
             rows.append(run("front door", door_port, door.pid))
             if base is not None:
@@ -120,24 +144,50 @@ def ceiling(duration: float, cells: list[tuple[int, float]], baseline: Path | No
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     report = {"rows": rows, "duration_s": duration, "max_tokens": MAX_TOKENS, "verdict": ceiling_verdict(rows)}
     if base is not None:
-        report["versus_baseline"] = {"baseline": str(baseline), "order": "A-B-B-A per round (A = this checkout)",
-                                     "cells": versus}
+        report["versus_baseline"] = {
+            "baseline": str(baseline),
+            "order": "A-B-B-A per round (A = this checkout)",
+            "cells": versus,
+        }
     return report
 
 
-def measure(target: str, port: int, pid: int | None, *, body: dict, concurrency: int, pace_ms: float,
-            duration: float, stagger: float) -> dict:
+def measure(
+    target: str,
+    port: int,
+    pid: int | None,
+    *,
+    body: dict,
+    concurrency: int,
+    pace_ms: float,
+    duration: float,
+    stagger: float,
+) -> dict:
     """One load run against one port, with the CPU share of the process `pid` (a front door) meanwhile."""
     before = cpu_seconds(pid) if pid else 0.0
-    result = asyncio.run(run_load("127.0.0.1", port, body, concurrency, duration=duration, warmup=1.0 + stagger,
-                                  stagger=stagger))
+    result = asyncio.run(
+        run_load("127.0.0.1", port, body, concurrency, duration=duration, warmup=1.0 + stagger, stagger=stagger)
+    )
     cpu = (cpu_seconds(pid) - before) / (duration + 1.0 + stagger) if pid else None
-    return {"concurrency": concurrency, "pace_ms": pace_ms, "target": target, **result.summary(),
-            "front_door_cpu_share": round(cpu, 3) if cpu is not None else None}
+    return {
+        "concurrency": concurrency,
+        "pace_ms": pace_ms,
+        "target": target,
+        **result.summary(),
+        "front_door_cpu_share": round(cpu, 3) if cpu is not None else None,
+    }
 
 
-def abba(run: Any, door: subprocess.Popen[bytes], door_port: int, base: subprocess.Popen[bytes], base_port: int,
-         rounds: int, concurrency: int, pace_ms: float) -> dict:
+def abba(
+    run: Any,
+    door: subprocess.Popen[bytes],
+    door_port: int,
+    base: subprocess.Popen[bytes],
+    base_port: int,
+    rounds: int,
+    concurrency: int,
+    pace_ms: float,
+) -> dict:
     """This checkout's front door (A) against the baseline's (B), A-B-B-A per round: ratios A/B per round."""
     events, cpu, delay_p50, delay_p99, errors = [], [], [], [], 0
     for _ in range(rounds):
@@ -156,8 +206,13 @@ def abba(run: Any, door: subprocess.Popen[bytes], door_port: int, base: subproce
         if "event_delay_p50_ms" in a1:
             delay_p50.append(mean(pair_a, "event_delay_p50_ms") - mean(pair_b, "event_delay_p50_ms"))
             delay_p99.append(mean(pair_a, "event_delay_p99_ms") - mean(pair_b, "event_delay_p99_ms"))
-    cell = {"concurrency": concurrency, "pace_ms": pace_ms, "events_per_s_ratio": spread(events),
-            "cpu_share_ratio": spread(cpu), "errors": errors}
+    cell = {
+        "concurrency": concurrency,
+        "pace_ms": pace_ms,
+        "events_per_s_ratio": spread(events),
+        "cpu_share_ratio": spread(cpu),
+        "errors": errors,
+    }
     if delay_p50:
         cell["event_delay_p50_ms_difference"] = spread(delay_p50)
         cell["event_delay_p99_ms_difference"] = spread(delay_p99)
@@ -173,8 +228,9 @@ TARGET_ADDED_P99_MS = 5.0
 def ceiling_verdict(rows: list[dict]) -> dict:
     """Events/s the front door carried and the per-event delay it added, at 64 paced streams."""
     cell = {row["target"]: row for row in rows if row["concurrency"] == 64 and row["pace_ms"] > 0}
-    burst = max((row["events_per_s"] for row in rows if row["target"] == "front door" and row["pace_ms"] == 0),
-                default=0.0)
+    burst = max(
+        (row["events_per_s"] for row in rows if row["target"] == "front door" and row["pace_ms"] == 0), default=0.0
+    )
     door, direct = cell.get("front door", {}), cell.get("direct", {})
     if "event_delay_p50_ms" not in door or "event_delay_p50_ms" not in direct:
         return {"complete": False}
@@ -189,8 +245,11 @@ def ceiling_verdict(rows: list[dict]) -> dict:
         "added_event_delay_p50_ms": added_p50,
         "added_event_delay_p99_ms": added_p99,
         "errors": sum(row["errors"] for row in rows),
-        "meets_targets": (door["events_per_s"] >= TARGET_EVENTS_PER_S and added_p50 <= TARGET_ADDED_P50_MS
-                          and added_p99 <= TARGET_ADDED_P99_MS),
+        "meets_targets": (
+            door["events_per_s"] >= TARGET_EVENTS_PER_S
+            and added_p50 <= TARGET_ADDED_P50_MS
+            and added_p99 <= TARGET_ADDED_P99_MS
+        ),
     }
 
 
@@ -224,15 +283,24 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--baseline", type=Path, help="another checkout's root: its front door against this one's, "
-                        "A-B-B-A in each ceiling cell")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's root: its front door against this one's, A-B-B-A in each ceiling cell",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="A-B-B-A rounds per cell with --baseline")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS.name})")
     options = parser.parse_args()
     # Parts skipped this run keep their last recorded figures; the load average says how quiet the machine was.
     report: dict = json.loads(options.output.read_text()) if options.output.is_file() else {}
-    report.update({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count(),
-                   "load_average_before": os.getloadavg()})
+    report.update(
+        {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "load_average_before": os.getloadavg(),
+        }
+    )
     if not options.skip_vllm:
         if not (MODEL / "config.json").is_file():
             sys.exit("error: models/SmolLM2-135M-Instruct is missing; run `make model` first")
@@ -243,47 +311,62 @@ def main() -> int:
         door_tps = mean_of(vllm["rows"], "front door", "events_per_s")
         vllm["throughput_ratio"] = round(door_tps / direct_tps, 3)
         for key in ("latency_p50_ms", "latency_p99_ms", "ttfe_p50_ms", "ttfe_p99_ms"):
-            vllm[f"added_{key}"] = round(mean_of(vllm["rows"], "front door", key) - mean_of(vllm["rows"], "direct",
-                                                                                               key), 2)
+            vllm[f"added_{key}"] = round(
+                mean_of(vllm["rows"], "front door", key) - mean_of(vllm["rows"], "direct", key), 2
+            )
         report["real_vllm_cpu"] = vllm
-        print(f"\nreal vLLM (CPU), {options.requests} streaming requests x {options.max_tokens} tokens, "
-              f"concurrency {options.concurrency}")
+        print(
+            f"\nreal vLLM (CPU), {options.requests} streaming requests x {options.max_tokens} tokens, "
+            f"concurrency {options.concurrency}"
+        )
         print(f"{'target':<12}{'tok/s':>10}{'req/s':>8}{'TTFT p50':>10}{'TTFT p99':>10}{'lat p50':>10}{'lat p99':>10}")
         for row in vllm["rows"]:
-            print(f"{row['target']:<12}{row['events_per_s']:>10}{row['requests_per_s']:>8}{row['ttfe_p50_ms']:>10}"
-                  f"{row['ttfe_p99_ms']:>10}{row['latency_p50_ms']:>10}{row['latency_p99_ms']:>10}")
-        print(f"throughput ratio front door / direct: {vllm['throughput_ratio']} (target >= 0.97); added p50 "
-              f"latency {vllm['added_latency_p50_ms']} ms, p99 {vllm['added_latency_p99_ms']} ms, TTFT p50 "
-              f"{vllm['added_ttfe_p50_ms']} ms (target <= 2 ms)")
+            print(
+                f"{row['target']:<12}{row['events_per_s']:>10}{row['requests_per_s']:>8}{row['ttfe_p50_ms']:>10}"
+                f"{row['ttfe_p99_ms']:>10}{row['latency_p50_ms']:>10}{row['latency_p99_ms']:>10}"
+            )
+        print(
+            f"throughput ratio front door / direct: {vllm['throughput_ratio']} (target >= 0.97); added p50 "
+            f"latency {vllm['added_latency_p50_ms']} ms, p99 {vllm['added_latency_p99_ms']} ms, TTFT p50 "
+            f"{vllm['added_ttfe_p50_ms']} ms (target <= 2 ms)"
+        )
     if not options.skip_ceiling:
         # Burst: the upstream writes as fast as it can (throughput ceiling). Paced: 2.5 ms between a stream's
         # events, 64 streams = ~25,600 events/s offered, one event per chunk as vLLM sends tokens (added latency).
-        result = ceiling(options.duration, [(64, 0), (256, 0), (64, 2.5), (256, 10)], options.baseline,
-                         options.rounds)
+        result = ceiling(options.duration, [(64, 0), (256, 0), (64, 2.5), (256, 10)], options.baseline, options.rounds)
         report["ceiling_fake_upstream"] = result
-        print(f"\nceiling: fake upstream, one event per chunk, {options.duration:.0f} s per cell, "
-              "front door on one core")
-        print(f"{'C':>4}{'pace ms':>8} {'target':<12}{'events/s':>12}{'errors':>7}{'TTFE p50':>10}{'TTFE p99':>10}"
-              f"{'delay p50':>10}{'delay p99':>10}{'ev/read':>8}{'door CPU':>10}")
+        print(
+            f"\nceiling: fake upstream, one event per chunk, {options.duration:.0f} s per cell, front door on one core"
+        )
+        print(
+            f"{'C':>4}{'pace ms':>8} {'target':<12}{'events/s':>12}{'errors':>7}{'TTFE p50':>10}{'TTFE p99':>10}"
+            f"{'delay p50':>10}{'delay p99':>10}{'ev/read':>8}{'door CPU':>10}"
+        )
         for row in result["rows"]:
             cpu = "" if row["front_door_cpu_share"] is None else f"{row['front_door_cpu_share']:.0%}"
-            print(f"{row['concurrency']:>4}{row['pace_ms']:>8} {row['target']:<12}{row['events_per_s']:>12}"
-                  f"{row['errors']:>7}{row['ttfe_p50_ms']:>10}{row['ttfe_p99_ms']:>10}"
-                  f"{row.get('event_delay_p50_ms', ''):>10}{row.get('event_delay_p99_ms', ''):>10}"
-                  f"{row.get('events_per_read', ''):>8}{cpu:>10}")
+            print(
+                f"{row['concurrency']:>4}{row['pace_ms']:>8} {row['target']:<12}{row['events_per_s']:>12}"
+                f"{row['errors']:>7}{row['ttfe_p50_ms']:>10}{row['ttfe_p99_ms']:>10}"
+                f"{row.get('event_delay_p50_ms', ''):>10}{row.get('event_delay_p99_ms', ''):>10}"
+                f"{row.get('events_per_read', ''):>8}{cpu:>10}"
+            )
         verdict = result["verdict"]
         if verdict["complete"]:
-            print(f"front door at 64 paced streams: {verdict['paced_events_per_s']:,.0f} events/s "
-                  f"(target >= {TARGET_EVENTS_PER_S:,}), added per-event delay p50 "
-                  f"{verdict['added_event_delay_p50_ms']} ms (target <= {TARGET_ADDED_P50_MS}), p99 "
-                  f"{verdict['added_event_delay_p99_ms']} ms (target <= {TARGET_ADDED_P99_MS}); burst ceiling "
-                  f"{verdict['burst_events_per_s']:,.0f} events/s; errors {verdict['errors']}; "
-                  f"{'meets' if verdict['meets_targets'] else 'MISSES'} the targets")
+            print(
+                f"front door at 64 paced streams: {verdict['paced_events_per_s']:,.0f} events/s "
+                f"(target >= {TARGET_EVENTS_PER_S:,}), added per-event delay p50 "
+                f"{verdict['added_event_delay_p50_ms']} ms (target <= {TARGET_ADDED_P50_MS}), p99 "
+                f"{verdict['added_event_delay_p99_ms']} ms (target <= {TARGET_ADDED_P99_MS}); burst ceiling "
+                f"{verdict['burst_events_per_s']:,.0f} events/s; errors {verdict['errors']}; "
+                f"{'meets' if verdict['meets_targets'] else 'MISSES'} the targets"
+            )
         for cell in result.get("versus_baseline", {}).get("cells", []):
             ratio, cpu = cell["events_per_s_ratio"], cell["cpu_share_ratio"]
-            line = (f"vs baseline, {cell['concurrency']} streams, pace {cell['pace_ms']} ms: events/s ratio "
-                    f"{ratio['median']} ({ratio['min']}-{ratio['max']}), CPU ratio {cpu['median']} "
-                    f"({cpu['min']}-{cpu['max']})")
+            line = (
+                f"vs baseline, {cell['concurrency']} streams, pace {cell['pace_ms']} ms: events/s ratio "
+                f"{ratio['median']} ({ratio['min']}-{ratio['max']}), CPU ratio {cpu['median']} "
+                f"({cpu['min']}-{cpu['max']})"
+            )
             if "event_delay_p50_ms_difference" in cell:
                 p50 = cell["event_delay_p50_ms_difference"]
                 line += f", per-event delay p50 difference {p50['median']} ms ({p50['min']} to {p50['max']})"

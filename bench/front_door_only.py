@@ -19,8 +19,9 @@ from launcher.serve.supervisor import server_config, upstream_session
 
 
 def build(upstream: str, limits: FrontDoorLimits, api_key: str | None = None):  # noqa: ANN201 - an ASGI app
-    state = FrontDoorState(upstream=upstream, api_keys=(api_key,) if api_key else (), limits=limits, ready=True,
-                           ready_reason="bench")
+    state = FrontDoorState(
+        upstream=upstream, api_keys=(api_key,) if api_key else (), limits=limits, ready=True, ready_reason="bench"
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:

@@ -39,13 +39,34 @@ def free_port() -> int:
 
 
 def start_launcher(server: Path, port: int, nofile: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm", "PYTHONPATH": f"{ROOT}:{server}",
-           "VLLM_CPU_KVCACHE_SPACE": "2"}
-    command = ["prlimit", f"--nofile={nofile}:{nofile}", sys.executable, "-m", "launcher.cli", "serve", "--host",
-               "127.0.0.1", "--port", str(port), "--", "--model", str(MODEL), "--max-model-len", "2048",
-               "--gpu-memory-utilization", "0.3"]
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)
+    env = {
+        **os.environ,
+        "LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm",
+        "PYTHONPATH": f"{ROOT}:{server}",
+        "VLLM_CPU_KVCACHE_SPACE": "2",
+    }
+    command = [
+        "prlimit",
+        f"--nofile={nofile}:{nofile}",
+        sys.executable,
+        "-m",
+        "launcher.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--",
+        "--model",
+        str(MODEL),
+        "--max-model-len",
+        "2048",
+        "--gpu-memory-utilization",
+        "0.3",
+    ]
+    process = subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if probe(port, 1.0)[0] == 200:
@@ -67,9 +88,11 @@ def probe(port: int, timeout: float) -> tuple[int, float]:
 def probes(port: int, count: int = 20, timeout: float = 3.0) -> dict[str, Any]:
     results = [probe(port, timeout) for _ in range(count)]
     answered = [seconds for status, seconds in results if status == 200]
-    return {"answered": len(answered) / count,
-            "p50_ms": round(statistics.median(answered) * 1000, 1) if answered else None,
-            "max_ms": round(max(answered) * 1000, 1) if answered else None}
+    return {
+        "answered": len(answered) / count,
+        "p50_ms": round(statistics.median(answered) * 1000, 1) if answered else None,
+        "max_ms": round(max(answered) * 1000, 1) if answered else None,
+    }
 
 
 def open_connections(port: int, count: int, head: bytes) -> list[socket.socket]:
@@ -121,8 +144,12 @@ def header_bomb(port: int, pid: int) -> dict[str, Any]:
     health = probes(port, 5)
     for sock in heads:
         sock.close()
-    return {"endless_header_bytes_sent": sent, "rss_growth_endless_mib": round((endless - before) / 1024, 1),
-            "rss_growth_200_heads_mib": round((many - before) / 1024, 1), "health_during": health}
+    return {
+        "endless_header_bytes_sent": sent,
+        "rss_growth_endless_mib": round((endless - before) / 1024, 1),
+        "rss_growth_200_heads_mib": round((many - before) / 1024, 1),
+        "health_during": health,
+    }
 
 
 def measure(server: Path, nofile: int, log_dir: Path, name: str) -> dict[str, Any]:
@@ -130,8 +157,11 @@ def measure(server: Path, nofile: int, log_dir: Path, name: str) -> dict[str, An
     process = start_launcher(server, port, nofile, log_dir / f"hostile-{name}.log")
     try:
         # The bomb first, on a fresh process: memory the floods grew and freed would hide its growth.
-        result = {"header_bomb": header_bomb(port, process.pid), "idle_flood": flood(port, b""),
-                  "half_heads": flood(port, b"GET /v1/models HTTP/1.1\r\nX-Pad: " + b"p" * 4096)}
+        result = {
+            "header_bomb": header_bomb(port, process.pid),
+            "idle_flood": flood(port, b""),
+            "half_heads": flood(port, b"GET /v1/models HTTP/1.1\r\nX-Pad: " + b"p" * 4096),
+        }
     finally:
         os.killpg(process.pid, 9)
         process.wait()
@@ -150,26 +180,41 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the attacker needs more sockets than the launcher
     log_dir = ROOT / "bench" / "out"
     log_dir.mkdir(exist_ok=True)
-    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "launcher_nofile": options.nofile,
-                              "load_average_before": os.getloadavg(), "servers": {}}
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "launcher_nofile": options.nofile,
+        "load_average_before": os.getloadavg(),
+        "servers": {},
+    }
     servers = {"this checkout": ROOT / "server"}
     if options.baseline:
         servers["baseline"] = options.baseline / "server"
     for name, server in servers.items():
         print(f"measuring {name} ({server}) at nofile={options.nofile} ...", flush=True)
-        report["servers"][name] = {"path": str(server), **measure(server, options.nofile, log_dir,
-                                                                   name.replace(" ", "-"))}
+        report["servers"][name] = {
+            "path": str(server),
+            **measure(server, options.nofile, log_dir, name.replace(" ", "-")),
+        }
     for name, result in report["servers"].items():
         print(f"\n{name}:")
         for kind in ("idle_flood", "half_heads"):
-            print(f"  {kind}: " + "; ".join(f"{row['connections']} conns -> {row['answered']:.0%} answered, "
-                                             f"max {row['max_ms']} ms" for row in result[kind]))
-            print(f"    largest flood with every /health under 1 s: "
-                  f"{result[f'{kind}_max_connections_with_health_under_1s']}")
+            print(
+                f"  {kind}: "
+                + "; ".join(
+                    f"{row['connections']} conns -> {row['answered']:.0%} answered, max {row['max_ms']} ms"
+                    for row in result[kind]
+                )
+            )
+            print(
+                f"    largest flood with every /health under 1 s: "
+                f"{result[f'{kind}_max_connections_with_health_under_1s']}"
+            )
         bomb = result["header_bomb"]
-        print(f"  header bomb: {bomb['endless_header_bytes_sent'] / 2**20:.1f} MiB of one endless header accepted, "
-              f"RSS +{bomb['rss_growth_endless_mib']} MiB; 200 x 30 KiB heads: RSS +{bomb['rss_growth_200_heads_mib']} "
-              f"MiB; /health {bomb['health_during']['answered']:.0%} answered")
+        print(
+            f"  header bomb: {bomb['endless_header_bytes_sent'] / 2**20:.1f} MiB of one endless header accepted, "
+            f"RSS +{bomb['rss_growth_endless_mib']} MiB; 200 x 30 KiB heads: RSS +{bomb['rss_growth_200_heads_mib']} "
+            f"MiB; /health {bomb['health_during']['answered']:.0%} answered"
+        )
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
     return 0

@@ -29,8 +29,11 @@ MODEL_CONFIG = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8
 
 
 def soak(streams: int, seconds: float, tokens: int, token_ms: float, log_dir: Path) -> dict:
-    env = {"LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm", "FAKE_VLLM": f"token-ms={token_ms}",
-           "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}"}
+    env = {
+        "LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm",
+        "FAKE_VLLM": f"token-ms={token_ms}",
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}",
+    }
     launcher = LauncherProcess(MODEL_CONFIG, log_dir / "soak-launcher.log", env=env).start()
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
@@ -56,10 +59,18 @@ def soak(streams: int, seconds: float, tokens: int, token_ms: float, log_dir: Pa
     quarter = max(len(samples) // 4, 1)
     first = sum(rss for _, rss in samples[:quarter]) / quarter
     last = sum(rss for _, rss in samples[-quarter:]) / quarter
-    return {"streams": streams, "seconds": seconds, "tokens_per_request": tokens, "token_ms": token_ms,
-            **result.summary(), "launcher_alive_after": still_running,
-            "rss_mib_first_quarter": round(first, 1), "rss_mib_last_quarter": round(last, 1),
-            "rss_growth_mib": round(last - first, 1), "rss_samples": len(samples)}
+    return {
+        "streams": streams,
+        "seconds": seconds,
+        "tokens_per_request": tokens,
+        "token_ms": token_ms,
+        **result.summary(),
+        "launcher_alive_after": still_running,
+        "rss_mib_first_quarter": round(first, 1),
+        "rss_mib_last_quarter": round(last, 1),
+        "rss_growth_mib": round(last - first, 1),
+        "rss_samples": len(samples),
+    }
 
 
 def main() -> int:

@@ -48,12 +48,19 @@ def time_check(argv: list[str], rule: str, runs: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_")}  # as raw vLLM gets it
     for _ in range(runs):
         start = time.perf_counter()
-        done = subprocess.run([launcher_script(), "check", "--", *argv], capture_output=True, text=True,
-                              timeout=CHECK_WITHIN, env=env)
+        done = subprocess.run(
+            [launcher_script(), "check", "--", *argv], capture_output=True, text=True, timeout=CHECK_WITHIN, env=env
+        )
         seconds.append(round(time.perf_counter() - start, 4))
         refused = refused and done.returncode == 2 and f"[{rule}]" in done.stdout
-    return {"exit_code": done.returncode, "refused_by_rule": refused, "first_line": done.stdout.splitlines()[0],
-            "seconds": seconds, "median_s": statistics.median(seconds), "first_s": seconds[0]}
+    return {
+        "exit_code": done.returncode,
+        "refused_by_rule": refused,
+        "first_line": done.stdout.splitlines()[0],
+        "seconds": seconds,
+        "median_s": statistics.median(seconds),
+        "first_s": seconds[0],
+    }
 
 
 def short(arg: str, scratch: str) -> str:
@@ -67,8 +74,11 @@ def time_vllm(argv: list[str], fails: str) -> dict[str, Any]:
         result: dict[str, Any] = {"outcome": outcome, "ready_s": ready, "failed_s": None}
         if outcome == "ready":
             reply = vllm.complete("Hello")
-            result["first_request"] = {"status": reply.status, "seconds": round(reply.seconds, 2),
-                                       "body": reply.detail[:300]}
+            result["first_request"] = {
+                "status": reply.status,
+                "seconds": round(reply.seconds, 2),
+                "body": reply.detail[:300],
+            }
             if reply.status is None or reply.status >= 500:
                 result["failed_s"] = round(reply.seconds, 2)
             vllm.wait_exit(30)
@@ -97,16 +107,25 @@ def host() -> dict[str, Any]:
     field = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
     field = {k.strip(): v.strip() for k, v in field.items()}
     total, available = read_numa_node0_gib()
-    return {"cpu": field.get("model name"), "cores": os.cpu_count(), "isa": read_cpu_flags(),
-            "flags": field.get("flags"),
-            "numa_node0_total_gib": round(total, 2), "numa_node0_available_gib": round(available, 2),
-            "load_average": [round(x, 2) for x in os.getloadavg()], "other_vllm_servers": other_vllm_processes(),
-            "python": platform.python_version(), "kernel": platform.release()}
+    return {
+        "cpu": field.get("model name"),
+        "cores": os.cpu_count(),
+        "isa": read_cpu_flags(),
+        "flags": field.get("flags"),
+        "numa_node0_total_gib": round(total, 2),
+        "numa_node0_available_gib": round(available, 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "other_vllm_servers": other_vllm_processes(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'case':<15} {'rule':<24} {'launcher check':>15} {'vLLM fails after':>17} {'ratio':>8}  how vLLM failed",
-             "-" * 120]
+    lines = [
+        f"{'case':<15} {'rule':<24} {'launcher check':>15} {'vLLM fails after':>17} {'ratio':>8}  how vLLM failed",
+        "-" * 120,
+    ]
     for row in rows:
         vllm, check = row["vllm"], row["check"]
         failed = f"{vllm['failed_s']:.1f} s" if vllm["failed_s"] else vllm["outcome"]
@@ -128,8 +147,11 @@ def main() -> int:
     started = time.monotonic()
     result: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "vllm_version": installed_vllm_version(), "host_before": host(), "check_runs": options.check_runs,
-        "target_ratio": TARGET_RATIO, "cases": [],
+        "vllm_version": installed_vllm_version(),
+        "host_before": host(),
+        "check_runs": options.check_runs,
+        "target_ratio": TARGET_RATIO,
+        "cases": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-head16-") as scratch:
         cases = cpu_cases(build_head16_checkpoint(Path(scratch) / "tiny-llama-head16"))
@@ -138,11 +160,22 @@ def main() -> int:
             assert rule and fails, f"{name} is not a refused case"
             print(f"{name}: launcher check x{options.check_runs} ...", file=sys.stderr, flush=True)
             check = time_check(argv, rule, options.check_runs)
-            row: dict[str, Any] = {"case": name, "rule": rule, "argv": [short(a, scratch) for a in argv],
-                                   "vllm_fails_on": fails, "check": check, "vllm": None, "ratio": None}
+            row: dict[str, Any] = {
+                "case": name,
+                "rule": rule,
+                "argv": [short(a, scratch) for a in argv],
+                "vllm_fails_on": fails,
+                "check": check,
+                "vllm": None,
+                "ratio": None,
+            }
             if not check["refused_by_rule"]:
-                row["vllm"] = {"outcome": "not run: launcher check did not refuse it here now", "failed_s": None,
-                               "root_cause": [], "last_lines": []}
+                row["vllm"] = {
+                    "outcome": "not run: launcher check did not refuse it here now",
+                    "failed_s": None,
+                    "root_cause": [],
+                    "last_lines": [],
+                }
             else:
                 print(f"{name}: raw vLLM ...", file=sys.stderr, flush=True)
                 row["vllm"] = time_vllm(argv, fails)
@@ -157,9 +190,11 @@ def main() -> int:
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result["cases"]))
-    print(f"\nlowest ratio {result['min_ratio']}x (target {TARGET_RATIO:.0f}x: "
-          f"{'met' if result['target_met'] else 'NOT met'}); vLLM {result['vllm_version']}, "
-          f"{result['host_before']['cpu']}, {result['host_before']['cores']} cores; wrote {options.output}")
+    print(
+        f"\nlowest ratio {result['min_ratio']}x (target {TARGET_RATIO:.0f}x: "
+        f"{'met' if result['target_met'] else 'NOT met'}); vLLM {result['vllm_version']}, "
+        f"{result['host_before']['cpu']}, {result['host_before']['cores']} cores; wrote {options.output}"
+    )
     return 0 if result["target_met"] else 1
 
 

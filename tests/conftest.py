@@ -26,8 +26,9 @@ def front_door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherPro
     if not (LOCAL_MODEL / "config.json").is_file():
         pytest.skip("run `make model` first")
     log = tmp_path_factory.mktemp("shared") / "launcher.log"
-    launcher = LauncherProcess(LOCAL_MODEL, log, extra_args=["--api-key", API_KEY],
-                               env={"LAUNCHER_BODY_TIMEOUT": "3"}).start()
+    launcher = LauncherProcess(
+        LOCAL_MODEL, log, extra_args=["--api-key", API_KEY], env={"LAUNCHER_BODY_TIMEOUT": "3"}
+    ).start()
     try:
         launcher.wait_ready()
         yield launcher

@@ -15,18 +15,43 @@ LLAMA = model_dir("meta-llama__Llama-3.1-8B-Instruct")
 
 def test_the_entry_point_keeps_the_contract() -> None:
     """The real `python -m launcher.cli` (the other tests call main in process): exit codes, JSON on stdout."""
-    argv = ["check", "--target", "cuda:v100", "--vllm-version", "0.26.0", "--format", "json", "--", "--model", LLAMA,
-            "-q", "fp8"]
+    argv = [
+        "check",
+        "--target",
+        "cuda:v100",
+        "--vllm-version",
+        "0.26.0",
+        "--format",
+        "json",
+        "--",
+        "--model",
+        LLAMA,
+        "-q",
+        "fp8",
+    ]
     result = subprocess.run([sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and json.loads(result.stdout)["accepted"] is False
-    bad = subprocess.run([sys.executable, "-m", "launcher.cli", "frobnicate"], capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "launcher.cli", "frobnicate"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 
 def test_accepted_exits_0_with_json_contract() -> None:
-    result = launcher("check", "--target", "cuda:h100", "--vllm-version", "0.26.0", "--format", "json", "--",
-                      "--model", LLAMA, "-tp", "2")
+    result = launcher(
+        "check",
+        "--target",
+        "cuda:h100",
+        "--vllm-version",
+        "0.26.0",
+        "--format",
+        "json",
+        "--",
+        "--model",
+        LLAMA,
+        "-tp",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     assert body["accepted"] is True
@@ -35,13 +60,28 @@ def test_accepted_exits_0_with_json_contract() -> None:
 
 
 def test_rejected_exits_2_and_text_names_rule_and_fix() -> None:
-    result = launcher("check", "--target", "cuda:v100", "--vllm-version", "0.26.0", "--", "--model", LLAMA,
-                      "--quantization", "fp8")
+    result = launcher(
+        "check", "--target", "cuda:v100", "--vllm-version", "0.26.0", "--", "--model", LLAMA, "--quantization", "fp8"
+    )
     assert result.returncode == 2
     assert result.stdout.startswith("REJECTED")
     assert "[fp8-gpu-too-old]" in result.stdout and "fix: remove --quantization fp8" in result.stdout
-    body = json.loads(launcher("check", "--target", "cuda:v100", "--vllm-version", "0.26.0", "--format", "json",
-                               "--", "--model", LLAMA, "-q", "fp8").stdout)
+    body = json.loads(
+        launcher(
+            "check",
+            "--target",
+            "cuda:v100",
+            "--vllm-version",
+            "0.26.0",
+            "--format",
+            "json",
+            "--",
+            "--model",
+            LLAMA,
+            "-q",
+            "fp8",
+        ).stdout
+    )
     assert body["accepted"] is False
     assert {"rule", "severity", "message", "fix"} <= set(body["findings"][0])
 
@@ -79,6 +119,11 @@ def test_rules_markdown_lists_every_rule() -> None:
 
 
 def test_readme_table_is_generated_from_the_yaml() -> None:
-    result = subprocess.run([sys.executable, "tools/render_docs.py", "--check"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1], timeout=60)
+    result = subprocess.run(
+        [sys.executable, "tools/render_docs.py", "--check"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr

@@ -25,8 +25,33 @@ SEED = 20260407
 TEST_ITEMS = 300
 FEWSHOT_ITEMS = 20
 
-NAMES = ["Anna", "Ben", "Chloe", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jack", "Kofi", "Lena",
-         "Mia", "Noah", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Wei", "Yara", "Zoe"]
+NAMES = [
+    "Anna",
+    "Ben",
+    "Chloe",
+    "David",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jack",
+    "Kofi",
+    "Lena",
+    "Mia",
+    "Noah",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wei",
+    "Yara",
+    "Zoe",
+]
 ITEMS = ["apples", "pencils", "marbles", "stickers", "books", "cookies", "stamps", "shells", "coins", "cards"]
 
 Problem = tuple[str, int]
@@ -72,7 +97,14 @@ def _more_than(r: random.Random, name: str, friend: str, item: str) -> Problem:
 
 
 TEMPLATES: list[Callable[[random.Random, str, str, str], Problem]] = [
-    _plus, _minus, _times, _buys, _gives, _same, _more_than]
+    _plus,
+    _minus,
+    _times,
+    _buys,
+    _gives,
+    _same,
+    _more_than,
+]
 
 
 def problems(count: int, r: random.Random, seen: set[str]) -> list[dict[str, object]]:
@@ -97,8 +129,10 @@ def render() -> dict[str, str]:
     seen: set[str] = set()
     fewshot = problems(FEWSHOT_ITEMS, r, seen)
     test = problems(TEST_ITEMS, r, seen)
-    return {name: "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-            for name, rows in (("fewshot.jsonl", fewshot), ("test.jsonl", test))}
+    return {
+        name: "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+        for name, rows in (("fewshot.jsonl", fewshot), ("test.jsonl", test))
+    }
 
 
 def main() -> int:

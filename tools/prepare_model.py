@@ -55,8 +55,10 @@ def main() -> int:
     tokenizer.save_pretrained(options.output)
     world_readable(options.output)
     config = json.loads(marker.read_text())
-    print(f"wrote {options.output}: {config['architectures'][0]}, hidden {config['hidden_size']}, "
-          f"{config['num_attention_heads']} heads, head_dim {config['hidden_size'] // config['num_attention_heads']}")
+    print(
+        f"wrote {options.output}: {config['architectures'][0]}, hidden {config['hidden_size']}, "
+        f"{config['num_attention_heads']} heads, head_dim {config['hidden_size'] // config['num_attention_heads']}"
+    )
     return 0
 
 

@@ -33,8 +33,19 @@ from typing import Any
 from . import machine, models
 from .ground_truth import HARNESS_ENV, free_port, say
 
-METRICS = ("output_throughput", "total_token_throughput", "request_throughput", "completed", "duration",
-           "p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms", "p50_tpot_ms", "p99_tpot_ms")
+METRICS = (
+    "output_throughput",
+    "total_token_throughput",
+    "request_throughput",
+    "completed",
+    "duration",
+    "p50_ttft_ms",
+    "p99_ttft_ms",
+    "p50_itl_ms",
+    "p99_itl_ms",
+    "p50_tpot_ms",
+    "p99_tpot_ms",
+)
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
 
 
@@ -60,17 +71,46 @@ def get_json(url: str) -> dict[str, Any] | None:
         return None
 
 
-def bench(model: Path, port: int, prompts: int, concurrency: int, logs: Path, name: str, env: dict[str, str],
-          timeout: float) -> dict[str, Any]:
+def bench(
+    model: Path, port: int, prompts: int, concurrency: int, logs: Path, name: str, env: dict[str, str], timeout: float
+) -> dict[str, Any]:
     """One `vllm bench serve` run against a port: its METRICS, or the end of its log as `error`."""
     if env.get("LAUNCHER_VLLM_ENTRYPOINT") == "fake_vllm":
         return dry_bench(port, prompts, concurrency)
-    command = [sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve", "--backend", "vllm",
-               "--base-url", f"http://127.0.0.1:{port}", "--model", str(model), "--dataset-name", "random",
-               "--random-input-len", str(LOAD["input_len"]), "--random-output-len", str(LOAD["output_len"]),
-               "--num-prompts", str(prompts), "--max-concurrency", str(concurrency), "--ignore-eos",
-               "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99", "--disable-tqdm",
-               "--save-result", "--result-dir", str(logs), "--result-filename", f"{name}.json"]
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.cli.main",
+        "bench",
+        "serve",
+        "--backend",
+        "vllm",
+        "--base-url",
+        f"http://127.0.0.1:{port}",
+        "--model",
+        str(model),
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        str(LOAD["input_len"]),
+        "--random-output-len",
+        str(LOAD["output_len"]),
+        "--num-prompts",
+        str(prompts),
+        "--max-concurrency",
+        str(concurrency),
+        "--ignore-eos",
+        "--percentile-metrics",
+        "ttft,tpot,itl",
+        "--metric-percentiles",
+        "50,99",
+        "--disable-tqdm",
+        "--save-result",
+        "--result-dir",
+        str(logs),
+        "--result-filename",
+        f"{name}.json",
+    ]
     started = time.perf_counter()
     with open(logs / f"{name}.log", "wb") as log:
         try:
@@ -92,8 +132,9 @@ def dry_bench(port: int, prompts: int, concurrency: int) -> dict[str, Any]:
 
     def one(_: int) -> float:
         start = time.perf_counter()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/completions", data=body, headers={"content-type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             response.read()
         return (time.perf_counter() - start) * 1000
@@ -103,19 +144,33 @@ def dry_bench(port: int, prompts: int, concurrency: int) -> dict[str, Any]:
         latencies = sorted(pool.map(one, range(prompts)))
     duration = time.perf_counter() - started
     p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return {"output_throughput": prompts * 16 / duration, "total_token_throughput": prompts * 17 / duration,
-            "request_throughput": prompts / duration, "completed": prompts, "duration": duration,
-            "p50_ttft_ms": p50, "p99_ttft_ms": p99, "p50_itl_ms": 0.0, "p99_itl_ms": 0.0, "p50_tpot_ms": 0.0,
-            "p99_tpot_ms": 0.0, "wall_seconds": round(duration, 1)}
+    return {
+        "output_throughput": prompts * 16 / duration,
+        "total_token_throughput": prompts * 17 / duration,
+        "request_throughput": prompts / duration,
+        "completed": prompts,
+        "duration": duration,
+        "p50_ttft_ms": p50,
+        "p99_ttft_ms": p99,
+        "p50_itl_ms": 0.0,
+        "p99_itl_ms": 0.0,
+        "p50_tpot_ms": 0.0,
+        "p99_tpot_ms": 0.0,
+        "wall_seconds": round(duration, 1),
+    }
 
 
 def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
     """Front door against direct for one round: throughput ratio and the latency it adds."""
     if "error" in direct or "error" in door:
         return {}
-    return {"throughput_ratio": round(door["output_throughput"] / direct["output_throughput"], 4),
-            **{f"{key.replace('_ms', '')}_added_ms": round(door[key] - direct[key], 3)
-               for key in ("p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms")}}
+    return {
+        "throughput_ratio": round(door["output_throughput"] / direct["output_throughput"], 4),
+        **{
+            f"{key.replace('_ms', '')}_added_ms": round(door[key] - direct[key], 3)
+            for key in ("p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms")
+        },
+    }
 
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -126,16 +181,39 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"rounds": len(done)}
     for key in done[0]:
         values = [d[key] for d in done]
-        out[key] = {"median": round(statistics.median(values), 4), "min": min(values), "max": max(values),
-                    "spread": round(max(values) - min(values), 4), "per_round": values}
+        out[key] = {
+            "median": round(statistics.median(values), 4),
+            "min": min(values),
+            "max": max(values),
+            "spread": round(max(values) - min(values), 4),
+            "per_round": values,
+        }
     return out
 
 
-def start_launcher(model: Path, port: int, args: list[str], env: dict[str, str], log_path: Path,
-                   dry_run: bool) -> subprocess.Popen[bytes]:
+def start_launcher(
+    model: Path, port: int, args: list[str], env: dict[str, str], log_path: Path, dry_run: bool
+) -> subprocess.Popen[bytes]:
     own = ["--skip-check"] if dry_run else []  # the CPU here is not what the arguments are for
-    command = [sys.executable, "-m", "launcher.cli", "serve", "--port", str(port), "--host", "127.0.0.1", *own, "--",
-               "--model", str(model), "--load-format", "dummy", "--max-model-len", "2048", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "launcher.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        *own,
+        "--",
+        "--model",
+        str(model),
+        "--load-format",
+        "dummy",
+        "--max-model-len",
+        "2048",
+        *args,
+    ]
     with open(log_path, "wb") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -181,19 +259,31 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     extra = {**HARNESS_ENV}
     if options.dry_run:
-        extra.update(LAUNCHER_VLLM_ENTRYPOINT="fake_vllm", FAKE_VLLM="token-ms=2",
-                     PYTHONPATH=os.pathsep.join([str(machine.ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+        extra.update(
+            LAUNCHER_VLLM_ENTRYPOINT="fake_vllm",
+            FAKE_VLLM="token-ms=2",
+            PYTHONPATH=os.pathsep.join([str(machine.ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+        )
     env = machine.child_env(environ={**os.environ, **extra})
     header = machine.facts("NVIDIA H200" if options.dry_run else None)
     model = model_dir(scratch)
     args = ["--quantization", options.quantization] if options.quantization else []
-    body: dict[str, Any] = {**header, "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
-                            "weights), --max-model-len 2048, CUDA graphs and torch.compile on",
-                            "vllm_args": args, "load": {**LOAD, "prompts": options.prompts,
-                                                        "concurrency": options.concurrency,
-                                                        "warmup_prompts": options.warmup_prompts},
-                            "method": "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, "
-                            "A B ...; warm-up run discarded", "dry_run": options.dry_run, "rounds": []}
+    body: dict[str, Any] = {
+        **header,
+        "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
+        "weights), --max-model-len 2048, CUDA graphs and torch.compile on",
+        "vllm_args": args,
+        "load": {
+            **LOAD,
+            "prompts": options.prompts,
+            "concurrency": options.concurrency,
+            "warmup_prompts": options.warmup_prompts,
+        },
+        "method": "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, "
+        "A B ...; warm-up run discarded",
+        "dry_run": options.dry_run,
+        "rounds": [],
+    }
     port = free_port()
     launcher = start_launcher(model, port, args, env, logs / "launcher.log", options.dry_run)
     try:
@@ -210,8 +300,9 @@ def main() -> int:
         direct = int(status["vllm_port"])
         say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {direct})")
         ports = {"direct": direct, "front_door": port}
-        body["warmup"] = bench(model, direct, options.warmup_prompts, options.concurrency, logs, "warmup", env,
-                               timeout=180)
+        body["warmup"] = bench(
+            model, direct, options.warmup_prompts, options.concurrency, logs, "warmup", env, timeout=180
+        )
         say(f"warm-up: {body['warmup']}")
         warmup = body["warmup"]  # the CLI's own start (imports) is a fixed cost; the load scales with prompts
         overhead = warmup.get("wall_seconds", 60) - (warmup.get("duration") or 0)
@@ -223,8 +314,16 @@ def main() -> int:
             order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
             entry: dict[str, Any] = {"round": index + 1, "order": list(order)}
             for side in order:
-                entry[side] = bench(model, ports[side], options.prompts, options.concurrency, logs,
-                                    f"round{index + 1}-{side}", env, timeout=run_seconds * 3)
+                entry[side] = bench(
+                    model,
+                    ports[side],
+                    options.prompts,
+                    options.concurrency,
+                    logs,
+                    f"round{index + 1}-{side}",
+                    env,
+                    timeout=run_seconds * 3,
+                )
                 say(f"round {index + 1} {side}: {entry[side]}")
                 run_seconds = entry[side].get("wall_seconds", run_seconds)
             entry["compare"] = compare(entry["direct"], entry["front_door"])

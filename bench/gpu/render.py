@@ -28,8 +28,9 @@ def _cell(text: Any) -> str:
 
 
 def _args(case: dict[str, Any], harness: list[str]) -> str:
-    args = case["args"][:len(case["args"]) - len(harness)] if case["args"][-len(harness):] == harness else \
-        case["args"]
+    args = (
+        case["args"][: len(case["args"]) - len(harness)] if case["args"][-len(harness) :] == harness else case["args"]
+    )
     return "`" + " ".join(args) + "`" if args else "(defaults)"
 
 
@@ -84,10 +85,13 @@ def render(results: dict[str, Any], source: str) -> str:
         f" Every case also had `{' '.join(harness)}` and "
         + ", ".join(f"`{k}={v}`" for k, v in results["env"].items())
         + "."
-        + (f" Several cases shared the GPU; each shared case also had `{' '.join(shared)}` (vLLM skips its memory"
-           " profiling with a fixed KV cache, so the cases beside it cannot skew it), while the cases marked"
-           " exclusive, which test how vLLM sizes memory from `--gpu-memory-utilization`, ran alone."
-           if shared else "")
+        + (
+            f" Several cases shared the GPU; each shared case also had `{' '.join(shared)}` (vLLM skips its memory"
+            " profiling with a fixed KV cache, so the cases beside it cannot skew it), while the cases marked"
+            " exclusive, which test how vLLM sizes memory from `--gpu-memory-utilization`, ran alone."
+            if shared
+            else ""
+        )
         + " Agree means accepted = served. `tests/check/test_gpu_ground_truth.py` re-checks every row on CPU in"
         " `make test`. The harness and how to re-run it: `bench/gpu/ground_truth.py`.",
         "",
@@ -100,7 +104,8 @@ def render(results: dict[str, Any], source: str) -> str:
             continue
         lines.append(
             f"| `{case['id']}` | {case['gpus']} | {_args(case, harness)} | {_verdict(case['launcher'])} "
-            f"({case['launcher']['seconds']} s) | {_vllm(case['vllm'])} | {'yes' if case['agree'] else '**NO**'} |")
+            f"({case['launcher']['seconds']} s) | {_vllm(case['vllm'])} | {'yes' if case['agree'] else '**NO**'} |"
+        )
     disagree = [c for c in cases if not c.get("agree") and replay.has_outcome(c)]
     spec = replay.case_specs()
     fixed = [c for c in disagree if spec.get(c["id"], {}).get("fixed_after_run")]
@@ -108,15 +113,21 @@ def render(results: dict[str, Any], source: str) -> str:
     if not disagree:
         lines.append("None.")
     if fixed:
-        lines += ["Found by the recorded run and fixed in `server/launcher/data/compatibility.yaml` since (not re-run"
-                  " on the GPU; `tests/check/test_gpu_ground_truth.py` holds today's check to what vLLM did):", ""]
+        lines += [
+            "Found by the recorded run and fixed in `server/launcher/data/compatibility.yaml` since (not re-run"
+            " on the GPU; `tests/check/test_gpu_ground_truth.py` holds today's check to what vLLM did):",
+            "",
+        ]
         for case in fixed:
             today = _today(results, case)
             lines.append(f"- `{case['id']}`: {_cell(spec[case['id']]['fixed_after_run'])}. Today's check: {today}.")
     left = [c for c in disagree if c not in fixed]
     if left:
-        lines += ["", "Left open (`tests/check/test_gpu_ground_truth.py` expects each to fail until the rules "
-                  "change):", ""]
+        lines += [
+            "",
+            "Left open (`tests/check/test_gpu_ground_truth.py` expects each to fail until the rules change):",
+            "",
+        ]
         for case in left:
             reason = spec.get(case["id"], {}).get("known_disagreement") or "not yet analysed"
             verdict = _verdict(case["launcher"])
@@ -133,8 +144,13 @@ def render(results: dict[str, Any], source: str) -> str:
         lines += [f"- `{s['id']}` ({s['gpus']} GPUs): {s['reason']}" for s in skipped]
     rejected = [c for c in cases if c.get("launcher") and not c["launcher"]["accepted"] and not c["vllm"]["served"]]
     if rejected:
-        lines += ["", "## Time to verdict against vLLM's time to failure", "",
-                  "| case | launcher check | vLLM to failure | ratio |", "| --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "## Time to verdict against vLLM's time to failure",
+            "",
+            "| case | launcher check | vLLM to failure | ratio |",
+            "| --- | --- | --- | --- |",
+        ]
         for case in rejected:
             check, fail = case["launcher"]["seconds"], case["vllm"]["seconds"]
             lines.append(f"| `{case['id']}` | {check} s | {fail} s | {fail / check:.0f}x |")

@@ -34,12 +34,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_check_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", help="platform to check for, e.g. cuda:h100, rocm:mi300x, cpu:avx2 "
-                        "(default: detect this machine)")
-    parser.add_argument("--vllm-version", help="vLLM release to check against (default: the installed vLLM, "
-                        "else the version pinned in our images)")
-    parser.add_argument("--model-configs", action="append", type=Path, default=[],
-                        help="folder of <org>__<name>/config.json files to read configs from (repeatable)")
+    parser.add_argument(
+        "--target", help="platform to check for, e.g. cuda:h100, rocm:mi300x, cpu:avx2 (default: detect this machine)"
+    )
+    parser.add_argument(
+        "--vllm-version",
+        help="vLLM release to check against (default: the installed vLLM, else the version pinned in our images)",
+    )
+    parser.add_argument(
+        "--model-configs",
+        action="append",
+        type=Path,
+        default=[],
+        help="folder of <org>__<name>/config.json files to read configs from (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,83 +58,144 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser = commands.add_parser("check", help="check vLLM serve arguments without starting vLLM")
     _add_check_options(check_parser)
     check_parser.add_argument("--format", choices=("text", "json"), default="text")
-    check_parser.add_argument("--show-facts", action="store_true",
-                              help="also print every fact the rules read (JSON: a \"facts\" key)")
-    check_parser.add_argument("--from", dest="from_files", nargs="+", action="extend", metavar="FILE",
-                              help="check every vLLM workload in these compose files, Kubernetes manifests "
-                              "(a kustomization folder, - for stdin), KServe InferenceServices, production-stack "
-                              "Helm values or presets, instead of serve arguments (docs/preflight.md)")
+    check_parser.add_argument(
+        "--show-facts", action="store_true", help='also print every fact the rules read (JSON: a "facts" key)'
+    )
+    check_parser.add_argument(
+        "--from",
+        dest="from_files",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help="check every vLLM workload in these compose files, Kubernetes manifests "
+        "(a kustomization folder, - for stdin), KServe InferenceServices, production-stack "
+        "Helm values or presets, instead of serve arguments (docs/preflight.md)",
+    )
     check_parser.add_argument("vllm_args", nargs=argparse.REMAINDER, help="-- then vLLM serve arguments")
 
     serve_parser = commands.add_parser("serve", help="check, then start vLLM behind the front door")
     _add_check_options(serve_parser)
     serve_parser.add_argument("--host", default=settings.get("LAUNCHER_HOST"))
     serve_parser.add_argument("--port", type=int, default=settings.get("LAUNCHER_PORT"))
-    serve_parser.add_argument("--startup-timeout", type=float,
-                              default=settings.get("LAUNCHER_STARTUP_TIMEOUT"),
-                              help="seconds vLLM may take to answer its first generation")
-    serve_parser.add_argument("--drain-timeout", type=float,
-                              default=settings.get("LAUNCHER_DRAIN_TIMEOUT"),
-                              help="seconds in-flight requests get to finish after SIGTERM")
+    serve_parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=settings.get("LAUNCHER_STARTUP_TIMEOUT"),
+        help="seconds vLLM may take to answer its first generation",
+    )
+    serve_parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=settings.get("LAUNCHER_DRAIN_TIMEOUT"),
+        help="seconds in-flight requests get to finish after SIGTERM",
+    )
     serve_parser.add_argument("--preset", help="a file in configs/presets/ (name without .yaml)")
-    serve_parser.add_argument("--auto", action="store_true",
-                              help="pick the most accurate configuration (precision, KV dtype, TP) that passes the "
-                              "check and fits, as `launcher plan --profiles` ranks them, and start that")
-    serve_parser.add_argument("--skip-check", action="store_true",
-                              help="start vLLM even when the check rejects (findings still logged)")
-    serve_parser.add_argument("--record", type=Path, metavar="PATH",
-                              help="append one JSON line per start: the plan's figures, vLLM's, the error")
+    serve_parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="pick the most accurate configuration (precision, KV dtype, TP) that passes the "
+        "check and fits, as `launcher plan --profiles` ranks them, and start that",
+    )
+    serve_parser.add_argument(
+        "--skip-check", action="store_true", help="start vLLM even when the check rejects (findings still logged)"
+    )
+    serve_parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="PATH",
+        help="append one JSON line per start: the plan's figures, vLLM's, the error",
+    )
     serve_parser.add_argument("vllm_args", nargs=argparse.REMAINDER)
 
-    calibrate_parser = commands.add_parser("calibrate", help="the plan's error per model family, from recorded "
-                                           "starts (launcher serve --record)")
+    calibrate_parser = commands.add_parser(
+        "calibrate", help="the plan's error per model family, from recorded starts (launcher serve --record)"
+    )
     calibrate_parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     calibrate_parser.add_argument("--format", choices=("text", "json"), default="text")
 
     plan_parser = commands.add_parser("plan", help="will it fit: weights, KV cache and sequences per GPU")
     _add_check_options(plan_parser)
-    plan_parser.add_argument("--gpus", type=int, help="GPUs available for a higher tensor parallel size and "
-                             "--profiles (default: the detected count, else 8)")
-    plan_parser.add_argument("--memory-gib", type=float, help="memory of one GPU (or of the CPU's NUMA node 0) in "
-                             "GiB, instead of the platform table's or the detected one")
-    plan_parser.add_argument("--profiles", action="store_true",
-                             help="every precision x KV cache dtype x tensor parallel size, checked and ranked")
-    plan_parser.add_argument("--min-sequences", type=int, default=4,
-                             help="--max-model-len sequences the best profile must hold at once (default 4)")
+    plan_parser.add_argument(
+        "--gpus",
+        type=int,
+        help="GPUs available for a higher tensor parallel size and --profiles (default: the detected count, else 8)",
+    )
+    plan_parser.add_argument(
+        "--memory-gib",
+        type=float,
+        help="memory of one GPU (or of the CPU's NUMA node 0) in "
+        "GiB, instead of the platform table's or the detected one",
+    )
+    plan_parser.add_argument(
+        "--profiles",
+        action="store_true",
+        help="every precision x KV cache dtype x tensor parallel size, checked and ranked",
+    )
+    plan_parser.add_argument(
+        "--min-sequences",
+        type=int,
+        default=4,
+        help="--max-model-len sequences the best profile must hold at once (default 4)",
+    )
     plan_parser.add_argument("--format", choices=("text", "json"), default="text")
     plan_parser.add_argument("vllm_args", nargs=argparse.REMAINDER, help="-- then vLLM serve arguments")
 
-    quantize_parser = commands.add_parser("quantize", help="BF16 checkpoint -> FP8 checkpoint with llm-compressor "
-                                          "(docs/quantize.md)")
+    quantize_parser = commands.add_parser(
+        "quantize", help="BF16 checkpoint -> FP8 checkpoint with llm-compressor (docs/quantize.md)"
+    )
     quantize_parser.add_argument("model", help="a local Hugging Face checkpoint directory (or a cached hub id)")
-    quantize_parser.add_argument("--scheme", default="FP8_DYNAMIC", help="FP8_DYNAMIC (default): per-channel FP8 "
-                                 "weights, dynamic per-token activations, no calibration data")
-    quantize_parser.add_argument("--ignore", nargs="+", action="extend", metavar="MODULE",
-                                 help="modules to keep unquantized, names or re: patterns (default: lm_head)")
+    quantize_parser.add_argument(
+        "--scheme",
+        default="FP8_DYNAMIC",
+        help="FP8_DYNAMIC (default): per-channel FP8 weights, dynamic per-token activations, no calibration data",
+    )
+    quantize_parser.add_argument(
+        "--ignore",
+        nargs="+",
+        action="extend",
+        metavar="MODULE",
+        help="modules to keep unquantized, names or re: patterns (default: lm_head)",
+    )
     quantize_parser.add_argument("--output", type=Path, help="default: <name>-FP8-Dynamic next to the model")
 
-    eval_parser = commands.add_parser("eval", help="accuracy of a running endpoint with lm-evaluation-harness "
-                                      "(docs/quantize.md)")
+    eval_parser = commands.add_parser(
+        "eval", help="accuracy of a running endpoint with lm-evaluation-harness (docs/quantize.md)"
+    )
     eval_parser.add_argument("--base-url", required=True, help="the server, e.g. http://127.0.0.1:8000")
     eval_parser.add_argument("--model", required=True, help="the served model name")
-    eval_parser.add_argument("--tasks", nargs="+", action="extend", metavar="TASK",
-                             help="lm-eval tasks (default: launcher_arithmetic, shipped; gsm8k needs the hub)")
+    eval_parser.add_argument(
+        "--tasks",
+        nargs="+",
+        action="extend",
+        metavar="TASK",
+        help="lm-eval tasks (default: launcher_arithmetic, shipped; gsm8k needs the hub)",
+    )
     eval_parser.add_argument("--limit", type=int, help="items per task (default: all)")
     eval_parser.add_argument("--num-fewshot", type=int, help="override the tasks' few-shot count")
-    eval_parser.add_argument("--api-key", default=os.environ.get("VLLM_API_KEY") or os.environ.get("OPENAI_API_KEY"),
-                             help="bearer key of the endpoint(s) (default: VLLM_API_KEY, else OPENAI_API_KEY)")
-    eval_parser.add_argument("--tokenizer", help="local tokenizer for add_bos_token and length checks (default: "
-                             "the model's directory, read from the launcher's /status; 'none' sends plain text)")
+    eval_parser.add_argument(
+        "--api-key",
+        default=os.environ.get("VLLM_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+        help="bearer key of the endpoint(s) (default: VLLM_API_KEY, else OPENAI_API_KEY)",
+    )
+    eval_parser.add_argument(
+        "--tokenizer",
+        help="local tokenizer for add_bos_token and length checks (default: "
+        "the model's directory, read from the launcher's /status; 'none' sends plain text)",
+    )
     eval_parser.add_argument("--num-concurrent", type=int, default=2, help="requests in flight (default 2)")
-    eval_parser.add_argument("--compare", metavar="URL", help="a second endpoint (e.g. FP8 against BF16): "
-                             "prints its score / the first one's, the recovery ratio")
+    eval_parser.add_argument(
+        "--compare",
+        metavar="URL",
+        help="a second endpoint (e.g. FP8 against BF16): prints its score / the first one's, the recovery ratio",
+    )
     eval_parser.add_argument("--compare-model", help="served model name at --compare (default: --model)")
     eval_parser.add_argument("--output", type=Path, help="JSON results (default: eval-<model>.json)")
 
     rules_parser = commands.add_parser("rules", help="print the compatibility table")
     rules_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
-    rules_parser.add_argument("--explain", metavar="RULE",
-                              help="one rule: where it applies, the facts it reads (type, producer), its text")
+    rules_parser.add_argument(
+        "--explain", metavar="RULE", help="one rule: where it applies, the facts it reads (type, producer), its text"
+    )
     return parser
 
 
@@ -145,8 +214,13 @@ def run_check(options: argparse.Namespace) -> int:
         if options.format != "json":
             raise
         # The contract: JSON on stdout for every outcome; bad input is a finding too.
-        finding = {"rule": "bad-input", "severity": "error", "message": str(exc),
-                   "fix": "correct the input as the message says", "source": "launcher"}
+        finding = {
+            "rule": "bad-input",
+            "severity": "error",
+            "message": str(exc),
+            "fix": "correct the input as the message says",
+            "source": "launcher",
+        }
         print(json.dumps(redactor.data({"accepted": False, "findings": [finding]}), indent=2))
         print(redactor.text(f"error: {exc}"), file=sys.stderr)
         return EXIT_REJECTED
@@ -233,10 +307,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         options = build_parser().parse_args(argv)
-        logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        handler = {"check": run_check, "serve": run_serve, "plan": run_plan, "rules": run_rules,
-                   "quantize": run_quantize, "eval": run_eval, "calibrate": run_calibrate}[options.command]
+        logging.basicConfig(
+            level=logging.DEBUG if options.verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        handler = {
+            "check": run_check,
+            "serve": run_serve,
+            "plan": run_plan,
+            "rules": run_rules,
+            "quantize": run_quantize,
+            "eval": run_eval,
+            "calibrate": run_calibrate,
+        }[options.command]
         return handler(options)
     except LauncherError as exc:
         print(f"error: {Redactor.for_process(argv).text(str(exc))}", file=sys.stderr)
@@ -247,8 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.get("LAUNCHER_DEBUG"):
             raise
         detail = textwrap.shorten(Redactor.for_process(argv).text(f"{type(exc).__name__}: {exc}"), 300)
-        print(f"error: internal error ({detail}); rerun with LAUNCHER_DEBUG=1 for the traceback and "
-              "report it", file=sys.stderr)
+        print(
+            f"error: internal error ({detail}); rerun with LAUNCHER_DEBUG=1 for the traceback and report it",
+            file=sys.stderr,
+        )
         return EXIT_REJECTED
 
 

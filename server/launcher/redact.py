@@ -39,7 +39,7 @@ def secret_values_in_argv(argv: Iterable[str]) -> list[str]:
         if eq:
             values.append(inline)
             continue
-        for value in tokens[index + 1:]:
+        for value in tokens[index + 1 :]:
             if value.startswith("-"):
                 break
             values.append(value)
@@ -65,8 +65,11 @@ class Redactor:
     def add(self, secrets: Iterable[str]) -> None:
         self.secrets.update(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
         # Longest first, so a secret that contains another is masked whole.
-        self._pattern = (re.compile("|".join(re.escape(s) for s in sorted(self.secrets, key=len, reverse=True)))
-                         if self.secrets else None)
+        self._pattern = (
+            re.compile("|".join(re.escape(s) for s in sorted(self.secrets, key=len, reverse=True)))
+            if self.secrets
+            else None
+        )
 
     def text(self, value: str) -> str:
         if self._pattern is not None:
@@ -89,8 +92,9 @@ class Redactor:
     def data(self, value: Any) -> Any:
         """A JSON-like structure with secret keys' values masked and secret values replaced in strings."""
         if isinstance(value, dict):
-            return {k: MASK if isinstance(k, str) and is_secret_name(k) and v else self.data(v)
-                    for k, v in value.items()}
+            return {
+                k: MASK if isinstance(k, str) and is_secret_name(k) and v else self.data(v) for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             if all(isinstance(item, str) for item in value):
                 return self.argv(value)
@@ -132,7 +136,10 @@ class RedactingFilter(logging.Filter):
 
 def install_log_redaction(redactor: Redactor) -> None:
     """Every handler of the root logger (and uvicorn's) redacts what it writes."""
-    for handler in [*logging.getLogger().handlers, *logging.getLogger("uvicorn").handlers,
-                    *logging.getLogger("uvicorn.error").handlers]:
+    for handler in [
+        *logging.getLogger().handlers,
+        *logging.getLogger("uvicorn").handlers,
+        *logging.getLogger("uvicorn.error").handlers,
+    ]:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(redactor))

@@ -104,14 +104,19 @@ def explain_rule(entry: Mapping[str, Any]) -> str:
     table = "deployment_rules" if "at" in entry else "compatibility"
     schema = load_schema()
     where = ", ".join(entry.get("platforms", [])) or "every platform"
-    lines = [f"{entry['id']} ({entry['severity']}) in data/{table}.yaml",
-             f"  applies on   {where}; vLLM {entry.get('vllm') or 'every release'}",
-             "  when         " + yaml.safe_dump(entry["when"], default_flow_style=True, width=10_000).strip()]
+    lines = [
+        f"{entry['id']} ({entry['severity']}) in data/{table}.yaml",
+        f"  applies on   {where}; vLLM {entry.get('vllm') or 'every release'}",
+        "  when         " + yaml.safe_dump(entry["when"], default_flow_style=True, width=10_000).strip(),
+    ]
     reads = dict.fromkeys(when_paths(entry["when"]))
     for path in reads:
         fact = schema.find(path, table)
         kind = f"{fact.type}{'?' if fact.nullable else ''}" if fact else "undeclared"
         lines.append(f"  reads        {path} ({kind}) from {fact.producer if fact else '?'}")
-    lines += [f"  message      {_cell(entry['message'])}", f"  fix          {_cell(entry['fix'])}",
-              f"  source       {_cell(entry['source'])}"]
+    lines += [
+        f"  message      {_cell(entry['message'])}",
+        f"  fix          {_cell(entry['fix'])}",
+        f"  source       {_cell(entry['source'])}",
+    ]
     return "\n".join(lines)

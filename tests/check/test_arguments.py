@@ -13,8 +13,17 @@ def test_spellings_and_aliases_normalise() -> None:
     assert args.get_int("max-model-len") == 32000
     assert args.get("quantization") == "fp8"
     assert args.flag("enforce-eager")
-    assert args.argv() == ["--model", "m", "--tensor-parallel-size", "8", "--max-model-len", "32k",
-                           "--quantization", "fp8", "--enforce-eager"]
+    assert args.argv() == [
+        "--model",
+        "m",
+        "--tensor-parallel-size",
+        "8",
+        "--max-model-len",
+        "32k",
+        "--quantization",
+        "fp8",
+        "--enforce-eager",
+    ]
 
 
 def test_positional_model_and_unknown_flags_pass_through() -> None:
@@ -22,8 +31,7 @@ def test_positional_model_and_unknown_flags_pass_through() -> None:
     assert args.model == "org/model"
     assert args.get("some-future-flag") == "x"
     assert args.flag("trust-remote-code")
-    assert args.without("port").argv() == ["--model", "org/model", "--some-future-flag", "x",
-                                           "--trust-remote-code"]
+    assert args.without("port").argv() == ["--model", "org/model", "--some-future-flag", "x", "--trust-remote-code"]
 
 
 def test_multi_value_flag_and_negative_numbers() -> None:

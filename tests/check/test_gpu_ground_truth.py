@@ -36,8 +36,10 @@ def _params() -> list[Any]:
                 continue  # no ground truth: the harness broke, or vLLM neither answered nor failed in time
             spec = SPECS.get(case["id"], {})
             open_reason = spec.get("known_disagreement") or (
-                None if case["agree"] or spec.get("fixed_after_run") else
-                f"open on the {gpu.upper()}: vLLM {case['vllm']['outcome']}: {case['vllm']['first_error']}")
+                None
+                if case["agree"] or spec.get("fixed_after_run")
+                else f"open on the {gpu.upper()}: vLLM {case['vllm']['outcome']}: {case['vllm']['first_error']}"
+            )
             marks = [pytest.mark.xfail(strict=True, reason=open_reason)] if open_reason else []
             params.append(pytest.param(gpu, case, id=f"{gpu}-{case['id']}", marks=marks))
     return params
@@ -72,12 +74,14 @@ def test_verdict_matches_vllm_on_the_gpu(gpu: str, case: dict[str, Any]) -> None
     findings = [f"{f.severity} {f.rule}" for f in verdict.findings]
     assert verdict.accepted is served, (
         f"vLLM {'served' if served else 'refused'} this on the {gpu.upper()} ({case['vllm']['first_error']}); "
-        f"today's check {'accepts' if verdict.accepted else 'rejects'} it: {findings}")
+        f"today's check {'accepts' if verdict.accepted else 'rejects'} it: {findings}"
+    )
 
 
 def test_docs_tables_are_generated_from_the_results() -> None:
-    done = subprocess.run([sys.executable, "-m", "bench.gpu.render", "--check"], cwd=ROOT, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.gpu.render", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -103,7 +107,7 @@ def test_every_case_has_valid_harness_arguments() -> None:
 
     for case in models.load_cases():
         args = ground_truth.case_args(case)
-        assert args[-len(ground_truth.HARNESS_ARGS):] == ground_truth.HARNESS_ARGS
+        assert args[-len(ground_truth.HARNESS_ARGS) :] == ground_truth.HARNESS_ARGS
         if ground_truth.is_exclusive(case):
             assert "--gpu-memory-utilization" in case.get("args", []), case["id"]  # what it tests
         else:

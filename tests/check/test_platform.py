@@ -27,8 +27,14 @@ def test_cpu_flags(tmp_path: Path) -> None:
 
 def test_numa_available_memory_as_vllm_counts_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     meminfo = tmp_path / "meminfo"
-    kb = {"MemTotal": 8 << 20, "MemFree": 2 << 20, "Active(file)": 1 << 20, "Inactive(file)": 1 << 20,
-          "SReclaimable": 1 << 20, "AnonPages": 3 << 20}
+    kb = {
+        "MemTotal": 8 << 20,
+        "MemFree": 2 << 20,
+        "Active(file)": 1 << 20,
+        "Inactive(file)": 1 << 20,
+        "SReclaimable": 1 << 20,
+        "AnonPages": 3 << 20,
+    }
     meminfo.write_text("".join(f"Node 0 {key}: {value} kB\n" for key, value in kb.items()))
     monkeypatch.setattr(platform, "_cgroup_memory", lambda: (None, None))
     assert platform.read_numa_node0_gib(meminfo) == (8.0, 5.0)

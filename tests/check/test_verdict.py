@@ -31,8 +31,16 @@ def test_more_gpus_than_the_machine_has() -> None:
 
 
 def cpu(total: float, available: float) -> Platform:
-    return Platform("cpu:avx512", "cpu", "none", cpu_flags=["avx2", "avx512f"], gpu_count=0,
-                    numa_total_gib=total, numa_available_gib=available, detected=True)
+    return Platform(
+        "cpu:avx512",
+        "cpu",
+        "none",
+        cpu_flags=["avx2", "avx512f"],
+        gpu_count=0,
+        numa_total_gib=total,
+        numa_available_gib=available,
+        detected=True,
+    )
 
 
 def test_cpu_memory_utilization_against_the_node() -> None:
@@ -43,8 +51,9 @@ def test_cpu_memory_utilization_against_the_node() -> None:
     facts = build_facts(args, load_model(LLAMA), small, version_data("0.32.0", table), table, environ={})
     suggested = facts["derived"]["cpu_max_utilization"]
     assert 0 < suggested < 0.92
-    assert "cpu-memory-utilization" not in findings_for(["--model", LLAMA, "--gpu-memory-utilization",
-                                                          str(suggested)], small)
+    assert "cpu-memory-utilization" not in findings_for(
+        ["--model", LLAMA, "--gpu-memory-utilization", str(suggested)], small
+    )
     assert "cpu-memory-utilization" not in findings_for(["--model", LLAMA], small, version="0.33.0")
 
 

@@ -72,10 +72,21 @@ def openai_client(url: str):  # noqa: ANN201 - openai is a test extra
 
 # --- refusal: no vLLM ----------------------------------------------------------------------------------------------
 
+
 def test_refused_combination_exits_2_in_seconds_with_the_finding() -> None:
     name = unique("refused")
-    args = ["--model", MODEL_INSIDE, "--served-model-name", "smollm2", "--max-model-len", "2048",
-            "--gpu-memory-utilization", "0.3", "--quantization", "fp8"]
+    args = [
+        "--model",
+        MODEL_INSIDE,
+        "--served-model-name",
+        "smollm2",
+        "--max-model-len",
+        "2048",
+        "--gpu-memory-utilization",
+        "0.3",
+        "--quantization",
+        "fp8",
+    ]
     container = Container(name)
     try:
         start = time.monotonic()
@@ -95,12 +106,14 @@ def test_refused_combination_exits_2_in_seconds_with_the_finding() -> None:
 
 # --- docker run: the drop-in ---------------------------------------------------------------------------------------
 
+
 def test_answers_completions_and_chat_through_the_openai_client(drop_in: Container) -> None:
     client = openai_client(drop_in.url)
     completion = client.completions.create(model="smollm2", prompt="The capital of France is", max_tokens=8)
     assert completion.choices[0].text.strip() and completion.usage.completion_tokens == 8
-    chat = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Say hi"}],
-                                          max_tokens=8)
+    chat = client.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": "Say hi"}], max_tokens=8
+    )
     assert chat.choices[0].message.content
 
 
@@ -119,8 +132,13 @@ def test_health_goes_from_starting_to_healthy(drop_in: Container) -> None:
 def test_docker_stop_lets_an_inflight_stream_finish_then_exits_0(drop_in: Container) -> None:
     """Last of the drop-in tests: it ends the shared container."""
     client = openai_client(drop_in.url)
-    stream = client.completions.create(model="smollm2", prompt="Count to a thousand:", max_tokens=STREAM_TOKENS,
-                                       stream=True, extra_body={"ignore_eos": True})
+    stream = client.completions.create(
+        model="smollm2",
+        prompt="Count to a thousand:",
+        max_tokens=STREAM_TOKENS,
+        stream=True,
+        extra_body={"ignore_eos": True},
+    )
     chunks = [next(stream)]  # the stream is in flight
     stopped: dict[str, float | subprocess.CompletedProcess[str]] = {}
 
@@ -148,6 +166,7 @@ def test_docker_stop_lets_an_inflight_stream_finish_then_exits_0(drop_in: Contai
 
 # --- docker-compose ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def compose(tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
     binary = compose_binary()
@@ -161,12 +180,16 @@ def compose(tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
     try:
         yield binary, env
     finally:  # whatever happened: no container, network or volume left
-        subprocess.run([*binary, "--profile", "cpu", "down", "-v", "--timeout", "5"], cwd=ROOT, env=env,
-                       capture_output=True, timeout=180)
+        subprocess.run(
+            [*binary, "--profile", "cpu", "down", "-v", "--timeout", "5"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=180,
+        )
 
 
-def test_compose_up_healthy_answers_and_down_drains(compose: tuple[list[str], dict[str, str]],
-                                                    tmp_path: Path) -> None:
+def test_compose_up_healthy_answers_and_down_drains(compose: tuple[list[str], dict[str, str]], tmp_path: Path) -> None:
     binary, env = compose
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -77,14 +77,19 @@ def local_model_or_skip() -> None:
         pytest.skip("models/SmolLM2-135M-Instruct is missing: `make model` (make test does it)")
 
 
-def check_args(argv: list[str], target: str, version: str, mounts: dict[str, Path] | None = None,
-               config_folders: list[Path] | None = None) -> None:
+def check_args(
+    argv: list[str],
+    target: str,
+    version: str,
+    mounts: dict[str, Path] | None = None,
+    config_folders: list[Path] | None = None,
+) -> None:
     """`launcher check` on arguments meant for a container: paths under a mount point are read on this side."""
     mapped = []
     for arg in argv:
         for inside, outside in (mounts or {}).items():
             if arg == inside or arg.startswith(inside + "/"):
-                arg = str(outside) + arg[len(inside):]
+                arg = str(outside) + arg[len(inside) :]
         mapped.append(arg)
     verdict = check(mapped, target=target, vllm_version=version, config_folders=[MODELS, *(config_folders or [])])
     assert verdict.accepted, [f"[{f.rule}] {f.message}" for f in verdict.findings]
@@ -92,9 +97,11 @@ def check_args(argv: list[str], target: str, version: str, mounts: dict[str, Pat
 
 # --- Dockerfiles ---------------------------------------------------------------------------------------------------
 
+
 def test_hadolint_clean() -> None:
-    result = subprocess.run([tool("hadolint"), *map(str, DOCKERFILES.values())], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [tool("hadolint"), *map(str, DOCKERFILES.values())], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
@@ -105,7 +112,8 @@ def test_hadolint_ignores_say_why(platform: str) -> None:
         if "hadolint ignore" in line:
             reason = lines[number - 1].strip()
             assert reason.startswith("#") and "hadolint" not in reason and len(reason) > 20, (
-                f"{DOCKERFILES[platform].name}:{number + 1}: say why above the ignore")
+                f"{DOCKERFILES[platform].name}:{number + 1}: say why above the ignore"
+            )
 
 
 def test_gpu_images_pin_the_tables_default_vllm() -> None:
@@ -161,9 +169,15 @@ def test_image_facts_are_the_documented_ones(platform: str) -> None:
 
 
 def test_images_share_one_healthcheck_and_tail() -> None:
-    tails = {platform: [(i["instruction"], i["value"]) for i in dockerfile(platform).structure
-                        if i["instruction"] in {"ENV", "VOLUME", "USER", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT"}
-                        and not i["value"].startswith(("VIRTUAL_ENV", "PATH"))] for platform in PLATFORMS}
+    tails = {
+        platform: [
+            (i["instruction"], i["value"])
+            for i in dockerfile(platform).structure
+            if i["instruction"] in {"ENV", "VOLUME", "USER", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT"}
+            and not i["value"].startswith(("VIRTUAL_ENV", "PATH"))
+        ]
+        for platform in PLATFORMS
+    }
     assert tails["cuda"] == tails["rocm"] == tails["cpu"]
 
 
@@ -176,6 +190,7 @@ def test_dockerignore_is_an_allow_list() -> None:
 
 
 # --- compose -------------------------------------------------------------------------------------------------------
+
 
 def load_yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
@@ -204,10 +219,25 @@ def test_compose_file_matches_the_compose_spec(path: Path) -> None:
 def test_compose_file_stays_within_docker_compose_1_29(path: Path) -> None:
     """Keys that docker-compose 1.29.2 (the last v1) does not know; it refuses or ignores them."""
     data = load_yaml(path)
-    assert not set(data) - {"services", "volumes", "networks", "secrets", "configs"} - {
-        key for key in data if key.startswith("x-")}
-    newer = {"develop", "extends", "include", "models", "gpus", "post_start", "pre_stop", "attach", "label_file",
-             "provider", "use_api_socket", "pull_refresh_after"}
+    assert (
+        not set(data)
+        - {"services", "volumes", "networks", "secrets", "configs"}
+        - {key for key in data if key.startswith("x-")}
+    )
+    newer = {
+        "develop",
+        "extends",
+        "include",
+        "models",
+        "gpus",
+        "post_start",
+        "pre_stop",
+        "attach",
+        "label_file",
+        "provider",
+        "use_api_socket",
+        "pull_refresh_after",
+    }
     for name, service in data["services"].items():
         assert not newer & set(service), f"{name}: {newer & set(service)}"
         assert not isinstance(service.get("env_file"), dict), "env_file as a mapping (required: false) is v2 only"
@@ -225,8 +255,16 @@ def test_compose_profiles_give_each_platform_its_devices() -> None:
     assert rocm["environment"]["VLLM_USE_TRITON_FLASH_ATTN"] == "0"
     cpu = services["cpu"]
     assert "./models/SmolLM2-135M-Instruct:/models/SmolLM2-135M-Instruct:ro" in cpu["volumes"]
-    assert cpu["command"] == ["--model", "/models/SmolLM2-135M-Instruct", "--served-model-name", "smollm2",
-                              "--max-model-len", "2048", "--gpu-memory-utilization", "0.3"]
+    assert cpu["command"] == [
+        "--model",
+        "/models/SmolLM2-135M-Instruct",
+        "--served-model-name",
+        "smollm2",
+        "--max-model-len",
+        "2048",
+        "--gpu-memory-utilization",
+        "0.3",
+    ]
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -238,7 +276,11 @@ def test_compose_service_runs_its_image_like_the_dockerfile_says(platform: str) 
     flags, command = healthcheck(platform)
     assert health["test"] == ["CMD", *command]
     assert (health["interval"], health["timeout"], health["start_period"], str(health["retries"])) == (
-        flags["interval"], flags["timeout"], flags["start-period"], flags["retries"])
+        flags["interval"],
+        flags["timeout"],
+        flags["start-period"],
+        flags["retries"],
+    )
     assert int(service["stop_grace_period"].rstrip("s")) > DRAIN_TIMEOUT_S
     assert "model-cache:/models-cache" in service["volumes"]
     environment = service["environment"]
@@ -274,9 +316,14 @@ def test_env_example_documents_the_secrets_and_git_ignores_env() -> None:
 
 # --- Kubernetes ----------------------------------------------------------------------------------------------------
 
+
 def render(overlay: str) -> list[dict[str, Any]]:
-    result = subprocess.run([tool("kubectl"), "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [tool("kubectl"), "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -332,8 +379,9 @@ def test_overlay_asks_for_its_accelerator(overlay: str, resource: str | None) ->
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_deployment_arguments_pass_launcher_check(overlay: str, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deployment_arguments_pass_launcher_check(
+    overlay: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     container = deployment(overlay)["spec"]["template"]["spec"]["containers"][0]
     for variable in container["env"]:
         if "value" in variable:
@@ -347,6 +395,7 @@ def test_deployment_arguments_pass_launcher_check(overlay: str, tmp_path: Path,
 
 
 # --- presets -------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", presets.available())
 def test_preset_passes_launcher_check_for_its_target(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -362,10 +411,24 @@ def test_preset_passes_launcher_check_for_its_target(name: str, monkeypatch: pyt
 
 def test_rocm_presets_are_the_documented_configurations() -> None:
     expected = {
-        "rocm-llama405b-fp8-throughput": ["--quantization", "fp8", "--max-model-len", "32768",
-                                          "--gpu-memory-utilization", "0.95"],
-        "rocm-llama405b-fp8-memory": ["--quantization", "fp8", "--kv-cache-dtype", "fp8", "--max-model-len",
-                                      "16384", "--gpu-memory-utilization", "0.85"],
+        "rocm-llama405b-fp8-throughput": [
+            "--quantization",
+            "fp8",
+            "--max-model-len",
+            "32768",
+            "--gpu-memory-utilization",
+            "0.95",
+        ],
+        "rocm-llama405b-fp8-memory": [
+            "--quantization",
+            "fp8",
+            "--kv-cache-dtype",
+            "fp8",
+            "--max-model-len",
+            "16384",
+            "--gpu-memory-utilization",
+            "0.85",
+        ],
         "rocm-llama405b-bf16": ["--max-model-len", "32768", "--gpu-memory-utilization", "0.95"],
     }
     for name, args in expected.items():
@@ -381,6 +444,7 @@ def test_docs_list_every_preset() -> None:
 
 
 # --- documented commands -------------------------------------------------------------------------------------------
+
 
 def documented_commands() -> list[list[str]]:
     section = DOCS.read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
@@ -431,12 +495,13 @@ def test_documented_docker_run_arguments_pass_launcher_check(platform: str) -> N
             mounts[inside] = ROOT / source.removeprefix("$PWD/")
     if mounts:
         local_model_or_skip()
-    check_args(words[words.index(image) + 1:], TARGETS[platform], vllm_version(platform), mounts)
+    check_args(words[words.index(image) + 1 :], TARGETS[platform], vllm_version(platform), mounts)
 
 
 def make_dry_run(target: str, *variables: str) -> list[str]:
-    result = subprocess.run(["make", "-n", "--no-print-directory", target, *variables], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", target, *variables], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 

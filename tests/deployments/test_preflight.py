@@ -37,10 +37,13 @@ def fixture(name: str) -> str:
     return str((FIXTURES / name).relative_to(ROOT))
 
 
-def results(*names: str, target: str | None = None, version: str | None = None,
-            folders: list[Path] | None = None) -> dict[str, Result]:
-    report = check_files([n if "/" in n else fixture(n) for n in names],
-                         Options(target, version, folders if folders is not None else [MODELS]))
+def results(
+    *names: str, target: str | None = None, version: str | None = None, folders: list[Path] | None = None
+) -> dict[str, Result]:
+    report = check_files(
+        [n if "/" in n else fixture(n) for n in names],
+        Options(target, version, folders if folders is not None else [MODELS]),
+    )
     return {result.workload.name: result for result in report.results}
 
 
@@ -59,18 +62,30 @@ def errors(result: Result) -> dict[str, int]:
 CASES = [
     ("vllm-docs-deployment.yaml", "mistral-7b", False, {"startup-probe-too-short": ("livenessProbe:", None)}),
     ("vllm-docs-deployment-tp2.yaml", "mistral-7b", True, {}),
-    ("vllm-docs-deployment-tp2-one-gpu.yaml", "mistral-7b", False, {
-        "parallel-exceeds-gpus": ('nvidia.com/gpu: "1"', None), "shm-missing": ("- name: mistral-7b", "containers:")}),
+    (
+        "vllm-docs-deployment-tp2-one-gpu.yaml",
+        "mistral-7b",
+        False,
+        {"parallel-exceeds-gpus": ('nvidia.com/gpu: "1"', None), "shm-missing": ("- name: mistral-7b", "containers:")},
+    ),
     ("lws.yaml", "vllm", True, {}),
     ("lws-4-gpu-nodes.yaml", "vllm", False, {"parallel-exceeds-gpus": ('nvidia.com/gpu: "4"', None)}),
     ("kserve-huggingface.yaml", "huggingface-llama3", True, {}),
-    ("kserve-huggingface-too-long.yaml", "huggingface-llama3", False,
-     {"max-model-len-above-limit": ("--max_length=200000", None)}),
+    (
+        "kserve-huggingface-too-long.yaml",
+        "huggingface-llama3",
+        False,
+        {"max-model-len-above-limit": ("--max_length=200000", None)},
+    ),
     # vLLM 0.26.0's parser has no --disable-log-requests (data/vllm/0.26.0.json): vllm serve exits with status 2
-    ("production-stack-values.yaml", "llama3", False, {"argument-unknown": ('modelURL:', None)}),
+    ("production-stack-values.yaml", "llama3", False, {"argument-unknown": ("modelURL:", None)}),
     ("production-stack-values-tp.yaml", "qwen7b-extra-args", False, {"shm-missing": ("vllmConfig:", None)}),
-    ("production-stack-values-tp.yaml", "llama70b", False,
-     {"parallel-exceeds-gpus": ("requestGPU: 2", '- name: "llama70b"')}),
+    (
+        "production-stack-values-tp.yaml",
+        "llama70b",
+        False,
+        {"parallel-exceeds-gpus": ("requestGPU: 2", '- name: "llama70b"')},
+    ),
     ("compose.yaml", "qwen", True, {}),
     ("compose.yaml", "llama", True, {}),
     ("compose-broken.yaml", "qwen", False, {"shm-missing": ("  qwen:", None)}),
@@ -79,8 +94,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "workload", "accepted", "expected"), CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+@pytest.mark.parametrize(("name", "workload", "accepted", "expected"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_fixture(name: str, workload: str, accepted: bool, expected: dict[str, tuple[str, str | None]]) -> None:
     result = results(name)[workload]
     found = errors(result)
@@ -130,8 +144,11 @@ def test_leader_worker_set_counts_the_groups_gpus() -> None:
 def test_container_env_not_this_machines_reaches_the_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (FIXTURES / "kserve-huggingface-too-long.yaml").read_text()
     allowed = tmp_path / "isvc.yaml"
-    allowed.write_text(text.replace("      env:\n", "      env:\n        - name: VLLM_ALLOW_LONG_MAX_MODEL_LEN\n"
-                                                   "          value: \"1\"\n"))
+    allowed.write_text(
+        text.replace(
+            "      env:\n", '      env:\n        - name: VLLM_ALLOW_LONG_MAX_MODEL_LEN\n          value: "1"\n'
+        )
+    )
     assert "max-model-len-above-limit" not in errors(results(str(allowed))["huggingface-llama3"])
     monkeypatch.setenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")  # the CI machine's variable changes nothing
     assert "max-model-len-above-limit" in errors(results("kserve-huggingface-too-long.yaml")["huggingface-llama3"])
@@ -140,17 +157,24 @@ def test_container_env_not_this_machines_reaches_the_rules(tmp_path: Path, monke
 def test_launcher_drain_timeout_sets_the_grace_needed(tmp_path: Path) -> None:
     text = (FIXTURES / "compose.yaml").read_text()
     longer = tmp_path / "compose.yaml"
-    longer.write_text(text.replace('    image: registry.example.com/vllm-launch:cuda\n',
-                                   '    image: registry.example.com/vllm-launch:cuda\n'
-                                   '    entrypoint: ["launcher", "serve", "--drain-timeout", "300", "--"]\n'))
+    longer.write_text(
+        text.replace(
+            "    image: registry.example.com/vllm-launch:cuda\n",
+            "    image: registry.example.com/vllm-launch:cuda\n"
+            '    entrypoint: ["launcher", "serve", "--drain-timeout", "300", "--"]\n',
+        )
+    )
     finding = next(f for f in results(str(longer))["llama"].findings if f.rule == "grace-period-shorter-than-drain")
     assert "= 320 s" in finding.message and finding.fix.endswith("at least 320 s")
 
 
 def test_vllm_shutdown_timeout_sets_the_grace_needed(tmp_path: Path) -> None:
     manifest = tmp_path / "pod.yaml"
-    manifest.write_text((FIXTURES / "pod-unknown-model.yaml").read_text().replace(
-        "acme/private-llm-70b", "meta-llama/Llama-3.1-8B-Instruct\", \"--shutdown-timeout\", \"120"))
+    manifest.write_text(
+        (FIXTURES / "pod-unknown-model.yaml")
+        .read_text()
+        .replace("acme/private-llm-70b", 'meta-llama/Llama-3.1-8B-Instruct", "--shutdown-timeout", "120')
+    )
     result = results(str(manifest))["private-llm"]
     finding = next(f for f in result.findings if f.rule == "grace-period-shorter-than-drain")
     assert "terminationGracePeriodSeconds is 30 s (the default)" in finding.message and "= 130 s" in finding.message
@@ -180,8 +204,11 @@ def test_target_applies_to_workloads_of_its_kind() -> None:
 
 def test_several_gpus_in_node_affinity_are_each_checked(tmp_path: Path) -> None:
     either = tmp_path / "isvc.yaml"
-    either.write_text((FIXTURES / "kserve-huggingface-too-long.yaml").read_text().replace(
-        "values: [NVIDIA-A10G]", "values: [NVIDIA-A10G, NVIDIA-H100-80GB-HBM3, NVIDIA-B9000]"))
+    either.write_text(
+        (FIXTURES / "kserve-huggingface-too-long.yaml")
+        .read_text()
+        .replace("values: [NVIDIA-A10G]", "values: [NVIDIA-A10G, NVIDIA-H100-80GB-HBM3, NVIDIA-B9000]")
+    )
     result = results(str(either))["huggingface-llama3"]
     assert result.targets == ["cuda:a10g", "cuda:h100"]
     assert any(f.message.startswith("on A10G: ") for f in result.findings)
@@ -214,16 +241,22 @@ def test_located_yaml_keeps_lines_through_anchors_and_tags() -> None:
     assert doc["svc"]["cmd"] == ["a", "b"]
 
 
-@pytest.mark.parametrize(("command", "program", "argv"), [
-    (["vllm", "serve", "m", "-tp", "2"], "vllm", ["m", "-tp", "2"]),
-    (["/bin/sh", "-c", "pip list; exec python3 -m vllm.entrypoints.openai.api_server --model m && echo"],
-     "vllm", ["--model", "m"]),
-    (["bash", "-c", "ray start --head\nvllm serve m --port 8080 # comment"], "vllm", ["m", "--port", "8080"]),
-    (["launcher", "serve", "--preset", "p", "--", "--max-model-len", "1"], "launcher", ["--max-model-len", "1"]),
-    (["python", "-m", "vllm.entrypoints.cli.main", "serve", "m"], "vllm", ["m"]),
-    (["sh", "-c", "ray start --block"], None, None),
-    (["nginx"], None, None),
-])
+@pytest.mark.parametrize(
+    ("command", "program", "argv"),
+    [
+        (["vllm", "serve", "m", "-tp", "2"], "vllm", ["m", "-tp", "2"]),
+        (
+            ["/bin/sh", "-c", "pip list; exec python3 -m vllm.entrypoints.openai.api_server --model m && echo"],
+            "vllm",
+            ["--model", "m"],
+        ),
+        (["bash", "-c", "ray start --head\nvllm serve m --port 8080 # comment"], "vllm", ["m", "--port", "8080"]),
+        (["launcher", "serve", "--preset", "p", "--", "--max-model-len", "1"], "launcher", ["--max-model-len", "1"]),
+        (["python", "-m", "vllm.entrypoints.cli.main", "serve", "m"], "vllm", ["m"]),
+        (["sh", "-c", "ray start --block"], None, None),
+        (["nginx"], None, None),
+    ],
+)
 def test_commands_that_start_vllm(command: list[str], program: str | None, argv: list[str] | None) -> None:
     at = loc(None)
     found = find_invocation([Token(word, at) for word in command])
@@ -268,14 +301,29 @@ def test_pre_commit_hook_runs_the_preflight() -> None:
 
 # --- the CLI -------------------------------------------------------------------------------------------------------
 
+
 def launcher(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True, timeout=120,
-                          input=stdin, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "launcher.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        cwd=ROOT,
+    )
 
 
 def test_cli_exit_codes_and_json_contract() -> None:
-    rejected = launcher("check", "--model-configs", str(MODELS), "--format", "json", "--from",
-                        fixture("compose-broken.yaml"), fixture("lws.yaml"))
+    rejected = launcher(
+        "check",
+        "--model-configs",
+        str(MODELS),
+        "--format",
+        "json",
+        "--from",
+        fixture("compose-broken.yaml"),
+        fixture("lws.yaml"),
+    )
     assert rejected.returncode == 2, rejected.stderr
     body = json.loads(rejected.stdout)
     assert body["accepted"] is False and len(body["workloads"]) == 3

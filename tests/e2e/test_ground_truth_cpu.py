@@ -21,8 +21,10 @@ from tests.harness.raw_vllm import FAILS_WITHIN, READY_WITHIN, RawVllm, build_he
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (LOCAL_MODEL / "config.json").is_file(),
-                       reason=f"{LOCAL_MODEL} is missing: run `make model` (make test does it first)"),
+    pytest.mark.skipif(
+        not (LOCAL_MODEL / "config.json").is_file(),
+        reason=f"{LOCAL_MODEL} is missing: run `make model` (make test does it first)",
+    ),
 ]
 
 
@@ -60,8 +62,10 @@ def report(name: str, vllm: RawVllm, outcome: str) -> str:
 def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Case]]:
     head16 = build_head16_checkpoint(tmp_path_factory.mktemp("models") / "tiny-llama-head16")
     log_dir = tmp_path_factory.mktemp("ground-truth")
-    found = {name: Case(case.argv, verdict_now(case.argv), log_dir / f"{name}.log")
-             for name, case in cpu_cases(head16).items()}
+    found = {
+        name: Case(case.argv, verdict_now(case.argv), log_dir / f"{name}.log")
+        for name, case in cpu_cases(head16).items()
+    }
     try:
         # The served one first: it is the longest.
         for name, case in sorted(found.items(), key=lambda item: item[0] != "served"):
@@ -100,8 +104,10 @@ def test_head_size_16_on_cpu_is_refused_and_the_first_request_crashes(cases: dic
     if outcome == "ready":  # what vLLM 0.32.0 does: it loads and says ready, then the first request kills it
         reply = case.vllm.complete("Hello")
         code_after = case.vllm.wait_exit(60)
-        print(f"head16: ready, then the first completion answered {reply.status} after {reply.seconds:.1f} s; "
-              f"vLLM then exited with {code_after}")
+        print(
+            f"head16: ready, then the first completion answered {reply.status} after {reply.seconds:.1f} s; "
+            f"vLLM then exited with {code_after}"
+        )
         assert reply.status is None or reply.status >= 500, f"vLLM served head size 16 on CPU: {reply}"
         again = case.vllm.complete("Hello") if code_after is None else None
         assert again is None or again.status is None or again.status >= 500, "the crash was not fatal"
@@ -129,8 +135,10 @@ def test_default_memory_utilization_verdict_matches_vllm(cases: dict[str, Case])
     assert case.vllm is not None
     outcome = case.vllm.wait(READY_WITHIN if case.verdict.accepted else FAILS_WITHIN)
     served = outcome == "ready" and case.vllm.complete("Hello").status == 200
-    print(f"default-memory: launcher {'accepted' if case.verdict.accepted else 'refused'} "
-          f"({sorted(rule_ids(case.verdict))}); " + report("vLLM", case.vllm, outcome))
+    print(
+        f"default-memory: launcher {'accepted' if case.verdict.accepted else 'refused'} "
+        f"({sorted(rule_ids(case.verdict))}); " + report("vLLM", case.vllm, outcome)
+    )
     assert case.verdict.accepted == served, (case.verdict.as_dict(), case.vllm.tail())
     if not served:
         assert "cpu-memory-utilization" in case.errors()

@@ -27,8 +27,12 @@ AUTH = {"authorization": f"Bearer {API_KEY}"}
 
 
 def completion(url: str, headers: dict[str, str] | None = None, **body: object) -> tuple[int, dict]:
-    status, _, raw = http("POST", f"{url}/v1/completions", {"model": "smollm2", "prompt": "The capital of France is",
-                                                             "max_tokens": 8, **body}, headers)
+    status, _, raw = http(
+        "POST",
+        f"{url}/v1/completions",
+        {"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 8, **body},
+        headers,
+    )
     return status, json.loads(raw)
 
 
@@ -46,17 +50,23 @@ def test_completion_answers_with_text(front_door: LauncherProcess) -> None:
 
 
 def test_chat_completion(front_door: LauncherProcess) -> None:
-    status, _, raw = http("POST", f"{front_door.url}/v1/chat/completions",
-                          {"model": "smollm2", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8},
-                          AUTH)
+    status, _, raw = http(
+        "POST",
+        f"{front_door.url}/v1/chat/completions",
+        {"model": "smollm2", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8},
+        AUTH,
+    )
     assert status == 200
     assert json.loads(raw)["choices"][0]["message"]["content"]
 
 
 def test_streaming_passes_each_event(front_door: LauncherProcess) -> None:
-    status, headers, raw = http("POST", f"{front_door.url}/v1/completions",
-                                {"model": "smollm2", "prompt": "Once upon a time", "max_tokens": 12, "stream": True,
-                                 "ignore_eos": True}, AUTH)
+    status, headers, raw = http(
+        "POST",
+        f"{front_door.url}/v1/completions",
+        {"model": "smollm2", "prompt": "Once upon a time", "max_tokens": 12, "stream": True, "ignore_eos": True},
+        AUTH,
+    )
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     events = [line[6:] for line in raw.decode().splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
@@ -128,8 +138,10 @@ def test_openai_client_unchanged(front_door: LauncherProcess) -> None:
     assert client.completions.create(model="smollm2", prompt="Hello", max_tokens=5).choices[0].text
     chat = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Hi"}], max_tokens=5)
     assert chat.choices[0].message.content
-    pieces = [c.choices[0].text for c in client.completions.create(model="smollm2", prompt="One, two,", max_tokens=6,
-                                                                   stream=True)]
+    pieces = [
+        c.choices[0].text
+        for c in client.completions.create(model="smollm2", prompt="One, two,", max_tokens=6, stream=True)
+    ]
     assert len(pieces) >= 6 and "".join(pieces)
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{front_door.url}/v1", api_key="wrong").models.list()
@@ -146,8 +158,7 @@ def test_client_disconnect_cancels_upstream(front_door: LauncherProcess) -> None
     import http.client
 
     connection = http.client.HTTPConnection("127.0.0.1", front_door.port, timeout=30)
-    body = json.dumps({"model": "smollm2", "prompt": "Count:", "max_tokens": 1500, "stream": True,
-                       "ignore_eos": True})
+    body = json.dumps({"model": "smollm2", "prompt": "Count:", "max_tokens": 1500, "stream": True, "ignore_eos": True})
     connection.request("POST", "/v1/completions", body, {"content-type": "application/json", **AUTH})
     response = connection.getresponse()
     assert response.status == 200
@@ -201,10 +212,19 @@ def test_frozen_engine_then_drain_on_sigterm(tmp_path: Path) -> None:
         result: dict[str, object] = {}
 
         def stream() -> None:
-            status, _, raw = http("POST", f"{launcher.url}/v1/completions",
-                                  {"model": "smollm2", "prompt": "Once upon a time", "max_tokens": 150,
-                                   "stream": True, "ignore_eos": True, "stream_options": {"include_usage": True}},
-                                  timeout=120)
+            status, _, raw = http(
+                "POST",
+                f"{launcher.url}/v1/completions",
+                {
+                    "model": "smollm2",
+                    "prompt": "Once upon a time",
+                    "max_tokens": 150,
+                    "stream": True,
+                    "ignore_eos": True,
+                    "stream_options": {"include_usage": True},
+                },
+                timeout=120,
+            )
             result["status"], result["raw"] = status, raw.decode()
 
         streamer = threading.Thread(target=stream)
@@ -212,8 +232,9 @@ def test_frozen_engine_then_drain_on_sigterm(tmp_path: Path) -> None:
         time.sleep(1.5)
         launcher.signal(signal.SIGTERM)
         time.sleep(0.5)
-        status, headers, _ = http("POST", f"{launcher.url}/v1/completions",
-                                  {"model": "smollm2", "prompt": "late", "max_tokens": 2})
+        status, headers, _ = http(
+            "POST", f"{launcher.url}/v1/completions", {"model": "smollm2", "prompt": "late", "max_tokens": 2}
+        )
         assert status == 503 and headers.get("retry-after") == "5"
         assert http("GET", f"{launcher.url}/ready")[0] == 503
         streamer.join(120)

@@ -78,7 +78,7 @@ def run_command(name: str, vllm_args: list[str] | None = None, detach: bool = Tr
     """The documented command for a test: named, on a free 127.0.0.1 port, --rm dropped, -d when detached."""
     words = documented_cpu_run()
     image_at = words.index("vllm-launch:cpu")
-    options, args = words[2:image_at], words[image_at + 1:]
+    options, args = words[2:image_at], words[image_at + 1 :]
     assert options.count("--rm") == 1 and options.count("-p") == 1
     options.remove("--rm")
     options[options.index("-p") + 1] = "127.0.0.1::8000"

@@ -37,10 +37,29 @@ from aiohttp import web
 
 # vLLM 0.32's control and utility routes (entrypoints/serve/*, entrypoints/openai/*): none may be reachable
 # through the front door. Each answers 200 here, so a test that reaches one sees it.
-CONTROL_ROUTES = ("/pause", "/resume", "/is_paused", "/invocations", "/reset_prefix_cache", "/reset_mm_cache",
-                  "/sleep", "/wake_up", "/is_sleeping", "/collective_rpc", "/tokenize", "/detokenize",
-                  "/update_weights", "/start_profile", "/stop_profile", "/server_info", "/abort_requests",
-                  "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/scale_elastic_ep", "/version")
+CONTROL_ROUTES = (
+    "/pause",
+    "/resume",
+    "/is_paused",
+    "/invocations",
+    "/reset_prefix_cache",
+    "/reset_mm_cache",
+    "/sleep",
+    "/wake_up",
+    "/is_sleeping",
+    "/collective_rpc",
+    "/tokenize",
+    "/detokenize",
+    "/update_weights",
+    "/start_profile",
+    "/stop_profile",
+    "/server_info",
+    "/abort_requests",
+    "/v1/load_lora_adapter",
+    "/v1/unload_lora_adapter",
+    "/scale_elastic_ep",
+    "/version",
+)
 RECORD = os.environ.get("FAKE_VLLM_RECORD")
 DROP_NEXT: set[int] = set()  # connections (by id of their transport) whose next request is dropped
 
@@ -66,8 +85,14 @@ async def recorder(request: web.Request, handler: Any) -> web.StreamResponse:
         request.transport.abort()
         raise asyncio.CancelledError
     if not request.path.startswith("/fake/"):
-        record({"event": "request", "method": request.method, "path": request.raw_path,
-                "headers": {k.lower(): v for k, v in request.headers.items()}})
+        record(
+            {
+                "event": "request",
+                "method": request.method,
+                "path": request.raw_path,
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+            }
+        )
     mode = request.headers.get("x-fake", "")
     if mode == "drop-next":
         DROP_NEXT.add(connection)
@@ -77,8 +102,14 @@ async def recorder(request: web.Request, handler: Any) -> web.StreamResponse:
     if mode == "weird-header":
         response.headers["X-Model-Note"] = "名前 ✓"
     elif mode == "hop":
-        response.headers.update({"Connection": "keep-alive, X-Private", "X-Private": "hop-secret",
-                                 "Keep-Alive": "timeout=99", "Proxy-Connection": "keep-alive"})
+        response.headers.update(
+            {
+                "Connection": "keep-alive, X-Private",
+                "X-Private": "hop-secret",
+                "Keep-Alive": "timeout=99",
+                "Proxy-Connection": "keep-alive",
+            }
+        )
     elif mode == "cors":
         response.headers.update({"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Credentials": "true"})
     return response
@@ -93,9 +124,17 @@ async def completions(request: web.Request) -> web.StreamResponse:
     await generation_allowed(request)
     tokens = int(body.get("max_tokens", 16))
     if tokens < 1:
-        return web.json_response({"error": {"message": f"max_tokens must be at least 1, got {tokens}.",
-                                            "type": "BadRequestError", "param": "max_tokens", "code": 400}},
-                                 status=400)
+        return web.json_response(
+            {
+                "error": {
+                    "message": f"max_tokens must be at least 1, got {tokens}.",
+                    "type": "BadRequestError",
+                    "param": "max_tokens",
+                    "code": 400,
+                }
+            },
+            status=400,
+        )
     if not body.get("stream"):
         if request.headers.get("x-fake") == "slow":
             try:
@@ -103,9 +142,14 @@ async def completions(request: web.Request) -> web.StreamResponse:
             except asyncio.CancelledError:
                 record({"event": "cancelled", "path": request.raw_path})
                 raise
-        return web.json_response({"object": "text_completion", "model": body.get("model"),
-                                  "choices": [{"index": 0, "text": " tok" * tokens, "finish_reason": "length"}],
-                                  "usage": {"completion_tokens": tokens}})
+        return web.json_response(
+            {
+                "object": "text_completion",
+                "model": body.get("model"),
+                "choices": [{"index": 0, "text": " tok" * tokens, "finish_reason": "length"}],
+                "usage": {"completion_tokens": tokens},
+            }
+        )
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
     pause = request.app["token_ms"] / 1000
@@ -122,9 +166,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
 async def chat(request: web.Request) -> web.Response:
     await request.json()
     await generation_allowed(request)
-    return web.json_response({"object": "chat.completion",
-                              "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
-                                           "finish_reason": "stop"}]})
+    return web.json_response(
+        {
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        }
+    )
 
 
 async def models(_request: web.Request) -> web.Response:
@@ -171,9 +218,17 @@ async def main() -> None:
     app["token_ms"] = settings.get("token-ms", 5)
     app["thawed"] = asyncio.Event()
     app["thawed"].set()
-    app.add_routes([web.post("/v1/completions", completions), web.post("/v1/chat/completions", chat),
-                    web.get("/v1/models", models), web.get("/health", health), web.get("/metrics", metrics),
-                    web.post("/fake/freeze", freeze), web.post("/fake/thaw", thaw)])
+    app.add_routes(
+        [
+            web.post("/v1/completions", completions),
+            web.post("/v1/chat/completions", chat),
+            web.get("/v1/models", models),
+            web.get("/health", health),
+            web.get("/metrics", metrics),
+            web.post("/fake/freeze", freeze),
+            web.post("/fake/thaw", thaw),
+        ]
+    )
     app.add_routes([web.route("*", route, reached) for route in CONTROL_ROUTES])
     app.add_routes([web.route("*", "/{tail:.*}", reached)])
     runner = web.AppRunner(app, handler_cancellation=True)

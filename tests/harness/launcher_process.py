@@ -22,11 +22,17 @@ CPU_ARGS = ["--served-model-name", "smollm2", "--max-model-len", "2048", "--gpu-
 TEST_ENV = {"PYTHONUNBUFFERED": "1", "VLLM_CPU_KVCACHE_SPACE": "2"}
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+def http(
+    method: str,
+    url: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> tuple[int, dict[str, str], bytes]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()
@@ -52,13 +58,31 @@ class LauncherProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LauncherProcess:
-        command = [*self.prefix, sys.executable, "-m", "launcher.cli", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), *self.serve_options, "--", "--model", str(self.model), *CPU_ARGS,
-                   *self.extra_args]
+        command = [
+            *self.prefix,
+            sys.executable,
+            "-m",
+            "launcher.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self.serve_options,
+            "--",
+            "--model",
+            str(self.model),
+            *CPU_ARGS,
+            *self.extra_args,
+        ]
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **TEST_ENV, **self.env},
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **TEST_ENV, **self.env},
+            start_new_session=True,
+        )
         return self
 
     def wait_ready(self, timeout: float = 900) -> None:

@@ -63,8 +63,11 @@ def cpu_cases(head16: Path) -> dict[str, CpuCase]:
     return {
         "fp8": CpuCase([*smollm2, *CPU_ARGS, "--quantization", "fp8"], "cpu-fp8-quantization", "exit"),
         # 0.1: the tiny model needs little KV cache, and leaves the memory to what runs beside it.
-        "head16": CpuCase(["--model", str(head16), "--max-model-len", "2048", "--gpu-memory-utilization", "0.1"],
-                          "cpu-head-size", "first-request"),
+        "head16": CpuCase(
+            ["--model", str(head16), "--max-model-len", "2048", "--gpu-memory-utilization", "0.1"],
+            "cpu-head-size",
+            "first-request",
+        ),
         # vLLM's own default --gpu-memory-utilization 0.92: refused or not depends on the node's free memory now.
         "default-memory": CpuCase([*smollm2, "--max-model-len", "2048"], "cpu-memory-utilization", "exit"),
         "served": CpuCase([*smollm2, *CPU_ARGS], None, None),
@@ -155,8 +158,9 @@ class RawVllm:
 
     def complete(self, prompt: str, max_tokens: int = 8, timeout: float = 120) -> Reply:
         body = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
-        request = urllib.request.Request(f"{self.url}/v1/completions", data=json.dumps(body).encode(),
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/v1/completions", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 raw = response.read().decode(errors="replace")

@@ -37,9 +37,11 @@ class LoadResult:
 
         delays = {}
         if self.event_delay:
-            delays = {"event_delay_p50_ms": round(pct(self.event_delay, 0.5), 3),
-                      "event_delay_p99_ms": round(pct(self.event_delay, 0.99), 3),
-                      "events_per_read": round(self.events / self.reads, 2) if self.reads else float("nan")}
+            delays = {
+                "event_delay_p50_ms": round(pct(self.event_delay, 0.5), 3),
+                "event_delay_p99_ms": round(pct(self.event_delay, 0.99), 3),
+                "events_per_read": round(self.events / self.reads, 2) if self.reads else float("nan"),
+            }
         return {
             "requests": self.requests,
             "errors": self.errors,
@@ -116,13 +118,26 @@ class _Stream(asyncio.Protocol):
 def _request(host: str, port: int, path: str, body: dict, api_key: str | None) -> bytes:
     payload = json.dumps(body).encode()
     auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{auth}"
-            f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{auth}"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
 
 
-async def run_load(host: str, port: int, body: dict, concurrency: int, *, total_requests: int | None = None,
-                   duration: float | None = None, warmup: float = 0.0, path: str = "/v1/completions",
-                   api_key: str | None = None, timeout: float = 120.0, stagger: float = 0.0) -> LoadResult:
+async def run_load(
+    host: str,
+    port: int,
+    body: dict,
+    concurrency: int,
+    *,
+    total_requests: int | None = None,
+    duration: float | None = None,
+    warmup: float = 0.0,
+    path: str = "/v1/completions",
+    api_key: str | None = None,
+    timeout: float = 120.0,
+    stagger: float = 0.0,
+) -> LoadResult:
     """Either `total_requests` spread over `concurrency` connections, or `duration` seconds after `warmup`.
 
     `stagger`: connection i starts i/concurrency of that many seconds late. Streams of equal length that start

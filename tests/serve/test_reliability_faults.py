@@ -25,12 +25,20 @@ from tests.harness.launcher_process import LauncherProcess, http
 SMALL_MODEL = ROOT / "tests" / "fixtures" / "models" / "meta-llama__Llama-3.1-8B-Instruct"
 
 
-def fake(tmp_path: Path, behaviour: str = "", serve_options: list[str] | None = None,
-         env: dict[str, str] | None = None, model: Path = SMALL_MODEL) -> LauncherProcess:
-    environment = {"LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm", "FAKE_VLLM": behaviour,
-                   "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}", **(env or {})}
-    return LauncherProcess(model, tmp_path / "launcher.log", serve_options=serve_options or [],
-                           env=environment)
+def fake(
+    tmp_path: Path,
+    behaviour: str = "",
+    serve_options: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    model: Path = SMALL_MODEL,
+) -> LauncherProcess:
+    environment = {
+        "LAUNCHER_VLLM_ENTRYPOINT": "tests.harness.fake_vllm",
+        "FAKE_VLLM": behaviour,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}",
+        **(env or {}),
+    }
+    return LauncherProcess(model, tmp_path / "launcher.log", serve_options=serve_options or [], env=environment)
 
 
 @pytest.fixture
@@ -93,8 +101,12 @@ def test_burst_of_streams_drains_on_sigterm(tmp_path: Path, launcher_factory: li
     results: list[tuple[int, str]] = []
 
     def stream() -> None:
-        status, _, raw = http("POST", f"{launcher.url}/v1/completions",
-                              {"model": "fake", "prompt": "x", "max_tokens": 100, "stream": True}, timeout=60)
+        status, _, raw = http(
+            "POST",
+            f"{launcher.url}/v1/completions",
+            {"model": "fake", "prompt": "x", "max_tokens": 100, "stream": True},
+            timeout=60,
+        )
         results.append((status, raw.decode()))
 
     threads = [threading.Thread(target=stream) for _ in range(24)]
@@ -115,14 +127,17 @@ def test_burst_of_streams_drains_on_sigterm(tmp_path: Path, launcher_factory: li
     assert launcher.vllm_pid is not None and not _running(launcher.vllm_pid)
 
 
-def test_slowloris_body_gets_408_and_others_still_served(tmp_path: Path,
-                                                        launcher_factory: list[LauncherProcess]) -> None:
+def test_slowloris_body_gets_408_and_others_still_served(
+    tmp_path: Path, launcher_factory: list[LauncherProcess]
+) -> None:
     launcher = fake(tmp_path, env={"LAUNCHER_BODY_TIMEOUT": "2"}).start()
     launcher_factory.append(launcher)
     launcher.wait_ready(30)
     with socket.create_connection(("127.0.0.1", launcher.port), timeout=10) as slow:
-        slow.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"model\":")
+        slow.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"model":'
+        )
         assert http("POST", f"{launcher.url}/v1/completions", {"model": "fake", "prompt": "x"})[0] == 200
         assert slow.recv(200).startswith(b"HTTP/1.1 408")
 

@@ -62,8 +62,9 @@ def test_front_door_adds_no_server_errors(front_door: LauncherProcess, vllm_open
         label = operation.label
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=10, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=10, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         def exchange(case) -> None:  # noqa: ANN001
             case.body = bounded(case.body)
             try:
@@ -76,7 +77,11 @@ def test_front_door_adds_no_server_errors(front_door: LauncherProcess, vllm_open
             if through.status_code >= 500:
                 assert direct.status_code >= 500, (case.as_curl_command(), through.status_code, through.text[:300])
             assert through.status_code // 100 == direct.status_code // 100, (
-                through.status_code, direct.status_code, through.text[:300], direct.text[:300])
+                through.status_code,
+                direct.status_code,
+                through.text[:300],
+                direct.text[:300],
+            )
 
         exchange()
     assert {label for label, _, _ in seen} == {op.ok().label for op in vllm_openapi.get_all_operations()}

@@ -23,13 +23,18 @@ SCORE = "launcher_arithmetic/exact_match,first-number"
 
 def launcher(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key not in ("VLLM_API_KEY", "OPENAI_API_KEY")}
-    return subprocess.run([sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_shipped_data_is_what_the_generator_writes() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "make_eval_task.py"), "--check"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "make_eval_task.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     test = [json.loads(line) for line in (TASK / "test.jsonl").read_text().splitlines()]
     fewshot = [json.loads(line) for line in (TASK / "fewshot.jsonl").read_text().splitlines()]
@@ -72,8 +77,19 @@ def test_no_server_and_bad_url_are_one_line_exit_2() -> None:
 @pytest.mark.slow
 def test_eval_end_to_end_with_the_shipped_task(front_door: LauncherProcess, tmp_path: Path) -> None:
     output = tmp_path / "eval.json"
-    result = launcher("eval", "--base-url", front_door.url, "--model", "smollm2", "--api-key", API_KEY,
-                      "--limit", "20", "--output", str(output))
+    result = launcher(
+        "eval",
+        "--base-url",
+        front_door.url,
+        "--model",
+        "smollm2",
+        "--api-key",
+        API_KEY,
+        "--limit",
+        "20",
+        "--output",
+        str(output),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())
     base = report["base"]
@@ -87,8 +103,21 @@ def test_eval_end_to_end_with_the_shipped_task(front_door: LauncherProcess, tmp_
 @pytest.mark.slow
 def test_compare_an_endpoint_with_itself_recovers_1(front_door: LauncherProcess, tmp_path: Path) -> None:
     output = tmp_path / "compare.json"
-    result = launcher("eval", "--base-url", front_door.url, "--model", "smollm2", "--api-key", API_KEY,
-                      "--limit", "20", "--compare", f"{front_door.url}/v1", "--output", str(output))
+    result = launcher(
+        "eval",
+        "--base-url",
+        front_door.url,
+        "--model",
+        "smollm2",
+        "--api-key",
+        API_KEY,
+        "--limit",
+        "20",
+        "--compare",
+        f"{front_door.url}/v1",
+        "--output",
+        str(output),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())
     assert evaluation.scores(report["base"]) == evaluation.scores(report["compare"])  # greedy: the same answers
@@ -103,7 +132,8 @@ def test_wrong_key_model_and_task_are_one_line_exit_2(front_door: LauncherProces
     assert result.returncode == 2 and "refused the API key (401)" in result.stderr, result.stderr
     result = launcher("eval", "--base-url", front_door.url, "--model", "gpt-4", "--api-key", API_KEY)
     assert result.returncode == 2 and "does not serve a model named gpt-4; it serves: smollm2" in result.stderr
-    result = launcher("eval", "--base-url", front_door.url, "--model", "smollm2", "--api-key", API_KEY,
-                      "--tasks", "no_such_task")
+    result = launcher(
+        "eval", "--base-url", front_door.url, "--model", "smollm2", "--api-key", API_KEY, "--tasks", "no_such_task"
+    )
     assert result.returncode == 2 and "lm-eval stopped on --tasks no_such_task: KeyError" in result.stderr
     assert "Traceback" not in result.stderr

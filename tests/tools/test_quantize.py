@@ -21,8 +21,13 @@ LINEAR_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 
 
 def launcher(*argv: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launcher.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "launcher.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def needs_local_model() -> None:
@@ -52,8 +57,10 @@ def test_config_is_compressed_tensors_fp8_dynamic_with_lm_head_ignored(quantized
     (group,) = quant["config_groups"].values()
     assert group["targets"] == ["Linear"]
     assert group["weights"].items() >= {"num_bits": 8, "type": "float", "strategy": "channel", "dynamic": False}.items()
-    assert group["input_activations"].items() >= {"num_bits": 8, "type": "float", "strategy": "token",
-                                                  "dynamic": True}.items()
+    assert (
+        group["input_activations"].items()
+        >= {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": True}.items()
+    )
     assert (output / "tokenizer.json").is_file() and (output / "tokenizer_config.json").is_file()
 
 
@@ -61,8 +68,11 @@ def test_config_is_compressed_tensors_fp8_dynamic_with_lm_head_ignored(quantized
 def test_linear_weights_are_fp8_e4m3_and_the_embedding_stays_bf16(quantized: tuple[Path, object]) -> None:
     output, _ = quantized
     dtypes = quantize.tensor_dtypes(output)
-    linear = {name: dtype for name, dtype in dtypes.items()
-              if name.endswith(".weight") and name.removesuffix(".weight").endswith(LINEAR_SUFFIXES)}
+    linear = {
+        name: dtype
+        for name, dtype in dtypes.items()
+        if name.endswith(".weight") and name.removesuffix(".weight").endswith(LINEAR_SUFFIXES)
+    }
     assert len(linear) == 30 * 7  # 30 layers x q, k, v, o, gate, up, down
     assert set(linear.values()) == {"F8_E4M3"}
     assert all(f"{name.removesuffix('.weight')}.weight_scale" in dtypes for name in linear)
@@ -93,8 +103,12 @@ def test_checkpoint_passes_the_check_and_fp8_flag_is_a_conflict(quantized: tuple
     assert not conflict.accepted
     assert {f.rule for f in conflict.findings if f.severity == "error"} == {"quantization-conflicts-with-checkpoint"}
     # Measured: CPU vLLM 0.32 serves this checkpoint (ChannelWiseTorchFP8ScaledMMLinearKernel); docs/quantize.md.
-    cpu = check(["--model", str(output), "--max-model-len", "2048"], target="cpu:avx512", vllm_version="0.32.0",
-                environ={"VLLM_CPU_KVCACHE_SPACE": "2"})
+    cpu = check(
+        ["--model", str(output), "--max-model-len", "2048"],
+        target="cpu:avx512",
+        vllm_version="0.32.0",
+        environ={"VLLM_CPU_KVCACHE_SPACE": "2"},
+    )
     assert "cpu-fp8-quantization" not in {f.rule for f in cpu.findings}, cpu.as_dict()
 
 
@@ -143,8 +157,9 @@ def test_existing_output_and_missing_llmcompressor_are_refused(tmp_path: Path) -
     (tmp_path / "taken" / "config.json").write_text("{}")
     result = launcher("quantize", str(LOCAL_MODEL), "--output", str(tmp_path / "taken"))
     assert result.returncode == 2 and "already exists and is not empty" in result.stderr
-    result = launcher("quantize", str(LOCAL_MODEL), "--output", str(tmp_path / "new"),
-                      env={"LAUNCHER_QUANT_PYTHON": sys.executable})  # .venv: vLLM's pins, no llm-compressor
+    result = launcher(
+        "quantize", str(LOCAL_MODEL), "--output", str(tmp_path / "new"), env={"LAUNCHER_QUANT_PYTHON": sys.executable}
+    )  # .venv: vLLM's pins, no llm-compressor
     assert result.returncode == 2 and "llm-compressor is not installed" in result.stderr, result.stderr
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".*partial*"))
 
@@ -164,7 +179,8 @@ def test_host_memory_reads_memavailable(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_fp8_checkpoint_serves_on_cpu_and_compares_with_bf16(
-        quantized: tuple[Path, object], front_door: LauncherProcess, tmp_path: Path) -> None:
+    quantized: tuple[Path, object], front_door: LauncherProcess, tmp_path: Path
+) -> None:
     """Ground truth for the quiet cpu-fp8-quantization case: CPU vLLM 0.32 serves the compressed-tensors FP8
     checkpoint (slowly: minutes of warm-up, several times BF16's time per token), and eval compares it with BF16."""
     output, _ = quantized
@@ -173,8 +189,22 @@ def test_fp8_checkpoint_serves_on_cpu_and_compares_with_bf16(
         fp8.wait_ready(timeout=900)
         assert "CompressedTensorsW8A8Fp8" in fp8.log_path.read_text(errors="replace")
         report_file = tmp_path / "compare.json"
-        result = launcher("eval", "--base-url", front_door.url, "--model", "smollm2", "--api-key", API_KEY,
-                          "--limit", "14", "--compare", fp8.url, "--output", str(report_file), timeout=900)
+        result = launcher(
+            "eval",
+            "--base-url",
+            front_door.url,
+            "--model",
+            "smollm2",
+            "--api-key",
+            API_KEY,
+            "--limit",
+            "14",
+            "--compare",
+            fp8.url,
+            "--output",
+            str(report_file),
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     finally:
         fp8.stop()

@@ -26,7 +26,6 @@ ALIASES = {
 }
 
 
-
 @functools.cache
 def _union_spec() -> vllm_parser.FlagSpec:
     """Every derived release's flags, for callers that do not name a release (a flag that takes no value in one

@@ -35,8 +35,9 @@ def resolved_dtype(args: dict[str, Any], model: dict[str, Any], platform: dict[s
     return dtype
 
 
-def quantization_facts(quantization: str | None, args: dict[str, Any], model: dict[str, Any],
-                       vllm: dict[str, Any]) -> dict[str, Any]:
+def quantization_facts(
+    quantization: str | None, args: dict[str, Any], model: dict[str, Any], vllm: dict[str, Any]
+) -> dict[str, Any]:
     """The target release's own answers for the quantization method (derived by calling its config class:
     get_min_capability, get_supported_act_dtypes, get_config_filenames)."""
     derived_facts = vllm.get("quantization_facts") or {}
@@ -46,8 +47,10 @@ def quantization_facts(quantization: str | None, args: dict[str, Any], model: di
         "quantization_min_capability": method.get("min_capability"),
         "quantization_act_dtypes": act_dtypes or None,
         "quantization_needs_checkpoint_config": bool(
-            args["quantization"] and args["quantization"] in (derived_facts.get("needs_checkpoint_config") or [])
-            and model["checkpoint_quant_method"] is None),
+            args["quantization"]
+            and args["quantization"] in (derived_facts.get("needs_checkpoint_config") or [])
+            and model["checkpoint_quant_method"] is None
+        ),
         "quantization_config_files": method.get("config_filenames"),
     }
 
@@ -66,12 +69,20 @@ def parsed_facts(namespace: Any) -> dict[str, Any]:
     """The values vLLM's own parser of the target release produced (vllm_parser), with its defaults."""
     if namespace is None:
         return {}
-    return {key: value for key, value in vars(namespace).items()
-            if value is None or isinstance(value, (bool, int, float, str, list, dict))}
+    return {
+        key: value
+        for key, value in vars(namespace).items()
+        if value is None or isinstance(value, (bool, int, float, str, list, dict))
+    }
 
 
-def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any],
-           table: dict[str, Any], vllm: dict[str, Any] | None = None) -> dict[str, Any]:
+def derive(
+    args: dict[str, Any],
+    model: dict[str, Any],
+    platform: dict[str, Any],
+    table: dict[str, Any],
+    vllm: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Facts that combine the arguments with the model or the platform (per-rank sizes, memory)."""
     tp = args["tensor_parallel_size"]
     vision_tp = 1 if args["mm_encoder_tp_mode"] == "data" else tp
@@ -102,14 +113,21 @@ def derive(args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any]
     return derived
 
 
-def build_facts(args: ServeArgs, model: ModelFacts, platform: Platform, vllm: dict[str, Any],
-                table: dict[str, Any], environ: Mapping[str, str], parsed: dict[str, Any] | None = None
-                ) -> dict[str, Any]:
+def build_facts(
+    args: ServeArgs,
+    model: ModelFacts,
+    platform: Platform,
+    vllm: dict[str, Any],
+    table: dict[str, Any],
+    environ: Mapping[str, str],
+    parsed: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """args.* (args.parsed: the release parser's values), model.*, platform.*, vllm.*, env.* (VLLM_* of `environ`),
     table.* and derived.*."""
     facts = {
-        "args": args.facts(lowercase_quantization=bool((vllm.get("model_config") or {}).get("quantization_lowercased",
-                                                                                             True))),
+        "args": args.facts(
+            lowercase_quantization=bool((vllm.get("model_config") or {}).get("quantization_lowercased", True))
+        ),
         "model": model.facts(),
         "platform": platform.facts(),
         "vllm": vllm,

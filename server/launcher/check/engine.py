@@ -43,8 +43,13 @@ class Finding:
     source: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"rule": self.rule, "severity": self.severity, "message": self.message, "fix": self.fix,
-                "source": self.source}
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+            "source": self.source,
+        }
 
 
 def lookup(facts: Mapping[str, Any], path: str) -> Any:
@@ -199,8 +204,10 @@ class _Validator:
     def fact(self, path: str, where: str) -> Any:
         fact = self.schema.find(path, self.table)
         if fact is None:
-            raise self.fail(f"{where} names the unknown fact {path!r}{self.schema.suggest(path, self.table)}; "
-                            "declare it in data/facts.yaml with its producer, or fix the name")
+            raise self.fail(
+                f"{where} names the unknown fact {path!r}{self.schema.suggest(path, self.table)}; "
+                "declare it in data/facts.yaml with its producer, or fix the name"
+            )
         return fact
 
     def when(self, when: Any, where: str = "when") -> None:
@@ -219,7 +226,7 @@ class _Validator:
 
     def condition(self, path: str, test: Any) -> None:
         fact = self.fact(path, "when")
-        for op, operand in (test.items() if isinstance(test, Mapping) else [("eq", test)]):
+        for op, operand in test.items() if isinstance(test, Mapping) else [("eq", test)]:
             if op == "present":
                 if not isinstance(operand, bool):
                     raise self.fail(f"{path}: present takes true or false, not {operand!r}")
@@ -256,8 +263,9 @@ class _Validator:
                 raise self.fail(f"{path}: version takes a specifier such as '>=0.26,<0.27'")
             self.specifier(operand, f"{path}: version")
         elif ref is None and (operand is None or not fact.admits(operand)):  # eq, ne
-            raise self.fail(f"{path} is a {fact.type}{' or null' if fact.nullable else ''}: it never equals "
-                            f"{operand!r}")
+            raise self.fail(
+                f"{path} is a {fact.type}{' or null' if fact.nullable else ''}: it never equals {operand!r}"
+            )
 
     def specifier(self, spec: str, where: str, versions: Iterable[str] = ()) -> None:
         try:
@@ -302,8 +310,12 @@ def _patch_in(version: str, specifier: SpecifierSet) -> bool:
     return Version(f"{release[0]}.{release[1]}.99") in specifier
 
 
-def parse_rules(raw: list[Mapping[str, Any]], table: str = "compatibility", versions: Iterable[str] = (),
-                schema: FactSchema | None = None) -> list[Rule]:
+def parse_rules(
+    raw: list[Mapping[str, Any]],
+    table: str = "compatibility",
+    versions: Iterable[str] = (),
+    schema: FactSchema | None = None,
+) -> list[Rule]:
     """The rules of a table, each validated against the fact schema; RuleTableError at the first problem."""
     schema = load_schema() if schema is None else schema
     known_versions = list(versions)
@@ -325,8 +337,18 @@ def parse_rules(raw: list[Mapping[str, Any]], table: str = "compatibility", vers
         check.text("message", entry["message"])
         check.text("fix", entry["fix"])
         seen.add(entry["id"])
-        rules.append(Rule(entry["id"], entry["severity"], entry["message"], entry["fix"], entry["source"],
-                          entry["when"], tuple(entry.get("platforms", ())), entry.get("vllm", "")))
+        rules.append(
+            Rule(
+                entry["id"],
+                entry["severity"],
+                entry["message"],
+                entry["fix"],
+                entry["source"],
+                entry["when"],
+                tuple(entry.get("platforms", ())),
+                entry.get("vllm", ""),
+            )
+        )
     return rules
 
 

@@ -71,12 +71,15 @@ def gather(
     vllm = version_data(version, table)
     args = parse_args(argv, vllm["release"])
     overrides = getattr(namespace, "hf_overrides", None)
-    max_len_rules = {**(vllm["max_len"] or DEFAULT_MAX_LEN_RULES),
-                     "rope_scaling_override_applies": Version(version) in SpecifierSet(
-                         table["rope_scaling_override_applies"])}
+    max_len_rules = {
+        **(vllm["max_len"] or DEFAULT_MAX_LEN_RULES),
+        "rope_scaling_override_applies": Version(version) in SpecifierSet(table["rope_scaling_override_applies"]),
+    }
     model = load_model(args.model or "", config_folders).as_served(
-        overrides if isinstance(overrides, dict) else None, max_len_rules,
-        bool(getattr(namespace, "disable_sliding_window", False)))
+        overrides if isinstance(overrides, dict) else None,
+        max_len_rules,
+        bool(getattr(namespace, "disable_sliding_window", False)),
+    )
     platform = platforms.resolve(target, gpu_count=gpu_count)
     env = vllm_env(os.environ if environ is None else environ)
     return Inputs(args, model, platform, version, vllm, table, env, parsed_facts(namespace))

@@ -152,15 +152,21 @@ def device_memory_gib(platform: Platform, override: float | None = None) -> floa
     return platform.memory_gib * GPU_VISIBLE_FRACTION if platform.memory_gib else None
 
 
-def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib: float | None = None,
-             environ: Mapping[str, str] | None = None) -> MemoryPlan:
+def estimate(
+    args: ServeArgs,
+    model: ModelFacts,
+    platform: Platform,
+    memory_gib: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> MemoryPlan:
     """The memory plan of these serve arguments on this platform; MemoryModelError when it cannot be sized."""
     environ = {} if environ is None else environ  # the VLLM_* variables vLLM will see (check/gather.py)
     device_gib = device_memory_gib(platform, memory_gib)
     if not device_gib:
         where = "NUMA node 0" if platform.kind == "cpu" else f"a {platform.gpu}"
-        raise MemoryModelError(f"the memory of {where} is not known; pass --memory-gib (GiB per GPU, or of the "
-                               "CPU node)")
+        raise MemoryModelError(
+            f"the memory of {where} is not known; pass --memory-gib (GiB per GPU, or of the CPU node)"
+        )
     facts = args.facts()
     shape = shape_of(model)
     tp, pp = int(facts["tensor_parallel_size"]), int(facts["pipeline_parallel_size"])
@@ -172,8 +178,9 @@ def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib:
     kv_label, kv_elem = kv_cache_dtype(str(facts["kv_cache_dtype"]), model, dtype_bytes)
 
     # Weights on the fullest pipeline stage: its share of the layers plus embeddings (first) or lm_head (last).
-    weight_bytes = {cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, tp, expert_ranks,
-                                                                             vision_tp).items()}
+    weight_bytes = {
+        cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, tp, expert_ranks, vision_tp).items()
+    }
     layer_share = math.ceil(shape.layers / pp) / shape.layers
     in_layers = sum(v for k, v in weight_bytes.items() if k not in ("embed", "lm_head", "vision"))
     first = weight_bytes["embed"] + weight_bytes["vision"] + in_layers * layer_share
@@ -220,8 +227,10 @@ def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib:
             kv_gib = explicit / GIB
             notes.append("--kv-cache-memory-bytes sets the KV cache size; --gpu-memory-utilization is ignored")
         if graphs and (1 - utilization) * device_gib < graphs:
-            notes.append(f"CUDA graphs take about {graphs:.1f} GiB beyond --gpu-memory-utilization, and "
-                         f"{1 - utilization:.2f} x {device_gib:.1f} GiB leaves less; lower it or add --enforce-eager")
+            notes.append(
+                f"CUDA graphs take about {graphs:.1f} GiB beyond --gpu-memory-utilization, and "
+                f"{1 - utilization:.2f} x {device_gib:.1f} GiB leaves less; lower it or add --enforce-eager"
+            )
     if offload:
         notes.append(f"--cpu-offload-gb keeps {offload:.2f} GiB of the weights in CPU memory")
     usable = int(kv_gib * GIB) if weights_fit and kv_gib > 0 else 0
@@ -233,9 +242,11 @@ def estimate(args: ServeArgs, model: ModelFacts, platform: Platform, memory_gib:
         room = kv_cache.capacity(found, usable, max_len, in_flight)
     windowed = [g for g in room.groups if g.spec.window]
     if windowed:
-        notes.append(f"{sum(g.layers for g in windowed)} of {stage_layers} layers keep only a window of tokens "
-                     "(sliding or chunked attention): a sequence needs less KV cache than its length times the "
-                     "per-token size")
+        notes.append(
+            f"{sum(g.layers for g in windowed)} of {stage_layers} layers keep only a window of tokens "
+            "(sliding or chunked attention): a sequence needs less KV cache than its length times the "
+            "per-token size"
+        )
     return MemoryPlan(
         model=model.name,
         device="NUMA node 0" if platform.kind == "cpu" else platform.gpu,
@@ -279,8 +290,10 @@ class Fix:
 
     def describe(self) -> str:
         plan = self.plan
-        return (f"{self.change} ({plan.weights_gib} GiB weights per GPU on {plan.gpus} GPU(s), "
-                f"{plan.kv_tokens:,} KV tokens, {plan.sequences} x {plan.max_model_len}-token sequences)")
+        return (
+            f"{self.change} ({plan.weights_gib} GiB weights per GPU on {plan.gpus} GPU(s), "
+            f"{plan.kv_tokens:,} KV tokens, {plan.sequences} x {plan.max_model_len}-token sequences)"
+        )
 
 
 def _fp8_capable(platform: Platform) -> bool:
@@ -298,8 +311,14 @@ def _tp_options(shape: Shape, current: int, pp: int, max_gpus: int) -> list[int]
     return options
 
 
-def fixes(args: ServeArgs, model: ModelFacts, platform: Platform, max_gpus: int,
-          memory_gib: float | None = None, environ: Mapping[str, str] | None = None) -> list[Fix]:
+def fixes(
+    args: ServeArgs,
+    model: ModelFacts,
+    platform: Platform,
+    max_gpus: int,
+    memory_gib: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Fix]:
     """Single changes that make it fit, smallest first: FP8 weights, FP8 KV, more GPUs, a shorter context."""
     current = estimate(args, model, platform, memory_gib, environ)
     if current.fits:
@@ -359,8 +378,9 @@ def cpu_fit_facts(utilization: float, platform: Mapping[str, Any], startup_gib: 
     }
 
 
-def fit_facts(args: ServeArgs, model: ModelFacts, platform: Platform,
-              environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def fit_facts(
+    args: ServeArgs, model: ModelFacts, platform: Platform, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """derived.* facts for the memory rules; empty where the memory is unknown (CPU, an unlisted GPU)."""
     if platform.kind == "cpu" or not platform.memory_gib:
         return {}

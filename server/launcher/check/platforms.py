@@ -120,8 +120,15 @@ def probe_nvidia() -> Platform | None:
     finally:
         pynvml.nvmlShutdown()
     target = _target_for_name("cuda", name) or f"cuda:sm{major}{minor}"
-    return Platform(target, "cuda", name, capability=float(f"{major}.{minor}"), memory_gib=round(memory, 1),
-                    gpu_count=count, detected=True)
+    return Platform(
+        target,
+        "cuda",
+        name,
+        capability=float(f"{major}.{minor}"),
+        memory_gib=round(memory, 1),
+        gpu_count=count,
+        detected=True,
+    )
 
 
 def probe_amd(sysfs: Path = Path("/sys/class/kfd/kfd/topology/nodes")) -> Platform | None:
@@ -142,12 +149,20 @@ def probe_amd(sysfs: Path = Path("/sys/class/kfd/kfd/topology/nodes")) -> Platfo
         return None
     gfx, name = gpus[0]
     # Several products share a gfx arch (MI300X and MI325X are gfx942): take the smaller memory, the safe guess.
-    candidates = sorted((s["memory_gib"], k) for k, s in known_targets().items()
-                        if s["kind"] == "rocm" and s.get("gfx") == gfx)
+    candidates = sorted(
+        (s["memory_gib"], k) for k, s in known_targets().items() if s["kind"] == "rocm" and s.get("gfx") == gfx
+    )
     target = _target_for_name("rocm", name) or (candidates[0][1] if candidates else f"rocm:{gfx}")
     spec = known_targets().get(target, {})
-    return Platform(target, "rocm", spec.get("gpu", name), gfx=gfx, memory_gib=spec.get("memory_gib"),
-                    gpu_count=len(gpus), detected=True)
+    return Platform(
+        target,
+        "rocm",
+        spec.get("gpu", name),
+        gfx=gfx,
+        memory_gib=spec.get("memory_gib"),
+        gpu_count=len(gpus),
+        detected=True,
+    )
 
 
 def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
@@ -209,8 +224,16 @@ def probe_cpu() -> Platform:
     flags = read_cpu_flags()
     total, available = read_numa_node0_gib()
     target = "cpu:amx" if "amx_tile" in flags else "cpu:avx512" if "avx512f" in flags else "cpu:avx2"
-    return Platform(target, "cpu", "none", cpu_flags=flags, gpu_count=0, numa_total_gib=round(total, 2),
-                    numa_available_gib=round(available, 2), detected=True)
+    return Platform(
+        target,
+        "cpu",
+        "none",
+        cpu_flags=flags,
+        gpu_count=0,
+        numa_total_gib=round(total, 2),
+        numa_available_gib=round(available, 2),
+        detected=True,
+    )
 
 
 def detect() -> Platform:

@@ -12,7 +12,12 @@ import yaml
 from ..resources import data_file
 
 PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list, tuple), "map": (dict,),
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "map": (dict,),
     "any": (object,),
 }
 
@@ -58,7 +63,7 @@ class FactSchema:
         return fact
 
     def suggest(self, path: str, table: str) -> str:
-        """ ' (did you mean X?)' for a misspelled path, else ''."""
+        """' (did you mean X?)' for a misspelled path, else ''."""
         known = [p for p, f in self.facts.items() if not f.tables or table in f.tables]
         close = difflib.get_close_matches(path, known, n=1)
         return f" (did you mean {close[0]}?)" if close else ""

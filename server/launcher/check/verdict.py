@@ -45,8 +45,9 @@ class Verdict:
 
 def evaluate(inputs: Inputs) -> Verdict:
     """The verdict on gathered inputs; pure (no file, environment or hardware is read)."""
-    facts = build_facts(inputs.args, inputs.model, inputs.platform, inputs.vllm, inputs.table, inputs.env,
-                        inputs.parsed)
+    facts = build_facts(
+        inputs.args, inputs.model, inputs.platform, inputs.vllm, inputs.table, inputs.env, inputs.parsed
+    )
     findings = rules.evaluate(facts, inputs.table["parsed_rules"])
     accepted = not any(f.severity == "error" for f in findings)
     return Verdict(accepted, findings, inputs.args.argv(), inputs.model, inputs.platform, inputs.vllm_version, facts)
@@ -65,10 +66,12 @@ def check(
     version = resolve_version(vllm_version, rules.load_table())
     argument_findings, namespace = check_arguments(argv, version)
     if any(f.severity == "error" for f in argument_findings):
-        return Verdict(False, argument_findings, list(argv), None, platforms.resolve(target, gpu_count=None), version,
-                       {})
+        return Verdict(
+            False, argument_findings, list(argv), None, platforms.resolve(target, gpu_count=None), version, {}
+        )
     verdict = evaluate(gather(argv, target, vllm_version, config_folders, environ, namespace=namespace))
     findings = argument_findings + verdict.findings + vllm_findings(list(argv), version)
     accepted = not any(f.severity == "error" for f in findings)
-    return replace(verdict, accepted=accepted, findings=sorted(findings, key=lambda f: rules.SEVERITIES.index(
-        f.severity)))
+    return replace(
+        verdict, accepted=accepted, findings=sorted(findings, key=lambda f: rules.SEVERITIES.index(f.severity))
+    )

@@ -52,5 +52,9 @@ def derived_facts(version: str) -> dict[str, Any]:
     `release` (the derived release that stands for `version`), `model_config`, `max_len`, `quantization_facts`."""
     release = vllm_parser.release_for(version)
     facts = vllm_parser.release_facts(release)
-    return {"release": release, "model_config": facts.get("model_config", {}), "max_len": facts.get("max_len"),
-            "quantization_facts": facts.get("quantization", {})}
+    return {
+        "release": release,
+        "model_config": facts.get("model_config", {}),
+        "max_len": facts.get("max_len"),
+        "quantization_facts": facts.get("quantization", {}),
+    }

@@ -101,8 +101,9 @@ def converter(action: dict[str, Any]) -> Callable[[str], Any] | None:
 
 
 def known_releases() -> list[str]:
-    return sorted((p.name.removesuffix(".json") for p in data_file("vllm").iterdir() if p.name.endswith(".json")),
-                  key=Version)
+    return sorted(
+        (p.name.removesuffix(".json") for p in data_file("vllm").iterdir() if p.name.endswith(".json")), key=Version
+    )
 
 
 def release_for(version: str) -> str:

@@ -31,10 +31,15 @@ from .workload import Token, Workload
 TP, PP = "tensor-parallel-size", "pipeline-parallel-size"
 # Table facts a finding may be about -> the serve flags that set them, most likely first.
 DERIVED_FLAGS = {
-    "quantization": ["quantization"], "online_fp8": ["quantization"], "fp8_weights": ["quantization"],
-    "accepted_quantization_flags": ["quantization"], "kv_cache_fp8": ["kv-cache-dtype"],
-    "gpus_requested": [TP, PP], "vision_tp": ["mm-encoder-tp-mode", TP],
-    "cpu_requested_gib": ["gpu-memory-utilization"], "weights_fit": ["gpu-memory-utilization", TP, "quantization"],
+    "quantization": ["quantization"],
+    "online_fp8": ["quantization"],
+    "fp8_weights": ["quantization"],
+    "accepted_quantization_flags": ["quantization"],
+    "kv_cache_fp8": ["kv-cache-dtype"],
+    "gpus_requested": [TP, PP],
+    "vision_tp": ["mm-encoder-tp-mode", TP],
+    "cpu_requested_gib": ["gpu-memory-utilization"],
+    "weights_fit": ["gpu-memory-utilization", TP, "quantization"],
     "kv_fits": ["max-model-len", "gpu-memory-utilization"],
 }
 
@@ -65,10 +70,20 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         w = self.workload
-        return {"file": w.at.file, "line": w.at.line, "kind": w.kind, "name": w.name, "container": w.container,
-                "accepted": self.accepted, "findings": [f.as_dict() for f in self.findings],
-                "effective_args": self.effective_args, "model": self.model, "targets": self.targets,
-                "platforms": self.platforms, "vllm_version": self.vllm_version}
+        return {
+            "file": w.at.file,
+            "line": w.at.line,
+            "kind": w.kind,
+            "name": w.name,
+            "container": w.container,
+            "accepted": self.accepted,
+            "findings": [f.as_dict() for f in self.findings],
+            "effective_args": self.effective_args,
+            "model": self.model,
+            "targets": self.targets,
+            "platforms": self.platforms,
+            "vllm_version": self.vllm_version,
+        }
 
 
 @dataclass
@@ -104,11 +119,12 @@ def _mapped(model: str, mounts: dict[str, Path]) -> str:
     """A model path inside the container, as the path on this machine when a bind mount provides it."""
     for inside in sorted(mounts, key=len, reverse=True):
         if model == inside or model.startswith(inside + "/"):
-            return str(mounts[inside]) + model[len(inside):]
+            return str(mounts[inside]) + model[len(inside) :]
     return model
 
 
 # -- locating the findings of the compatibility table ----------------------------------------------------------------
+
 
 @functools.cache
 def _table_flags() -> dict[str, list[str]]:
@@ -142,14 +158,21 @@ def _table_location(rule_id: str, w: Workload, eff: Effective) -> Loc:
 
 def _deployment_location(at_key: str, w: Workload, eff: Effective) -> Loc:
     places = {
-        "gpus": w.gpus_at, "group": w.group_at, "shm": w.shm_at, "startup": w.startup.at if w.startup else None,
-        "grace": w.grace_at, "model": _flag_at(eff.where, "model"), "args": eff.where[0].at if eff.where else None,
-        "labels": w.gpu_labels[0].at if w.gpu_labels else None, "image": w.image.at if w.image else None,
+        "gpus": w.gpus_at,
+        "group": w.group_at,
+        "shm": w.shm_at,
+        "startup": w.startup.at if w.startup else None,
+        "grace": w.grace_at,
+        "model": _flag_at(eff.where, "model"),
+        "args": eff.where[0].at if eff.where else None,
+        "labels": w.gpu_labels[0].at if w.gpu_labels else None,
+        "image": w.image.at if w.image else None,
     }
     return places.get(at_key) or w.at
 
 
 # -- one workload -----------------------------------------------------------------------------------------------------
+
 
 def _parse(eff: Effective, result: Result) -> tuple[dict[str, Any], str | None]:
     """The serve arguments as rule facts (vLLM's defaults filled in), or why they cannot be read."""
@@ -166,8 +189,9 @@ def _parse(eff: Effective, result: Result) -> tuple[dict[str, Any], str | None]:
     return args, None
 
 
-def _table_findings(result: Result, eff: Effective, local: str, version: str,
-                    options: Options) -> tuple[dict[str, Any], str | None]:
+def _table_findings(
+    result: Result, eff: Effective, local: str, version: str, options: Options
+) -> tuple[dict[str, Any], str | None]:
     """The compatibility table on each target; (the first verdict's facts, or why the check could not run)."""
     w, facts = result.workload, dict[str, Any]()
     environ = {k: v.text for k, v in eff.env.items() if k.startswith("VLLM_")}
@@ -182,8 +206,9 @@ def _table_findings(result: Result, eff: Effective, local: str, version: str,
         prefix = f"on {verdict.platform.gpu}: " if len(result.targets) > 1 else ""
         for f in verdict.findings:
             finding = Finding(f.rule, f.severity, prefix + f.message, f.fix, f.source, _table_location(f.rule, w, eff))
-            if not any((seen.rule, seen.at, seen.fix) == (finding.rule, finding.at, finding.fix)
-                       for seen in result.findings):
+            if not any(
+                (seen.rule, seen.at, seen.fix) == (finding.rule, finding.at, finding.fix) for seen in result.findings
+            ):
                 result.findings.append(finding)
     return facts, None
 
@@ -206,16 +231,27 @@ def check_workload(w: Workload, options: Options) -> Result:
         facts, error = _table_findings(result, eff, local, version, options)
     billions = params_b(local, options.config_folders) if local and error is None and model_error is None else None
     deployment = deployment_facts(w, eff, args, result.model, billions)
-    deployment.update({
-        "args_error": error, "model_error": model_error, "target": ", ".join(result.targets),
-        "target_source": source, "unknown_gpu_label": unknown_label, "image_version_unknown": image_version_unknown,
-        "vllm_version": version,
-    })
-    all_facts = {"vllm": {"version": version or "0"}, **facts, "args": {**args, **facts.get("args", {})},
-                 "deployment": deployment}
+    deployment.update(
+        {
+            "args_error": error,
+            "model_error": model_error,
+            "target": ", ".join(result.targets),
+            "target_source": source,
+            "unknown_gpu_label": unknown_label,
+            "image_version_unknown": image_version_unknown,
+            "vllm_version": version,
+        }
+    )
+    all_facts = {
+        "vllm": {"version": version or "0"},
+        **facts,
+        "args": {**args, **facts.get("args", {})},
+        "deployment": deployment,
+    }
     table = deployment_table()
     for f in rules.evaluate(all_facts, table["parsed_rules"]):
-        result.findings.append(Finding(f.rule, f.severity, f.message, f.fix, f.source,
-                                       _deployment_location(table["at"][f.rule], w, eff)))
+        result.findings.append(
+            Finding(f.rule, f.severity, f.message, f.fix, f.source, _deployment_location(table["at"][f.rule], w, eff))
+        )
     result.findings.sort(key=lambda f: rules.SEVERITIES.index(f.severity))
     return result

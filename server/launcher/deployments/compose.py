@@ -99,9 +99,18 @@ def _service(name: str, service: Doc, base_dir: Path, at: Loc) -> Workload | Non
     invocation = find_invocation((entrypoint or image_entrypoint(image)) + command)
     if invocation is None:
         return None
-    workload = Workload(at.file, at, "compose service", name, name, invocation.argv,
-                        runs_launcher=invocation.program == "launcher", launcher_argv=invocation.launcher_argv,
-                        env=_env(service.get("environment")), image=image)
+    workload = Workload(
+        at.file,
+        at,
+        "compose service",
+        name,
+        name,
+        invocation.argv,
+        runs_launcher=invocation.program == "launcher",
+        launcher_argv=invocation.launcher_argv,
+        env=_env(service.get("environment")),
+        image=image,
+    )
     _gpus(workload, service)
     if service.get("ipc") == "host":
         workload.shm_present, workload.shm_at = True, loc(service, "ipc")

@@ -45,6 +45,7 @@ def deployment_table() -> dict[str, Any]:
 
 # -- the workload's effective command ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Effective:
     """The serve arguments as vLLM will get them, with where each came from, and what the file states."""
@@ -101,6 +102,7 @@ def effective(w: Workload) -> Effective:
 
 # -- platform and version ------------------------------------------------------------------------------------------
 
+
 def _kind(w: Workload) -> str | None:
     return w.gpu_kind or image_kind(w.image) or ("cpu" if w.gpus == 0 else None)
 
@@ -144,6 +146,7 @@ def version_for(w: Workload, stated: Token | None, cli_version: str | None) -> t
 
 # -- model size and load time ----------------------------------------------------------------------------------------
 
+
 def params_b(model: str, folders: list[Path]) -> float | None:
     """All parameters of the model in billions, from config.json (the memory planner's model shapes)."""
     try:
@@ -164,6 +167,7 @@ def load_needed_s(billions: float | None) -> float | None:
 
 # -- the facts the deployment rules read ----------------------------------------------------------------------------
 
+
 def _style(w: Workload) -> str:
     return {"compose service": "compose", "production-stack modelSpec": "helm", "preset": "preset"}.get(w.kind, "k8s")
 
@@ -178,8 +182,9 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 120 else f"{seconds:g} s"
 
 
-def deployment_facts(w: Workload, eff: Effective, args: dict[str, Any], model: str | None,
-                     billions: float | None) -> dict[str, Any]:
+def deployment_facts(
+    w: Workload, eff: Effective, args: dict[str, Any], model: str | None, billions: float | None
+) -> dict[str, Any]:
     style, kind = _style(w), _kind(w)
     table = deployment_table()
     world = int(args.get("world_size") or 1)
@@ -188,15 +193,24 @@ def deployment_facts(w: Workload, eff: Effective, args: dict[str, Any], model: s
     per_pod = math.ceil(world / group)
     resource = RESOURCES.get(kind or "cuda", "nvidia.com/gpu")
     facts: dict[str, Any] = {
-        "kind": w.kind, "name": w.name, "runs_launcher": w.runs_launcher, "model": model,
+        "kind": w.kind,
+        "name": w.name,
+        "runs_launcher": w.runs_launcher,
+        "model": model,
         "model_folder": (model or "").replace("/", "__"),
-        "gpus_for_vllm": gpus, "gpu_kind": kind, "gpus_needed_per_pod": per_pod,
+        "gpus_for_vllm": gpus,
+        "gpu_kind": kind,
+        "gpus_needed_per_pod": per_pod,
         "scope": "container" if group == 1 else f"{w.kind} group of {group} pods",
         "ranks_per_pod": per_pod if style != "preset" else None,
         "pod_word": "container" if style == "compose" else "pod",
-        "style": style, "gpu_resource_name": resource,
-        "image": w.image.text if w.image else None, "image_gpu_kind": image_kind(w.image) if w.image else None,
-        "shm_present": w.shm_present, "shm_gib": w.shm_gib, "shm_text": _gib_text(w.shm_gib),
+        "style": style,
+        "gpu_resource_name": resource,
+        "image": w.image.text if w.image else None,
+        "image_gpu_kind": image_kind(w.image) if w.image else None,
+        "shm_present": w.shm_present,
+        "shm_gib": w.shm_gib,
+        "shm_text": _gib_text(w.shm_gib),
         "min_shm_gib": table["min_shm_gib"],
         "params_b": None if billions is None else round(billions, 1 if billions < 10 else None),
     }
@@ -221,8 +235,12 @@ def _startup_facts(w: Workload, billions: float | None) -> dict[str, Any]:
     if not probe or not needed:
         return {}
     return {
-        "startup_window_s": probe.window_s, "load_needed_s": needed, "load_needed_text": _minutes(needed),
-        "startup_text": f"{probe.window_s:g} s", "probe": probe.kind, "startup_threshold": math.ceil(needed / 10),
+        "startup_window_s": probe.window_s,
+        "load_needed_s": needed,
+        "load_needed_text": _minutes(needed),
+        "startup_text": f"{probe.window_s:g} s",
+        "probe": probe.kind,
+        "startup_threshold": math.ceil(needed / 10),
     }
 
 
@@ -240,6 +258,10 @@ def _grace_facts(w: Workload, eff: Effective, style: str, args: dict[str, Any]) 
         return {}
     if w.grace_s is None:
         return {}
-    return {"grace_s": w.grace_s, "grace_needed_s": int(needed) if float(needed).is_integer() else needed, **drain,
-            "grace_field": "stop_grace_period" if style == "compose" else "terminationGracePeriodSeconds",
-            "grace_default": w.grace_at is None}
+    return {
+        "grace_s": w.grace_s,
+        "grace_needed_s": int(needed) if float(needed).is_integer() else needed,
+        **drain,
+        "grace_field": "stop_grace_period" if style == "compose" else "terminationGracePeriodSeconds",
+        "grace_default": w.grace_at is None,
+    }

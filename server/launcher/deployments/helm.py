@@ -26,10 +26,18 @@ VLLM_CONFIG_FLAGS = {
 }
 # The chart's own servingEngineSpec probes (helm/values.yaml), which apply where a values file sets none.
 CHART_PROBES: dict[str, dict[str, Any]] = {
-    "startupProbe": {"initialDelaySeconds": 15, "periodSeconds": 10, "failureThreshold": 60,
-                     "httpGet": {"path": "/health", "port": 8000}},
-    "livenessProbe": {"initialDelaySeconds": 15, "failureThreshold": 3, "periodSeconds": 10,
-                      "httpGet": {"path": "/health", "port": 8000}},
+    "startupProbe": {
+        "initialDelaySeconds": 15,
+        "periodSeconds": 10,
+        "failureThreshold": 60,
+        "httpGet": {"path": "/health", "port": 8000},
+    },
+    "livenessProbe": {
+        "initialDelaySeconds": 15,
+        "failureThreshold": 3,
+        "periodSeconds": 10,
+        "httpGet": {"path": "/health", "port": 8000},
+    },
 }
 DEFAULT_SHM = "20Gi"
 
@@ -72,10 +80,14 @@ def _model(model: Doc, probes: dict[str, Any], file: str, spec_at: Loc) -> Workl
     image = None
     if model.get("repository"):
         image = Token(f"{model['repository']}:{model.get('tag', 'latest')}", loc(model, "repository"))
-    workload = Workload(file, at, "production-stack modelSpec", str(model.get("name") or "?"), "vllm", argv,
-                        image=image)
-    workload.env = {str(e["name"]): Token(str(e["value"]), loc(e, "value")) for e in model.get("env") or []
-                    if isinstance(e, dict) and e.get("name") and e.get("value") is not None}
+    workload = Workload(
+        file, at, "production-stack modelSpec", str(model.get("name") or "?"), "vllm", argv, image=image
+    )
+    workload.env = {
+        str(e["name"]): Token(str(e["value"]), loc(e, "value"))
+        for e in model.get("env") or []
+        if isinstance(e, dict) and e.get("name") and e.get("value") is not None
+    }
     gpus = as_int(model.get("requestGPU", 0)) or 0
     resource = str(model.get("requestGPUType") or "nvidia.com/gpu")
     workload.gpu_kind = next((kind for pattern, kind in GPU_RESOURCES if pattern.match(resource)), None)

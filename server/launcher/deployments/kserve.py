@@ -16,14 +16,37 @@ from .workload import Token, Workload, as_int, tokens_of
 
 # Flags of the KServe model server and of the Hugging Face runtime that are not vLLM's (dashes, as canonical()).
 KSERVE_FLAGS = {
-    "model-name", "model-id", "model-dir", "model-revision", "tokenizer-revision", "max-length", "backend", "task",
-    "tensor-input-names", "max-log-len", "http-port", "grpc-port", "workers", "max-threads", "max-asyncio-workers",
-    "log-config-file", "access-log-format", "predictor-host", "predictor-protocol",
+    "model-name",
+    "model-id",
+    "model-dir",
+    "model-revision",
+    "tokenizer-revision",
+    "max-length",
+    "backend",
+    "task",
+    "tensor-input-names",
+    "max-log-len",
+    "http-port",
+    "grpc-port",
+    "workers",
+    "max-threads",
+    "max-asyncio-workers",
+    "log-config-file",
+    "access-log-format",
+    "predictor-host",
+    "predictor-protocol",
     "predictor-request-timeout-seconds",
 }
 KSERVE_SWITCHES = {
-    "disable-lower-case", "disable-special-tokens", "return-token-type-ids", "return-probabilities",
-    "disable-log-requests", "enable-grpc", "enable-docs-url", "enable-latency-logging", "configure-logging",
+    "disable-lower-case",
+    "disable-special-tokens",
+    "return-token-type-ids",
+    "return-probabilities",
+    "disable-log-requests",
+    "enable-grpc",
+    "enable-docs-url",
+    "enable-latency-logging",
+    "configure-logging",
     "predictor-use-ssl",
 }
 NOT_VLLM_BACKENDS = ("huggingface", "triton")
@@ -44,7 +67,8 @@ def inference_service(doc: Doc, name: str, file: str) -> list[Workload]:
 
 def _is_huggingface(model: Doc) -> bool:
     return str(get(model, "modelFormat", "name") or "").lower() == "huggingface" or "huggingface" in str(
-        model.get("runtime") or "")
+        model.get("runtime") or ""
+    )
 
 
 def _huggingface(model: Doc, predictor: Doc, name: str, file: str) -> Workload | None:
@@ -75,17 +99,29 @@ def _huggingface(model: Doc, predictor: Doc, name: str, file: str) -> Workload |
     backend = options.get("backend")
     if backend and backend.text in NOT_VLLM_BACKENDS:
         return None
-    model_ref = options.get("model-id") or _from_storage_uri(model) or options.get("model-dir") or Token(
-        "/mnt/models", loc(model))
+    model_ref = (
+        options.get("model-id")
+        or _from_storage_uri(model)
+        or options.get("model-dir")
+        or Token("/mnt/models", loc(model))
+    )
     head = [Token("--model", model_ref.at), model_ref]
     if "max-length" in options:
         head += [Token("--max-model-len", options["max-length"].at), options["max-length"]]
-    workload = Workload(file, loc(predictor, "model", fallback=Loc(file, 0)), "InferenceService", name,
-                        "kserve-container",
-                        head + argv, image=Token(str(model["image"]), loc(model, "image")) if model.get("image")
-                        else None)
-    workload.env = {str(e["name"]): Token(str(e["value"]), loc(e, "value")) for e in model.get("env") or []
-                    if isinstance(e, dict) and e.get("name") and e.get("value") is not None}
+    workload = Workload(
+        file,
+        loc(predictor, "model", fallback=Loc(file, 0)),
+        "InferenceService",
+        name,
+        "kserve-container",
+        head + argv,
+        image=Token(str(model["image"]), loc(model, "image")) if model.get("image") else None,
+    )
+    workload.env = {
+        str(e["name"]): Token(str(e["value"]), loc(e, "value"))
+        for e in model.get("env") or []
+        if isinstance(e, dict) and e.get("name") and e.get("value") is not None
+    }
     apply_pod(workload, model, predictor)
     if not workload.shm_present:
         workload.shm_present, workload.shm_gib = True, None  # the runtime's own memory emptyDir at /dev/shm
@@ -106,8 +142,10 @@ def _multi_node(workload: Workload, predictor: Doc) -> None:
     if not isinstance(worker, dict):
         return
     tp, pp = as_int(worker.get("tensorParallelSize", 1)) or 1, as_int(worker.get("pipelineParallelSize", 1)) or 1
-    for flag, key, value in (("--tensor-parallel-size", "tensorParallelSize", tp),
-                             ("--pipeline-parallel-size", "pipelineParallelSize", pp)):
+    for flag, key, value in (
+        ("--tensor-parallel-size", "tensorParallelSize", tp),
+        ("--pipeline-parallel-size", "pipelineParallelSize", pp),
+    ):
         if key in worker:
             at = loc(worker, key)
             workload.argv += [Token(flag, at), Token(str(value), at)]

@@ -62,9 +62,18 @@ def container_workload(container: Doc, pod: Doc, kind: str, name: str, file: str
     invocation = find_invocation((explicit or image_entrypoint(image)) + args)
     if invocation is None:
         return None
-    workload = Workload(file, at, kind, name, str(container.get("name") or "?"), invocation.argv,
-                        runs_launcher=invocation.program == "launcher", launcher_argv=invocation.launcher_argv,
-                        env=env, image=image)
+    workload = Workload(
+        file,
+        at,
+        kind,
+        name,
+        str(container.get("name") or "?"),
+        invocation.argv,
+        runs_launcher=invocation.program == "launcher",
+        launcher_argv=invocation.launcher_argv,
+        env=env,
+        image=image,
+    )
     apply_pod(workload, container, pod)
     return workload
 
@@ -91,10 +100,13 @@ def env_of(entries: Any) -> dict[str, Token]:
 
 def _expand(tokens: list[Token], env: dict[str, Token]) -> list[Token]:
     """Kubernetes' $(VAR) in command and args, from the container's literal env; $$(VAR) stays $(VAR)."""
+
     def one(text: str) -> str:
-        return re.sub(r"\$\$|\$\((\w+)\)",
-                      lambda m: "$" if m.group(0) == "$$" else env[m.group(1)].text if m.group(1) in env
-                      else m.group(0), text)
+        return re.sub(
+            r"\$\$|\$\((\w+)\)",
+            lambda m: "$" if m.group(0) == "$$" else env[m.group(1)].text if m.group(1) in env else m.group(0),
+            text,
+        )
 
     return [Token(one(t.text), t.at, t.source) for t in tokens]
 
@@ -152,8 +164,11 @@ def startup_probe(probes: Any, runs_launcher: bool, at: Loc) -> Probe | None:
             continue
         waits, handler, path = _waits_for_model(probe, runs_launcher)
         if waits:
-            where = loc(probe, "failureThreshold") if "failureThreshold" in probe else loc(
-                probes, kind, fallback=loc(probe, fallback=at))
+            where = (
+                loc(probe, "failureThreshold")
+                if "failureThreshold" in probe
+                else loc(probes, kind, fallback=loc(probe, fallback=at))
+            )
             return Probe(kind, probe_window(probe), where, handler, path)
     return None
 
@@ -165,8 +180,10 @@ def gpu_labels(pod: Doc) -> list[Token]:
     for key in GPU_LABELS:
         if key in selector:
             labels.append(Token(f"{key}={selector[key]}", loc(selector, key)))
-    terms = get(pod, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
-                "nodeSelectorTerms") or []
+    terms = (
+        get(pod, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+        or []
+    )
     labels += labels_from_terms(terms)
     return labels
 

@@ -37,8 +37,11 @@ class Report:
         return all(result.accepted for result in self.results)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "files": self.files,
-                "workloads": [result.as_dict() for result in self.results]}
+        return {
+            "accepted": self.accepted,
+            "files": self.files,
+            "workloads": [result.as_dict() for result in self.results],
+        }
 
 
 def _kubectl() -> str | None:
@@ -56,8 +59,10 @@ def read(path: str) -> tuple[str, str]:
             raise LauncherError(f"{path} is a folder without a kustomization.yaml; pass the YAML files in it")
         kubectl = _kubectl()
         if kubectl is None:
-            raise LauncherError(f"{path} is a kustomization and kubectl is not installed: run `kubectl kustomize "
-                                f"{path} | launcher check --from -`")
+            raise LauncherError(
+                f"{path} is a kustomization and kubectl is not installed: run `kubectl kustomize "
+                f"{path} | launcher check --from -`"
+            )
         rendered = subprocess.run([kubectl, "kustomize", path], capture_output=True, text=True, timeout=120)
         if rendered.returncode != 0:
             raise LauncherError(f"kubectl kustomize {path} failed: {rendered.stderr.strip()}")

@@ -18,8 +18,16 @@ def is_preset(doc: Any) -> bool:
 
 def workloads(doc: Doc, file: str) -> list[Workload]:
     at = loc(doc, fallback=Loc(file, 1))
-    workload = Workload(file, at, "preset", Path(file).stem, "-", tokens_of(doc["args"], loc(doc, "args")),
-                        runs_launcher=True, env=_env(doc.get("env")))
+    workload = Workload(
+        file,
+        at,
+        "preset",
+        Path(file).stem,
+        "-",
+        tokens_of(doc["args"], loc(doc, "args")),
+        runs_launcher=True,
+        env=_env(doc.get("env")),
+    )
     workload.target = Token(str(doc["target"]), loc(doc, "target"))
     if doc.get("vllm_version"):
         workload.vllm_version = Token(str(doc["vllm_version"]), loc(doc, "vllm_version"))

@@ -75,14 +75,18 @@ class Workload:
 
 # -- command lines ----------------------------------------------------------------------------------------------------
 
+
 def tokens_of(value: Any, at: Loc) -> list[Token]:
     """A YAML command (list, or a string that compose splits like a shell) as tokens."""
     if value is None:
         return []
     if isinstance(value, list):
         lines = getattr(value, "lines", [])
-        return [Token(str(item), Loc(at.file, lines[i]) if i < len(lines) else at, item)
-                for i, item in enumerate(value) if item is not None]
+        return [
+            Token(str(item), Loc(at.file, lines[i]) if i < len(lines) else at, item)
+            for i, item in enumerate(value)
+            if item is not None
+        ]
     return _split_script(str(value), Loc(at.file, getattr(value, "line", at.line)), value)
 
 
@@ -110,7 +114,7 @@ def _place(words: list[str], at: Loc, source: Any) -> list[Token]:
 
 
 def _source_lines(text: Text) -> list[str]:
-    return source_lines(text.file)[text.line - 1:text.end_line] or [str(text)]
+    return source_lines(text.file)[text.line - 1 : text.end_line] or [str(text)]
 
 
 def _segments(tokens: list[Token]) -> list[list[Token]]:
@@ -163,18 +167,18 @@ def _match(words: list[Token]) -> Invocation | None:
         base = os.path.basename(text)
         following = texts[i + 1] if i + 1 < len(texts) else None
         if base == "vllm" and following == "serve":
-            return Invocation("vllm", [], words[i + 2:])
+            return Invocation("vllm", [], words[i + 2 :])
         if re.fullmatch(r"python[\d.]*", base) and following == "-m" and i + 2 < len(texts):
             if texts[i + 2] == "vllm.entrypoints.openai.api_server":
-                return Invocation("vllm", [], words[i + 3:])
-            if texts[i + 2] == "vllm.entrypoints.cli.main" and texts[i + 3:i + 4] == ["serve"]:
-                return Invocation("vllm", [], words[i + 4:])
+                return Invocation("vllm", [], words[i + 3 :])
+            if texts[i + 2] == "vllm.entrypoints.cli.main" and texts[i + 3 : i + 4] == ["serve"]:
+                return Invocation("vllm", [], words[i + 4 :])
         if base == "launcher" and following == "serve":
-            rest = words[i + 2:]
+            rest = words[i + 2 :]
             cut = next((j for j, w in enumerate(rest) if w.text == "--"), None)
             if cut is None:
                 return Invocation("launcher", rest, [])
-            return Invocation("launcher", rest[:cut], rest[cut + 1:])
+            return Invocation("launcher", rest[:cut], rest[cut + 1 :])
     return None
 
 
@@ -225,8 +229,7 @@ def image_vllm_version(image: Token | None) -> str | None:
 # -- values -----------------------------------------------------------------------------------------------------------
 
 GIB = 2**30
-_KUBERNETES_UNITS = {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9,
-                     "T": 1e12}
+_KUBERNETES_UNITS = {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 
 def size_gib(value: Any, docker: bool = False) -> float | None:

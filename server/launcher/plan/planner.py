@@ -67,16 +67,24 @@ class Profile:
         return f"{note}, {KV_NOTES[kv]}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"flags": self.flags, "argv": self.argv, "ok": self.ok, "errors": self.errors,
-                "accuracy": self.accuracy_note, "accuracy_rank": list(self.accuracy), "reason": self.reason,
-                "plan": self.plan.as_dict()}
+        return {
+            "flags": self.flags,
+            "argv": self.argv,
+            "ok": self.ok,
+            "errors": self.errors,
+            "accuracy": self.accuracy_note,
+            "accuracy_rank": list(self.accuracy),
+            "reason": self.reason,
+            "plan": self.plan.as_dict(),
+        }
 
 
 # -- one configuration ----------------------------------------------------------------------------------
 
 
-def _context(argv: list[str], target: str | None, vllm_version: str | None, gpus: int | None,
-             config_folders: list[Path] | None) -> tuple[Inputs, Platform, int]:
+def _context(
+    argv: list[str], target: str | None, vllm_version: str | None, gpus: int | None, config_folders: list[Path] | None
+) -> tuple[Inputs, Platform, int]:
     """The check's inputs, gathered once; the platform with `--gpus` GPUs for the memory model; how many GPUs to
     plan for. The check itself sees the platform as `launcher check` does (its GPU count is not `--gpus`)."""
     inputs = gather(argv, target, vllm_version, config_folders)
@@ -90,8 +98,14 @@ def _context(argv: list[str], target: str | None, vllm_version: str | None, gpus
     return inputs, platform, max(node, world)
 
 
-def plan(argv: list[str], target: str | None = None, vllm_version: str | None = None, gpus: int | None = None,
-         config_folders: list[Path] | None = None, memory_gib: float | None = None) -> dict[str, Any]:
+def plan(
+    argv: list[str],
+    target: str | None = None,
+    vllm_version: str | None = None,
+    gpus: int | None = None,
+    config_folders: list[Path] | None = None,
+    memory_gib: float | None = None,
+) -> dict[str, Any]:
     """The memory plan of one serve command, the changes that would make it fit, and the table's other errors."""
     inputs, platform, max_gpus = _context(argv, target, vllm_version, gpus, config_folders)
     args, model = inputs.args, inputs.model
@@ -99,8 +113,15 @@ def plan(argv: list[str], target: str | None = None, vllm_version: str | None = 
     estimate = memory.estimate(args, model, platform, memory_gib, inputs.env)
     found = [] if estimate.fits else memory.fixes(args, model, platform, max_gpus, memory_gib, inputs.env)
     others = [f for f in verdict.findings if not f.rule.startswith("memory-")]
-    return {"fits": estimate.fits, "plan": estimate, "fixes": found, "findings": others, "verdict": verdict,
-            "platform": platform, "gpus": max_gpus}
+    return {
+        "fits": estimate.fits,
+        "plan": estimate,
+        "fixes": found,
+        "findings": others,
+        "verdict": verdict,
+        "platform": platform,
+        "gpus": max_gpus,
+    }
 
 
 def _gib(value: float) -> str:
@@ -110,36 +131,50 @@ def _gib(value: float) -> str:
 def format_plan(result: dict[str, Any]) -> str:
     p: memory.MemoryPlan = result["plan"]
     verdict: Verdict = result["verdict"]
-    where = (f"{p.gpus} x {p.device}" if p.kind != "cpu" else f"the CPU ({p.device})")
+    where = f"{p.gpus} x {p.device}" if p.kind != "cpu" else f"the CPU ({p.device})"
     head = "FITS" if p.fits else "DOES NOT FIT"
-    lines = [f"{head}: {p.model} on {where}, vLLM {verdict.vllm_version}",
-             f"  weights     {p.weights}: {_gib(p.weights_gib)} per GPU ({_gib(p.weights_total_gib)} in all), "
-             f"tensor parallel {p.tensor_parallel_size} x pipeline parallel {p.pipeline_parallel_size}"
-             if p.kind != "cpu" else f"  weights     {p.weights}: {_gib(p.weights_gib)}",
-             f"  budget      --gpu-memory-utilization {p.utilization} x {_gib(p.device_memory_gib)} = "
-             f"{_gib(p.budget_gib)} per {'GPU' if p.kind != 'cpu' else 'node'}"]
+    lines = [
+        f"{head}: {p.model} on {where}, vLLM {verdict.vllm_version}",
+        f"  weights     {p.weights}: {_gib(p.weights_gib)} per GPU ({_gib(p.weights_total_gib)} in all), "
+        f"tensor parallel {p.tensor_parallel_size} x pipeline parallel {p.pipeline_parallel_size}"
+        if p.kind != "cpu"
+        else f"  weights     {p.weights}: {_gib(p.weights_gib)}",
+        f"  budget      --gpu-memory-utilization {p.utilization} x {_gib(p.device_memory_gib)} = "
+        f"{_gib(p.budget_gib)} per {'GPU' if p.kind != 'cpu' else 'node'}",
+    ]
     if p.kind == "cpu":
         lines.append(f"  reserve     the worker's runtime {_gib(p.non_torch_gib)}")
     else:
-        lines.append(f"  reserve     activations {_gib(p.activation_gib)} + CUDA/NCCL context "
-                     f"{_gib(p.non_torch_gib)} (CUDA graphs take about {p.cuda_graph_gib:.1f} GiB more, "
-                     "outside the budget)")
+        lines.append(
+            f"  reserve     activations {_gib(p.activation_gib)} + CUDA/NCCL context "
+            f"{_gib(p.non_torch_gib)} (CUDA graphs take about {p.cuda_graph_gib:.1f} GiB more, "
+            "outside the budget)"
+        )
     unit = "GPU" if p.kind != "cpu" else "node"
     if p.weights_fit:
         if len(p.kv_groups) > 1 or any("window" in g or "chunked" in g for g in p.kv_groups):
-            lines.append(f"  KV cache    {_gib(p.kv_cache_gib)} per {unit}, {p.kv_cache_dtype}, "
-                         f"{p.kv_bytes_per_token:,.0f} bytes per token on all layers")
-            lines.append(f"  KV groups   {'; '.join(p.kv_groups)}: vLLM counts {p.kv_tokens:,} tokens, "
-                         f"{p.max_concurrency}x --max-model-len")
+            lines.append(
+                f"  KV cache    {_gib(p.kv_cache_gib)} per {unit}, {p.kv_cache_dtype}, "
+                f"{p.kv_bytes_per_token:,.0f} bytes per token on all layers"
+            )
+            lines.append(
+                f"  KV groups   {'; '.join(p.kv_groups)}: vLLM counts {p.kv_tokens:,} tokens, "
+                f"{p.max_concurrency}x --max-model-len"
+            )
         else:
-            lines.append(f"  KV cache    {_gib(p.kv_cache_gib)} per {unit}, {p.kv_cache_dtype}, "
-                         f"{p.kv_bytes_per_token:,.0f} bytes per token = {p.kv_tokens:,} tokens")
+            lines.append(
+                f"  KV cache    {_gib(p.kv_cache_gib)} per {unit}, {p.kv_cache_dtype}, "
+                f"{p.kv_bytes_per_token:,.0f} bytes per token = {p.kv_tokens:,} tokens"
+            )
     else:
-        lines.append(f"  KV cache    none: weights and reserve exceed the budget by {_gib(-p.kv_cache_gib)} per {unit} "
-                     f"({p.kv_cache_dtype} would take {p.kv_bytes_per_token:,.0f} bytes per token)")
+        lines.append(
+            f"  KV cache    none: weights and reserve exceed the budget by {_gib(-p.kv_cache_gib)} per {unit} "
+            f"({p.kv_cache_dtype} would take {p.kv_bytes_per_token:,.0f} bytes per token)"
+        )
     length = "auto (vLLM fits it)" if p.max_model_len_auto else str(p.max_model_len)
-    lines.append(f"  sequences   {p.sequences} at once of --max-model-len {length} "
-                 f"({p.sequence_gib:.2f} GiB of KV cache each)")
+    lines.append(
+        f"  sequences   {p.sequences} at once of --max-model-len {length} ({p.sequence_gib:.2f} GiB of KV cache each)"
+    )
     for note in p.notes:
         lines.append(f"  note        {note}")
     if p.fits:
@@ -184,8 +219,14 @@ def _precisions(model: ModelFacts, platform: Platform, methods: list[str]) -> li
     return options
 
 
-def profiles(argv: list[str], target: str | None = None, vllm_version: str | None = None, gpus: int | None = None,
-             config_folders: list[Path] | None = None, memory_gib: float | None = None) -> list[Profile]:
+def profiles(
+    argv: list[str],
+    target: str | None = None,
+    vllm_version: str | None = None,
+    gpus: int | None = None,
+    config_folders: list[Path] | None = None,
+    memory_gib: float | None = None,
+) -> list[Profile]:
     """Every (precision, KV dtype, TP) for the model on the target, passing ones first, most KV capacity first."""
     inputs, platform, max_gpus = _context(argv, target, vllm_version, gpus, config_folders)
     args, model = inputs.args, inputs.model
@@ -204,16 +245,22 @@ def profiles(argv: list[str], target: str | None = None, vllm_version: str | Non
                     changed = changed.with_option("kv-cache-dtype", kv)
                 profile_argv = changed.argv()
                 verdict = evaluate(inputs.with_args(profile_argv))
-                errors = [f.rule for f in verdict.findings
-                          if f.severity == "error" and not f.rule.startswith("memory-")]
+                errors = [
+                    f.rule for f in verdict.findings if f.severity == "error" and not f.rule.startswith("memory-")
+                ]
                 try:
                     estimate = memory.estimate(changed, model, platform, memory_gib, inputs.env)
                 except memory.MemoryModelError as exc:
                     raise LauncherError(f"{exc}") from None
                 found.append(Profile(quantization, kv, tp, profile_argv, estimate, errors))
     # Passing ones by KV capacity; the others with the closest to fitting (most GPUs, least memory) first.
-    found.sort(key=lambda p: (not p.ok, -p.plan.kv_tokens, p.tensor_parallel_size) if p.ok
-               else (True, -p.tensor_parallel_size, p.plan.weights_gib, p.accuracy))
+    found.sort(
+        key=lambda p: (
+            (not p.ok, -p.plan.kv_tokens, p.tensor_parallel_size)
+            if p.ok
+            else (True, -p.tensor_parallel_size, p.plan.weights_gib, p.accuracy)
+        )
+    )
     return found
 
 
@@ -224,9 +271,11 @@ def choose(found: list[Profile], min_sequences: int = DEFAULT_MIN_SEQUENCES) -> 
         if ok:
             best = min(ok, key=lambda p: (p.accuracy, p.tensor_parallel_size, -p.plan.kv_tokens))
             held = f"at least {need} sequence(s)" if need > 1 else "one sequence (no profile holds more)"
-            best.reason = (f"the most accurate profile that passes the check and holds {held} of "
-                           f"{best.plan.max_model_len} tokens at once ({best.plan.sequences}), on the fewest GPUs "
-                           f"({best.plan.gpus}): {best.accuracy_note}")
+            best.reason = (
+                f"the most accurate profile that passes the check and holds {held} of "
+                f"{best.plan.max_model_len} tokens at once ({best.plan.sequences}), on the fewest GPUs "
+                f"({best.plan.gpus}): {best.accuracy_note}"
+            )
             return best
     return None
 
@@ -241,16 +290,24 @@ def ladder(found: list[Profile], start: Profile) -> list[Profile]:
     return steps
 
 
-def best_profile(argv: list[str], target: str | None = None, vllm_version: str | None = None,
-                 gpus: int | None = None, config_folders: list[Path] | None = None, memory_gib: float | None = None,
-                 min_sequences: int = DEFAULT_MIN_SEQUENCES) -> Profile:
+def best_profile(
+    argv: list[str],
+    target: str | None = None,
+    vllm_version: str | None = None,
+    gpus: int | None = None,
+    config_folders: list[Path] | None = None,
+    memory_gib: float | None = None,
+    min_sequences: int = DEFAULT_MIN_SEQUENCES,
+) -> Profile:
     """For `launcher serve --auto`: the profile to start (its .argv, why in .reason); LauncherError when none fits."""
     found = profiles(argv, target, vllm_version, gpus, config_folders, memory_gib)
     best = choose(found, min_sequences)
     if best is None:
         model = found[0].plan.model if found else "the model"
-        raise LauncherError(f"no configuration of {model} fits and passes the check on this target; "
-                            "run launcher plan --profiles for each one's reason")
+        raise LauncherError(
+            f"no configuration of {model} fits and passes the check on this target; "
+            "run launcher plan --profiles for each one's reason"
+        )
     return best
 
 
@@ -261,10 +318,11 @@ def format_profiles(found: list[Profile], best: Profile | None) -> str:
     where = "the CPU" if first.kind == "cpu" else f"up to {max(p.plan.gpus for p in found)} x {first.device}"
     flags_width = max(len(p.flags) for p in found)
     weights_width = max(len(p.plan.weights) for p in found)
-    lines = [f"Profiles for {first.model} on {where}, --max-model-len {first.max_model_len}, "
-             "ranked by KV cache capacity",
-             f"  {'':1} {'flags':<{flags_width}} {'weights':<{weights_width}} {'KV':<5} {'weights/GPU':>12} "
-             f"{'KV tokens':>11} {'seqs':>5}  verdict"]
+    lines = [
+        f"Profiles for {first.model} on {where}, --max-model-len {first.max_model_len}, ranked by KV cache capacity",
+        f"  {'':1} {'flags':<{flags_width}} {'weights':<{weights_width}} {'KV':<5} {'weights/GPU':>12} "
+        f"{'KV tokens':>11} {'seqs':>5}  verdict",
+    ]
     for p in found:
         mark = "*" if p is best else " "
         if p.ok:
@@ -274,9 +332,11 @@ def format_profiles(found: list[Profile], best: Profile | None) -> str:
         else:
             verdict = "weights do not fit" if not p.plan.weights_fit else "KV cache too small"
         kv = "fp8" if p.accuracy[1] else "bf16"
-        lines.append(f"  {mark} {p.flags:<{flags_width}} {p.plan.weights:<{weights_width}} {kv:<5} "
-                     f"{p.plan.weights_gib:>8.2f} GiB "
-                     f"{p.plan.kv_tokens:>11,} {p.plan.sequences:>5}  {verdict}")
+        lines.append(
+            f"  {mark} {p.flags:<{flags_width}} {p.plan.weights:<{weights_width}} {kv:<5} "
+            f"{p.plan.weights_gib:>8.2f} GiB "
+            f"{p.plan.kv_tokens:>11,} {p.plan.sequences:>5}  {verdict}"
+        )
     lines.append("  accuracy (ROCm FP8 guide): BF16 > FP8 per-channel > FP8 per-tensor weights; BF16 KV > FP8 KV")
     if best is None:
         lines.append("best: none fits and passes the check")
@@ -287,8 +347,10 @@ def format_profiles(found: list[Profile], best: Profile | None) -> str:
         lines.append("  if its accuracy is not enough, step up (ROCm fallback ladder), at the same TP:")
         for p in steps:
             state = "ok" if p.ok else "does not fit" if p.errors == [] else "rejected: " + ", ".join(p.errors)
-            lines.append(f"    {p.flags:<{flags_width}} {p.accuracy_note}: {p.plan.kv_tokens:,} KV tokens, "
-                         f"{p.plan.sequences} sequences ({state})")
+            lines.append(
+                f"    {p.flags:<{flags_width}} {p.accuracy_note}: {p.plan.kv_tokens:,} KV tokens, "
+                f"{p.plan.sequences} sequences ({state})"
+            )
     return "\n".join(lines)
 
 
@@ -298,14 +360,16 @@ def run(options: Any, vllm_args: list[str]) -> int:
         raise LauncherError(f"--gpus takes a positive whole number, not {options.gpus}")
     if options.memory_gib is not None and options.memory_gib <= 0:
         raise LauncherError(f"--memory-gib takes a positive number of GiB, not {options.memory_gib}")
-    common = (vllm_args, options.target, options.vllm_version, options.gpus, options.model_configs,
-              options.memory_gib)
+    common = (vllm_args, options.target, options.vllm_version, options.gpus, options.model_configs, options.memory_gib)
     if options.profiles:
         found = profiles(*common)
         best = choose(found, options.min_sequences)
         if options.format == "json":
-            print(json.dumps({"best": best.as_dict() if best else None,
-                              "profiles": [p.as_dict() for p in found]}, indent=2))
+            print(
+                json.dumps(
+                    {"best": best.as_dict() if best else None, "profiles": [p.as_dict() for p in found]}, indent=2
+                )
+            )
         else:
             print(format_profiles(found, best))
         return 0 if best else 2

@@ -42,11 +42,31 @@ log = logging.getLogger("launcher.access")
 
 # Hop-by-hop headers (RFC 9110 7.6.1, plus the obsolete Proxy-Connection and Keep-Alive), the ones aiohttp and
 # uvicorn set themselves (host, length, date, server), the key, and forwarding headers the front door sets itself.
-HOP_BY_HOP = frozenset({b"connection", b"proxy-connection", b"keep-alive", b"te", b"trailer", b"trailers",
-                        b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization"})
-NOT_FORWARDED_UP = HOP_BY_HOP | {b"host", b"content-length", b"authorization", b"x-forwarded-for",
-                                 b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"forwarded",
-                                 b"x-real-ip"}
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+NOT_FORWARDED_UP = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"authorization",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"forwarded",
+    b"x-real-ip",
+}
 # vLLM's own CORS headers are dropped: the front door answers CORS itself, only when the operator enabled it.
 NOT_FORWARDED_DOWN = HOP_BY_HOP | {b"content-length", b"date", b"server"}
 RETRY_AFTER_SECONDS = "5"
@@ -81,8 +101,9 @@ class FrontDoorState:
 
 
 def openai_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
-                        headers=headers)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers
+    )
 
 
 def unavailable(message: str) -> JSONResponse:
@@ -139,8 +160,9 @@ class V1Proxy:
     def _refusal(self, scope: Scope, decision: Any) -> JSONResponse | None:
         state = self.state
         if state.api_keys and not authorized(scope, state.api_keys):
-            return openai_error(401, "missing or wrong API key: send Authorization: Bearer <key>",
-                                "authentication_error")
+            return openai_error(
+                401, "missing or wrong API key: send Authorization: Bearer <key>", "authentication_error"
+            )
         if not decision.allowed:
             headers = {"Allow": ", ".join(sorted(decision.allow))} if decision.allow else None
             return openai_error(decision.status, decision.message, "invalid_request_error", headers)
@@ -167,22 +189,29 @@ class V1Proxy:
             async with asyncio.timeout(limits.body_timeout):
                 body = await _read_body(receive, state, limits)
         except TimeoutError:
-            raise _Refused(openai_error(408, f"the request body did not arrive within {limits.body_timeout:g} s "
-                                        "(LAUNCHER_BODY_TIMEOUT)", "invalid_request_error")) from None
+            raise _Refused(
+                openai_error(
+                    408,
+                    f"the request body did not arrive within {limits.body_timeout:g} s (LAUNCHER_BODY_TIMEOUT)",
+                    "invalid_request_error",
+                )
+            ) from None
         except asyncio.CancelledError:
             if not state.draining:
                 raise
             task.uncancel()
-            raise _Refused(unavailable("the server is shutting down; send the request again to another "
-                                       "replica")) from None
+            raise _Refused(
+                unavailable("the server is shutting down; send the request again to another replica")
+            ) from None
         finally:
             state.body_readers.discard(task)
         if body is None:
             raise _Refused(openai_error(499, "client closed the request", "client_gone"), "client-gone")
         return body
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, raw_path: bytes, body: bytes,
-                       route: str) -> int | str:
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, raw_path: bytes, body: bytes, route: str
+    ) -> int | str:
         """Send the request to vLLM and its answer back; the outcome for the access log and metrics.
 
         From the moment it is sent, a client that goes away cancels it (streaming or not: a non-streaming request
@@ -190,8 +219,9 @@ class V1Proxy:
         """
         state = self.state
         query = scope.get("query_string", b"")
-        url = URL(state.upstream + raw_path.decode("ascii") + (f"?{query.decode('latin-1')}" if query else ""),
-                  encoded=True)
+        url = URL(
+            state.upstream + raw_path.decode("ascii") + (f"?{query.decode('latin-1')}" if query else ""), encoded=True
+        )
         streaming = _STREAMING.search(body) is not None
         timeout = None if streaming else aiohttp.ClientTimeout(total=state.limits.upstream_timeout, sock_connect=5)
         gone = _cancel_on_disconnect(receive)
@@ -200,8 +230,13 @@ class V1Proxy:
         try:
             upstream = await self._request(scope["method"], url, body, _upstream_headers(scope), timeout)
             generating = route in GENERATION_ROUTES and upstream.status == 200
-            await send({"type": "http.response.start", "status": upstream.status,
-                        "headers": _downstream_headers(upstream.raw_headers)})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": upstream.status,
+                    "headers": _downstream_headers(upstream.raw_headers),
+                }
+            )
             async for chunk in upstream.content.iter_any():
                 if generating:
                     state.last_upstream_bytes = time.monotonic()
@@ -228,15 +263,17 @@ class V1Proxy:
                 else:
                     upstream.close()
 
-    async def _request(self, method: str, url: URL, body: bytes, headers: list[tuple[str, str]],
-                       timeout: aiohttp.ClientTimeout | None) -> aiohttp.ClientResponse:
+    async def _request(
+        self, method: str, url: URL, body: bytes, headers: list[tuple[str, str]], timeout: aiohttp.ClientTimeout | None
+    ) -> aiohttp.ClientResponse:
         """vLLM's response head, with one retry on a pooled connection vLLM had already closed."""
         state = self.state
         assert state.session is not None
         for attempt in (1, 2):
             try:
-                return await state.session.request(method, url, data=body, headers=headers, timeout=timeout,
-                                                   allow_redirects=False)
+                return await state.session.request(
+                    method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                )
             except _STALE_CONNECTION as exc:
                 error: Exception = exc
                 if attempt == 1:
@@ -246,9 +283,15 @@ class V1Proxy:
                 break
             except TimeoutError:
                 metrics.UPSTREAM_ERRORS.inc()
-                raise _Refused(openai_error(504, f"vLLM did not answer within {state.limits.upstream_timeout:g} s "
-                                            "(LAUNCHER_UPSTREAM_TIMEOUT; stream the response for long "
-                                            "generations)", "timeout")) from None
+                raise _Refused(
+                    openai_error(
+                        504,
+                        f"vLLM did not answer within {state.limits.upstream_timeout:g} s "
+                        "(LAUNCHER_UPSTREAM_TIMEOUT; stream the response for long "
+                        "generations)",
+                        "timeout",
+                    )
+                ) from None
         metrics.UPSTREAM_ERRORS.inc()
         log.debug("vLLM did not answer: %s", type(error).__name__)
         raise _Refused(unavailable("the model is still loading" if not state.ready else "vLLM did not answer"))
@@ -269,15 +312,21 @@ def _cancel_on_disconnect(receive: Receive) -> asyncio.Task[None]:
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     """Header names listed in `Connection`: hop-by-hop too (RFC 9110 7.6.1)."""
-    return {token.strip().lower() for name, value in headers if name.lower() == b"connection"
-            for token in value.split(b",") if token.strip()}
+    return {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+        if token.strip()
+    }
 
 
 def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:
     """The client's end-to-end headers, and X-Forwarded-For/Proto as the front door saw the connection."""
     raw: list[tuple[bytes, bytes]] = scope["headers"]
-    dropped = NOT_FORWARDED_UP | _connection_tokens(raw) if any(k == b"connection" for k, _ in raw) \
-        else NOT_FORWARDED_UP
+    dropped = (
+        NOT_FORWARDED_UP | _connection_tokens(raw) if any(k == b"connection" for k, _ in raw) else NOT_FORWARDED_UP
+    )
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if k not in dropped]
     client = scope.get("client")
     if client:
@@ -290,8 +339,7 @@ def _downstream_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes,
     """vLLM's end-to-end headers as raw bytes (any encoding passes unchanged), without hop-by-hop or CORS ones."""
     raw = list(raw)
     dropped = NOT_FORWARDED_DOWN | _connection_tokens(raw)
-    return [(k.lower(), v) for k, v in raw if k.lower() not in dropped and not k.lower().startswith(
-        b"access-control-")]
+    return [(k.lower(), v) for k, v in raw if k.lower() not in dropped and not k.lower().startswith(b"access-control-")]
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -300,14 +348,16 @@ def _content_length(scope: Scope) -> int | None:
             try:
                 return int(value)
             except ValueError:
-                raise _Refused(openai_error(400, "Content-Length is not a number", "invalid_request_error")) \
-                    from None
+                raise _Refused(openai_error(400, "Content-Length is not a number", "invalid_request_error")) from None
     return None
 
 
 def _too_large(limits: FrontDoorLimits) -> JSONResponse:
-    return openai_error(413, f"the request body is larger than {limits.max_body_bytes} bytes "
-                        "(LAUNCHER_MAX_BODY_BYTES)", "invalid_request_error")
+    return openai_error(
+        413,
+        f"the request body is larger than {limits.max_body_bytes} bytes (LAUNCHER_MAX_BODY_BYTES)",
+        "invalid_request_error",
+    )
 
 
 async def _read_body(receive: Receive, state: FrontDoorState, limits: FrontDoorLimits) -> bytes | None:
@@ -326,8 +376,12 @@ async def _read_body(receive: Receive, state: FrontDoorState, limits: FrontDoorL
                 raise _Refused(_too_large(limits))
             if state.buffered_bytes > limits.max_buffered_bytes:
                 metrics.BUFFER_REFUSALS.inc()
-                raise _Refused(unavailable("the server holds too many request bodies right now "
-                                           "(LAUNCHER_MAX_BUFFERED_BYTES); retry shortly"))
+                raise _Refused(
+                    unavailable(
+                        "the server holds too many request bodies right now "
+                        "(LAUNCHER_MAX_BUFFERED_BYTES); retry shortly"
+                    )
+                )
             chunks.append(chunk)
             if not message.get("more_body", False):
                 body = b"".join(chunks)
@@ -342,8 +396,14 @@ def _record(route: str, status: int | str, started: float, scope: Scope, raw_pat
     metrics.REQUESTS.labels(route, str(status)).inc()
     metrics.REQUEST_SECONDS.labels(route).observe(seconds)
     client = scope.get("client")
-    log.info("method=%s path=%s status=%s duration_ms=%.1f client=%s", scope.get("method", "-"),
-             printable_path(raw_path), status, seconds * 1000, client[0] if client else "-")
+    log.info(
+        "method=%s path=%s status=%s duration_ms=%.1f client=%s",
+        scope.get("method", "-"),
+        printable_path(raw_path),
+        status,
+        seconds * 1000,
+        client[0] if client else "-",
+    )
 
 
 def authorized(scope: Scope, api_keys: tuple[str, ...]) -> bool:
@@ -358,8 +418,7 @@ def authorized(scope: Scope, api_keys: tuple[str, ...]) -> bool:
 
 
 def create_app(state: FrontDoorState, lifespan: Any = None, cors: dict[str, Any] | None = None) -> ASGIApp:
-    app = FastAPI(title="vllm-launch front door", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+    app = FastAPI(title="vllm-launch front door", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
     @app.get("/health")
     async def health() -> Response:
@@ -377,11 +436,20 @@ def create_app(state: FrontDoorState, lifespan: Any = None, cors: dict[str, Any]
     @app.get("/status")
     async def status(request: Request) -> Response:
         if state.api_keys and not authorized(request.scope, state.api_keys):
-            return openai_error(401, "/status needs the API key: send Authorization: Bearer <key>",
-                                "authentication_error")
-        return JSONResponse(state.redactor.data(
-            {**state.status, "ready": state.ready and not state.draining, "ready_reason": state.ready_reason,
-             "draining": state.draining, "in_flight": state.in_flight}))
+            return openai_error(
+                401, "/status needs the API key: send Authorization: Bearer <key>", "authentication_error"
+            )
+        return JSONResponse(
+            state.redactor.data(
+                {
+                    **state.status,
+                    "ready": state.ready and not state.draining,
+                    "ready_reason": state.ready_reason,
+                    "draining": state.draining,
+                    "in_flight": state.in_flight,
+                }
+            )
+        )
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -415,9 +483,12 @@ async def probe_generation(state: FrontDoorState, model: str, timeout: float) ->
     assert state.session is not None
     payload = json.dumps({"model": model, "prompt": "ping", "max_tokens": 1, "temperature": 0})
     try:
-        async with state.session.post(f"{state.upstream}/v1/completions", data=payload,
-                                      headers={"content-type": "application/json"},
-                                      timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+        async with state.session.post(
+            f"{state.upstream}/v1/completions",
+            data=payload,
+            headers={"content-type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
             await response.read()
             if response.status == 200:
                 return True, "the model answered a generation"

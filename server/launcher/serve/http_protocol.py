@@ -20,8 +20,12 @@ from .limits import FrontDoorLimits
 
 log = logging.getLogger("launcher.http")
 
-_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large",
-            503: b"Service Unavailable"}
+_REASONS = {
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
 class _Refused(Exception):
@@ -55,8 +59,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         opened[self] = time.monotonic()
         live = sum(1 for connection in opened if not connection.transport.is_closing())
         if live > self.limits.max_connections and not self._evict_idle():
-            log.warning("connection limit (%d, LAUNCHER_MAX_CONNECTIONS) reached with every connection busy; "
-                        "refusing a new one", self.limits.max_connections)
+            log.warning(
+                "connection limit (%d, LAUNCHER_MAX_CONNECTIONS) reached with every connection busy; "
+                "refusing a new one",
+                self.limits.max_connections,
+            )
             self._answer(503, "too many connections; retry later", retry_after=True)
             return
         self._start_header_timer()
@@ -74,8 +81,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Close the oldest connection that has no request in progress; False when every one is busy."""
         for connection in type(self)._open:
             if connection is not self and not connection._busy() and not connection.transport.is_closing():
-                log.info("connection limit (%d) reached: closing the oldest idle connection",
-                         self.limits.max_connections)
+                log.info(
+                    "connection limit (%d) reached: closing the oldest idle connection", self.limits.max_connections
+                )
                 connection._answer(408 if connection._in_headers else None, "idle connection closed")
                 return True
         return False
@@ -90,8 +98,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_headers and not self.transport.is_closing():
             self._header_bytes += len(data)
             if self._header_bytes > self.limits.max_header_bytes:
-                self._answer(431, f"the request head is larger than {self.limits.max_header_bytes} bytes "
-                             "(LAUNCHER_MAX_HEADER_BYTES)")
+                self._answer(
+                    431,
+                    f"the request head is larger than {self.limits.max_header_bytes} bytes (LAUNCHER_MAX_HEADER_BYTES)",
+                )
 
     def send_400_response(self, msg: str) -> None:
         refused = self._parser_refusal()
@@ -119,14 +129,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
         if len(self.url) > self.limits.max_request_line:
-            self._refuse(414, f"the request target is longer than {self.limits.max_request_line} bytes "
-                         "(LAUNCHER_MAX_REQUEST_LINE)")
+            self._refuse(
+                414,
+                f"the request target is longer than {self.limits.max_request_line} bytes (LAUNCHER_MAX_REQUEST_LINE)",
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.limits.max_headers:
-            self._refuse(431, f"the request has more than {self.limits.max_headers} header fields "
-                         "(LAUNCHER_MAX_HEADERS)")
+            self._refuse(
+                431, f"the request has more than {self.limits.max_headers} header fields (LAUNCHER_MAX_HEADERS)"
+            )
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -150,8 +163,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._busy() or self.transport.is_closing():
             return
         if self._in_headers:
-            self._answer(408, f"the request head did not arrive within {self.limits.header_timeout:g} s "
-                         "(LAUNCHER_HEADER_TIMEOUT)")
+            self._answer(
+                408,
+                f"the request head did not arrive within {self.limits.header_timeout:g} s (LAUNCHER_HEADER_TIMEOUT)",
+            )
         else:
             self._answer(None, "")  # a new connection that never sent a byte: close it quietly
 
@@ -164,9 +179,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if status is not None:
             log.debug("refused a connection from %s: %d %s", self.client, status, message)
             body = message.encode("ascii", "replace")
-            head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Error")),
-                    b"content-type: text/plain; charset=utf-8\r\n",
-                    b"content-length: %d\r\n" % len(body), b"connection: close\r\n"]
+            head = [
+                b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Error")),
+                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-length: %d\r\n" % len(body),
+                b"connection: close\r\n",
+            ]
             if retry_after:
                 head.append(b"retry-after: 5\r\n")
             self.transport.write(b"".join(head) + b"\r\n" + body)
@@ -176,4 +194,3 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 def protocol_for(limits: FrontDoorLimits) -> type[BoundedHttpToolsProtocol]:
     """A protocol class bound to these limits (uvicorn instantiates it per connection)."""
     return type("FrontDoorHttpProtocol", (BoundedHttpToolsProtocol,), {"limits": limits, "_open": {}})
-

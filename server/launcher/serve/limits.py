@@ -53,7 +53,15 @@ class FrontDoorLimits:
             return self
         clients = max(4, budget * 2 // 3)
         upstream = max(1, budget - clients)
-        log.warning("the file descriptor limit is %d: serving at most %d client and %d vLLM connections "
-                    "(raise `ulimit -n` for more)", soft, clients, upstream)
-        return dataclasses.replace(self, max_connections=min(clients, self.max_connections),
-                                   upstream_connections=min(upstream, self.upstream_connections))
+        log.warning(
+            "the file descriptor limit is %d: serving at most %d client and %d vLLM connections "
+            "(raise `ulimit -n` for more)",
+            soft,
+            clients,
+            upstream,
+        )
+        return dataclasses.replace(
+            self,
+            max_connections=min(clients, self.max_connections),
+            upstream_connections=min(upstream, self.upstream_connections),
+        )

@@ -42,5 +42,6 @@ def load_preset(name: str) -> Preset:
     if missing:
         raise LauncherError(f"preset {path} lacks {', '.join(sorted(missing))}")
     env = {str(k): str(v) for k, v in (data.get("env") or {}).items()}
-    return Preset(name, data["description"], data["target"], [str(a) for a in data["args"]], env,
-                  data.get("vllm_version"))
+    return Preset(
+        name, data["description"], data["target"], [str(a) for a in data["args"]], env, data.get("vllm_version")
+    )

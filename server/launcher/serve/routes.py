@@ -56,22 +56,31 @@ class RouteDecision:
 def decide(method: str, raw_path: bytes) -> RouteDecision:
     """The route for a `/v1/` request target, from its raw bytes."""
     if _AMBIGUOUS.search(raw_path):
-        return RouteDecision(REFUSED_LABEL, 400, "the path has dot segments, empty segments, percent-encoding, "
-                             "backslashes or control bytes; send the plain path of an inference route, e.g. "
-                             "/v1/chat/completions")
+        return RouteDecision(
+            REFUSED_LABEL,
+            400,
+            "the path has dot segments, empty segments, percent-encoding, "
+            "backslashes or control bytes; send the plain path of an inference route, e.g. "
+            "/v1/chat/completions",
+        )
     for label, pattern, methods in _COMPILED:
         if pattern.fullmatch(raw_path):
             if method not in methods and not (method == "HEAD" and "GET" in methods):
-                return RouteDecision(label, 405, f"{label} does not take {method}; use "
-                                     f"{' or '.join(sorted(methods))}", methods)
+                return RouteDecision(
+                    label, 405, f"{label} does not take {method}; use {' or '.join(sorted(methods))}", methods
+                )
             return RouteDecision(label)
-    return RouteDecision(REFUSED_LABEL, 404, "no such route: this server answers vLLM's inference routes under "
-                         "/v1 (completions, chat/completions, models, embeddings, responses, audio, score, rerank, "
-                         "messages)")
+    return RouteDecision(
+        REFUSED_LABEL,
+        404,
+        "no such route: this server answers vLLM's inference routes under "
+        "/v1 (completions, chat/completions, models, embeddings, responses, audio, score, rerank, "
+        "messages)",
+    )
 
 
 def printable_path(raw_path: bytes) -> str:
     """The path as it arrived, for the access log: bounded, non-printable bytes escaped."""
     shown = raw_path[:LOGGED_PATH_BYTES].decode("ascii", "backslashreplace")
-    shown = "".join(ch if ch.isprintable() and ch not in " \"" else f"\\x{ord(ch):02x}" for ch in shown)
+    shown = "".join(ch if ch.isprintable() and ch not in ' "' else f"\\x{ord(ch):02x}" for ch in shown)
     return shown + ("..." if len(raw_path) > LOGGED_PATH_BYTES else "")

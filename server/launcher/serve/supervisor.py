@@ -24,9 +24,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import aiohttp
 import uvicorn
+from starlette.types import ASGIApp
 
 from ..check.arguments import ServeArgs
 from ..check.verdict import check
@@ -87,8 +89,10 @@ class Supervisor:
                     return
                 now = time.monotonic()
                 if not self.loaded and now - self.vllm.started_at > self.settings.startup_timeout:
-                    self._fail(f"vLLM did not answer a generation within {self.settings.startup_timeout:.0f} s "
-                               "(raise --startup-timeout for large models)")
+                    self._fail(
+                        f"vLLM did not answer a generation within {self.settings.startup_timeout:.0f} s "
+                        "(raise --startup-timeout for large models)"
+                    )
                     return
                 if now >= next_probe:
                     await self._probe()
@@ -158,15 +162,25 @@ def upstream_session(limits: FrontDoorLimits) -> aiohttp.ClientSession:
     """The pool of connections to vLLM: bounded, never decompressing, idle ones dropped before vLLM drops them."""
     # vLLM's uvicorn closes idle keep-alive connections after 5 s; keeping ours 4 s avoids most stale ones.
     connector = aiohttp.TCPConnector(limit=limits.upstream_connections, keepalive_timeout=4)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
+    )
 
 
-def server_config(app: object, host: str, port: int, limits: FrontDoorLimits, **extra: object) -> uvicorn.Config:
+def server_config(app: ASGIApp, host: str, port: int, limits: FrontDoorLimits, **extra: Any) -> uvicorn.Config:
     """uvicorn with the front door's limits: its own knobs, and the bounded protocol for what it lacks."""
-    return uvicorn.Config(app, host=host, port=port, http=protocol_for(limits),  # type: ignore[arg-type]
-                          timeout_keep_alive=limits.keep_alive_timeout, proxy_headers=False, server_header=False,
-                          log_level="warning", access_log=False, **extra)  # type: ignore[arg-type]
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_for(limits),
+        timeout_keep_alive=limits.keep_alive_timeout,
+        proxy_headers=False,
+        server_header=False,
+        log_level="warning",
+        access_log=False,
+        **extra,
+    )
 
 
 class FrontDoorServer(uvicorn.Server):
@@ -211,14 +225,19 @@ def cors_of(args: ServeArgs) -> dict[str, object] | None:
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
-            raise LauncherError(f"--{flag} takes a JSON list as vLLM does, e.g. '[\"https://app.example\"]', "
-                                f"not {value!r}") from None
+            raise LauncherError(
+                f"--{flag} takes a JSON list as vLLM does, e.g. '[\"https://app.example\"]', not {value!r}"
+            ) from None
         if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
             raise LauncherError(f"--{flag} takes a JSON list of strings, not {value!r}")
         return parsed
 
-    return {"allow_origins": json_list("allowed-origins", []), "allow_methods": json_list("allowed-methods", ["*"]),
-            "allow_headers": json_list("allowed-headers", ["*"]), "allow_credentials": args.flag("allow-credentials")}
+    return {
+        "allow_origins": json_list("allowed-origins", []),
+        "allow_methods": json_list("allowed-methods", ["*"]),
+        "allow_headers": json_list("allowed-headers", ["*"]),
+        "allow_credentials": args.flag("allow-credentials"),
+    }
 
 
 def _served_model_name(args: ServeArgs) -> str:
@@ -256,11 +275,13 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
     redactor.add(api_keys)
     child_args = args.without(*FRONT_DOOR_FLAGS).argv()
     vllm = VllmProcess(child_args, free_port(), env=env, redact=redactor.text)
-    state = FrontDoorState(upstream=f"http://127.0.0.1:{vllm.port}", api_keys=api_keys, limits=limits,
-                           redactor=redactor)
+    state = FrontDoorState(
+        upstream=f"http://127.0.0.1:{vllm.port}", api_keys=api_keys, limits=limits, redactor=redactor
+    )
     state.status = {**verdict.as_dict(), "started_at": time.time(), "vllm_port": vllm.port}
-    vllm.on_line = start_report(child_args, target, options.model_configs, state.status, options.record,
-                                redactor.text).feed
+    vllm.on_line = start_report(
+        child_args, target, options.model_configs, state.status, options.record, redactor.text
+    ).feed
     settings = ServeSettings(options.host, options.port, options.startup_timeout, options.drain_timeout)
     supervisor = Supervisor(vllm, state, settings, _served_model_name(args))
 

@@ -53,15 +53,31 @@ def _stop_with_parent() -> None:
 class VllmProcess:
     """One vLLM OpenAI server, started once; the launcher exits when it dies (the container restarts)."""
 
-    def __init__(self, args: Sequence[str], port: int, env: dict[str, str] | None = None,
-                 python: str | None = None, log_lines: int = 200, echo: bool = True,
-                 redact: Callable[[str], str] = str, on_line: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        python: str | None = None,
+        log_lines: int = 200,
+        echo: bool = True,
+        redact: Callable[[str], str] = str,
+        on_line: Callable[[str], None] | None = None,
+    ):
         self.port = port
         self.on_line = on_line  # called with every output line (the start report reads vLLM's figures)
         # LAUNCHER_VLLM_PYTHON / LAUNCHER_VLLM_ENTRYPOINT: another interpreter, or a stand-in server for tests.
         entrypoint = settings.get("LAUNCHER_VLLM_ENTRYPOINT")
-        self.command = [python or settings.get("LAUNCHER_VLLM_PYTHON") or sys.executable, "-m", entrypoint,
-                        *args, "--host", "127.0.0.1", "--port", str(port)]
+        self.command = [
+            python or settings.get("LAUNCHER_VLLM_PYTHON") or sys.executable,
+            "-m",
+            entrypoint,
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         # The front door enforces the API key; a key in vLLM's own environment would lock out our probe.
         self.env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "VLLM_API_KEY"}
         self.lines: collections.deque[str] = collections.deque(maxlen=log_lines)
@@ -74,9 +90,15 @@ class VllmProcess:
     def start(self) -> None:
         log.info("starting vLLM on 127.0.0.1:%d", self.port)
         self.started_at = time.monotonic()
-        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
-                                        preexec_fn=_stop_with_parent if sys.platform == "linux" else None)
+        self.process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
+        )
         threading.Thread(target=self._pump, name="vllm-log", daemon=True).start()
 
     def _pump(self) -> None:

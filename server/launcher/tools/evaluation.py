@@ -50,13 +50,15 @@ def served_models(root: str, api_key: str | None) -> list[str]:
         listing = _get_json(f"{root}/v1/models", api_key)
     except urllib.error.HTTPError as error:
         if error.code in (401, 403):
-            raise LauncherError(f"{root} refused the API key ({error.code}); pass --api-key (or set VLLM_API_KEY)"
-                                ) from None
+            raise LauncherError(
+                f"{root} refused the API key ({error.code}); pass --api-key (or set VLLM_API_KEY)"
+            ) from None
         raise LauncherError(f"{root}/v1/models answered {error.code}; is it an OpenAI-compatible server?") from None
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        raise LauncherError(f"no OpenAI server answers at {root} ({reason}); start one (make run) or fix "
-                            "--base-url") from None
+        raise LauncherError(
+            f"no OpenAI server answers at {root} ({reason}); start one (make run) or fix --base-url"
+        ) from None
     return [entry.get("id") for entry in listing.get("data", [])]
 
 
@@ -76,13 +78,13 @@ def tokenizer_for(root: str, model: str, requested: str | None, api_key: str | N
     for flag, value in zip(args, args[1:], strict=False):
         if flag == "--model" and Path(value).is_dir():
             return value
-    log.info("no local tokenizer for %s: prompts go as text, add_bos_token has no effect (pass --tokenizer DIR)",
-             model)
+    log.info("no local tokenizer for %s: prompts go as text, add_bos_token has no effect (pass --tokenizer DIR)", model)
     return None
 
 
-def model_args(root: str, model: str, api_key: str | None, tokenizer: str | None,
-               num_concurrent: int) -> dict[str, Any]:
+def model_args(
+    root: str, model: str, api_key: str | None, tokenizer: str | None, num_concurrent: int
+) -> dict[str, Any]:
     args: dict[str, Any] = {
         "model": model,
         "base_url": f"{root}/v1/completions",
@@ -99,13 +101,23 @@ def model_args(root: str, model: str, api_key: str | None, tokenizer: str | None
     return args
 
 
-def evaluate(root: str, model: str, tasks: list[str], limit: int | None, api_key: str | None,
-             tokenizer: str | None, num_concurrent: int = 2, num_fewshot: int | None = None) -> dict[str, Any]:
+def evaluate(
+    root: str,
+    model: str,
+    tasks: list[str],
+    limit: int | None,
+    api_key: str | None,
+    tokenizer: str | None,
+    num_concurrent: int = 2,
+    num_fewshot: int | None = None,
+) -> dict[str, Any]:
     """One lm-eval run against one endpoint; lm-eval's results dict, trimmed to what is JSON."""
     models = served_models(root, api_key)
     if model not in models:
-        raise LauncherError(f"{root} does not serve a model named {model}; it serves: {', '.join(models) or 'none'} "
-                            "(--model is the served model name)")
+        raise LauncherError(
+            f"{root} does not serve a model named {model}; it serves: {', '.join(models) or 'none'} "
+            "(--model is the served model name)"
+        )
     try:
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
@@ -124,8 +136,10 @@ def evaluate(root: str, model: str, tasks: list[str], limit: int | None, api_key
         )
     except Exception as exc:  # lm-eval's own errors (unknown task, dataset download): one line, not a traceback
         detail = textwrap.shorten(f"{type(exc).__name__}: {exc}", 300)
-        raise LauncherError(f"lm-eval stopped on --tasks {' '.join(tasks)}: {detail}. Tasks with a hub dataset "
-                            "(gsm8k, ...) need the hub; launcher_arithmetic ships with the launcher") from None
+        raise LauncherError(
+            f"lm-eval stopped on --tasks {' '.join(tasks)}: {detail}. Tasks with a hub dataset "
+            "(gsm8k, ...) need the hub; launcher_arithmetic ships with the launcher"
+        ) from None
     if results is None:
         raise LauncherError("lm-eval returned no results")
     keep = ("results", "n-samples", "higher_is_better", "versions", "n-shot")
@@ -141,8 +155,12 @@ def _is_score(key: str, value: Any) -> bool:
 
 def scores(run: dict[str, Any]) -> dict[str, float]:
     """`task/metric,filter` -> value, the scores only (no stderr, alias, sample count)."""
-    return {f"{task}/{key}": float(value) for task, metrics in run["results"].items()
-            for key, value in metrics.items() if _is_score(key, value)}
+    return {
+        f"{task}/{key}": float(value)
+        for task, metrics in run["results"].items()
+        for key, value in metrics.items()
+        if _is_score(key, value)
+    }
 
 
 def recovery(base: dict[str, Any], other: dict[str, Any]) -> dict[str, float | None]:
@@ -177,15 +195,31 @@ def main(options: argparse.Namespace) -> int:
     root = server_root(options.base_url)
     tokenizer = tokenizer_for(root, options.model, options.tokenizer, options.api_key)
     report: dict[str, Any] = {"tasks": tasks}
-    report["base"] = evaluate(root, options.model, tasks, options.limit, options.api_key, tokenizer,
-                              options.num_concurrent, options.num_fewshot)
+    report["base"] = evaluate(
+        root,
+        options.model,
+        tasks,
+        options.limit,
+        options.api_key,
+        tokenizer,
+        options.num_concurrent,
+        options.num_fewshot,
+    )
     print(format_scores(report["base"]))
     if options.compare:
         other_root = server_root(options.compare)
         other_model = options.compare_model or options.model
         other_tokenizer = tokenizer_for(other_root, other_model, options.tokenizer, options.api_key) or tokenizer
-        report["compare"] = evaluate(other_root, other_model, tasks, options.limit, options.api_key,
-                                     other_tokenizer, options.num_concurrent, options.num_fewshot)
+        report["compare"] = evaluate(
+            other_root,
+            other_model,
+            tasks,
+            options.limit,
+            options.api_key,
+            other_tokenizer,
+            options.num_concurrent,
+            options.num_fewshot,
+        )
         report["recovery"] = recovery(report["base"], report["compare"])
         print(format_scores(report["compare"]))
         print(format_recovery(report["recovery"]))

@@ -47,8 +47,10 @@ class Scheme:
 
 # Schemes that need no calibration data (FP8 static, W8A8 int8, W4A16 GPTQ do: run llm-compressor with a dataset).
 SCHEMES = {
-    "FP8_DYNAMIC": Scheme("FP8-Dynamic", "fp8 e4m3 weights, per-channel scales; activations quantized per token "
-                          "at run time (no calibration data)"),
+    "FP8_DYNAMIC": Scheme(
+        "FP8-Dynamic",
+        "fp8 e4m3 weights, per-channel scales; activations quantized per token at run time (no calibration data)",
+    ),
 }
 
 
@@ -56,9 +58,11 @@ def _scheme(name: str) -> Scheme:
     scheme = SCHEMES.get(name.upper())
     if scheme is None:
         known = ", ".join(f"{key} ({value.summary})" for key, value in SCHEMES.items())
-        raise LauncherError(f"--scheme {name} is not one launcher quantize runs; known: {known}. Schemes that need "
-                            "calibration data (FP8 static, W8A8, W4A16 with GPTQ) are not offered: run llm-compressor "
-                            "with a dataset for those")
+        raise LauncherError(
+            f"--scheme {name} is not one launcher quantize runs; known: {known}. Schemes that need "
+            "calibration data (FP8 static, W8A8, W4A16 with GPTQ) are not offered: run llm-compressor "
+            "with a dataset for those"
+        )
     return scheme
 
 
@@ -81,8 +85,11 @@ def safetensors_header(path: Path) -> dict[str, Any]:
 
 def tensor_dtypes(directory: Path) -> dict[str, str]:
     """Tensor name -> safetensors dtype (BF16, F8_E4M3, ...) over every shard of a checkpoint."""
-    return {name: entry["dtype"] for path in sorted(directory.glob("*.safetensors"))
-            for name, entry in safetensors_header(path).items()}
+    return {
+        name: entry["dtype"]
+        for path in sorted(directory.glob("*.safetensors"))
+        for name, entry in safetensors_header(path).items()
+    }
 
 
 def parameter_count(model: ModelFacts, directory: Path) -> int:
@@ -151,8 +158,13 @@ class Plan:
     available_gib: float
 
 
-def plan(model: str, scheme_name: str = "FP8_DYNAMIC", ignore: list[str] | None = None,
-         output: Path | None = None, available_gib: float | None = None) -> Plan:
+def plan(
+    model: str,
+    scheme_name: str = "FP8_DYNAMIC",
+    ignore: list[str] | None = None,
+    output: Path | None = None,
+    available_gib: float | None = None,
+) -> Plan:
     """Everything that can be refused, refused before a weight is loaded."""
     scheme = _scheme(scheme_name)
     directory = locate_model_dir(model)
@@ -160,20 +172,26 @@ def plan(model: str, scheme_name: str = "FP8_DYNAMIC", ignore: list[str] | None 
     quant = facts.checkpoint_quantization()
     if quant is not None:
         summary = facts.facts()["checkpoint_quant_summary"]
-        raise LauncherError(f"{facts.name} is already quantized ({summary}); quantizing it again would stack a "
-                            "second rounding on the first. Serve it as it is (vLLM reads its quantization_config), "
-                            "or quantize the BF16 original")
+        raise LauncherError(
+            f"{facts.name} is already quantized ({summary}); quantizing it again would stack a "
+            "second rounding on the first. Serve it as it is (vLLM reads its quantization_config), "
+            "or quantize the BF16 original"
+        )
     params = parameter_count(facts, directory)
     needed = params * BF16_BYTES * MEMORY_FACTOR / GIB
     available = host_available_gib() if available_gib is None else available_gib
     if needed > available:
-        raise LauncherError(f"{facts.name} does not fit in host memory for quantization: {params / 1e9:.1f}B "
-                            f"parameters x {BF16_BYTES} bytes x {MEMORY_FACTOR} = {needed:.1f} GiB needed, "
-                            f"{available:.1f} GiB available. Run it on a machine with more memory, or use a "
-                            "published FP8 checkpoint")
+        raise LauncherError(
+            f"{facts.name} does not fit in host memory for quantization: {params / 1e9:.1f}B "
+            f"parameters x {BF16_BYTES} bytes x {MEMORY_FACTOR} = {needed:.1f} GiB needed, "
+            f"{available:.1f} GiB available. Run it on a machine with more memory, or use a "
+            "published FP8 checkpoint"
+        )
     if not weight_files(directory):
-        raise LauncherError(f"{directory} has config.json but no weights (*.safetensors or pytorch_model*.bin); "
-                            "download the whole checkpoint first")
+        raise LauncherError(
+            f"{directory} has config.json but no weights (*.safetensors or pytorch_model*.bin); "
+            "download the whole checkpoint first"
+        )
     target = (output or _default_output(model, directory, scheme)).expanduser().resolve()
     if target.exists() and any(target.iterdir()):
         raise LauncherError(f"output {target} already exists and is not empty; remove it or pass --output DIR")
@@ -187,24 +205,39 @@ def run(the_plan: Plan, python: str | None = None) -> dict[str, Any]:
     """Run the worker into a temporary folder, move it into place, and write the report."""
     python = python or quant_python()
     if not _has_llmcompressor(python):
-        raise LauncherError(f"llm-compressor is not installed for {python}: run `make quantize-env` (it creates "
-                            f"{QUANT_ENV}), or point LAUNCHER_QUANT_PYTHON at a Python that has it")
+        raise LauncherError(
+            f"llm-compressor is not installed for {python}: run `make quantize-env` (it creates "
+            f"{QUANT_ENV}), or point LAUNCHER_QUANT_PYTHON at a Python that has it"
+        )
     output = the_plan.output
     partial = output.parent / f".{output.name}.partial-{os.getpid()}"
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(partial, ignore_errors=True)
     result_file = partial.with_name(partial.name + ".json")
     worker = Path(__file__).with_name("quantize_worker.py")
-    command = [python, "-P", str(worker), "--model", str(the_plan.source), "--output", str(partial),
-               "--scheme", the_plan.scheme_name, "--result", str(result_file)]
+    command = [
+        python,
+        "-P",
+        str(worker),
+        "--model",
+        str(the_plan.source),
+        "--output",
+        str(partial),
+        "--scheme",
+        the_plan.scheme_name,
+        "--result",
+        str(result_file),
+    ]
     for name in the_plan.ignore:
         command += ["--ignore", name]
     log.info("quantizing %s with %s (%s) in %s", the_plan.source, the_plan.scheme_name, python, output)
     try:
         completed = subprocess.run(command, stdin=subprocess.DEVNULL)
         if completed.returncode != 0:
-            raise LauncherError(f"llm-compressor failed (exit {completed.returncode}, its output is above); "
-                                f"nothing was written to {output}")
+            raise LauncherError(
+                f"llm-compressor failed (exit {completed.returncode}, its output is above); "
+                f"nothing was written to {output}"
+            )
         result = json.loads(result_file.read_text())
         if output.exists():
             output.rmdir()  # empty: plan() refused a non-empty one
@@ -252,17 +285,20 @@ def build_report(the_plan: Plan, result: dict[str, Any]) -> dict[str, Any]:
 def format_report(report: dict[str, Any]) -> str:
     kept = report["layers_kept"]
     mib = 1024**2
-    return "\n".join([
-        f"QUANTIZED: {report['source']} -> {report['output']} ({report['scheme']}, {report['seconds']} s)",
-        f"  layers quantized: {report['layers_quantized']} Linear: {report['scheme_summary']}",
-        f"  layers kept:      {len(kept)} ({', '.join(kept) or 'none'}) in {report['source_dtype']}",
-        f"  weight tensors:   {', '.join(f'{n} {d}' for d, n in sorted(report['weight_tensors_by_dtype'].items()))}",
-        f"  size:             {report['size_before_bytes'] / mib:.1f} MiB -> {report['size_after_bytes'] / mib:.1f} "
-        f"MiB ({report['size_ratio']})",
-        f"  checkpoint:       quant_method {report['quant_method']}; report in {Path(report['output']) / REPORT}",
-        f"  serve it:         launcher serve -- --model {report['output']}  (no --quantization: vLLM reads "
-        "quantization_config)",
-    ])
+    tensors = ", ".join(f"{n} {d}" for d, n in sorted(report["weight_tensors_by_dtype"].items()))
+    before, after = report["size_before_bytes"] / mib, report["size_after_bytes"] / mib
+    return "\n".join(
+        [
+            f"QUANTIZED: {report['source']} -> {report['output']} ({report['scheme']}, {report['seconds']} s)",
+            f"  layers quantized: {report['layers_quantized']} Linear: {report['scheme_summary']}",
+            f"  layers kept:      {len(kept)} ({', '.join(kept) or 'none'}) in {report['source_dtype']}",
+            f"  weight tensors:   {tensors}",
+            f"  size:             {before:.1f} MiB -> {after:.1f} MiB ({report['size_ratio']})",
+            f"  checkpoint:       quant_method {report['quant_method']}; report in {Path(report['output']) / REPORT}",
+            f"  serve it:         launcher serve -- --model {report['output']}  (no --quantization: vLLM reads "
+            "quantization_config)",
+        ]
+    )
 
 
 def main(model: str, scheme: str, ignore: list[str] | None, output: Path | None) -> int:

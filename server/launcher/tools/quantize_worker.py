@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         "source_dtype": source_dtype,
         "seconds": round(time.monotonic() - started, 1),
         "python": sys.executable,
-        "versions": {name: metadata.version(name)
-                     for name in ("llmcompressor", "compressed-tensors", "transformers", "torch")},
+        "versions": {
+            name: metadata.version(name) for name in ("llmcompressor", "compressed-tensors", "transformers", "torch")
+        },
     }
     with open(options.result, "w") as handle:
         json.dump(result, handle, indent=2)
