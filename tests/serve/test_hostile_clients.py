@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.harness.cli import run_cli
 from tests.harness.common import ROOT
 from tests.harness.launcher_process import LauncherProcess, http
 
@@ -567,46 +568,10 @@ def test_metrics_and_logs_carry_no_secret(door: LauncherProcess) -> None:
 
 def test_error_messages_and_check_output_carry_no_secret() -> None:
     model = str(SMALL_MODEL)
-    twice = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "launcher.cli",
-            "check",
-            "--",
-            "--model",
-            model,
-            "--hf-token",
-            "hf_first_secret",
-            "--hf-token",
-            "hf_second_secret",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "server")},
-    )
-    assert twice.returncode == 2 and "--hf-token" in twice.stderr
+    twice = run_cli("check", "--", "--model", model, "--hf-token", "hf_first_secret", "--hf-token", "hf_second_secret")
+    assert twice.returncode == 2 and "--hf-token" in twice.stderr + twice.stdout
     assert "hf_first_secret" not in twice.stderr + twice.stdout and "hf_second_secret" not in twice.stderr
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "launcher.cli",
-            "check",
-            "--format",
-            "json",
-            "--",
-            "--model",
-            model,
-            "--api-key",
-            "sk-shown-nowhere",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "server")},
-    )
+    shown = run_cli("check", "--format", "json", "--", "--model", model, "--api-key", "sk-shown-nowhere")
     assert json.loads(shown.stdout)["effective_args"] and "sk-shown-nowhere" not in shown.stdout + shown.stderr
 
 
