@@ -219,6 +219,16 @@ def abba(
     return cell
 
 
+CELLS = [(64, 0.0), (256, 0.0), (64, 2.5), (256, 10.0)]
+
+
+def _cells(text: str) -> list[tuple[int, float]]:
+    try:
+        return [(int(streams), float(pace)) for streams, pace in (cell.split(":") for cell in text.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cells are STREAMS:PACE_MS separated by commas, not {text!r}") from None
+
+
 # Issue #8's targets for the front door on one core.
 TARGET_EVENTS_PER_S = 20_000
 TARGET_ADDED_P50_MS = 2.0
@@ -290,6 +300,12 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="A-B-B-A rounds per cell with --baseline")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"results JSON (default {RESULTS.name})")
+    parser.add_argument(
+        "--cells",
+        type=_cells,
+        default=CELLS,
+        help="ceiling cells as STREAMS:PACE_MS,... (default 64:0,256:0,64:2.5,256:10; pace 0 = burst)",
+    )
     options = parser.parse_args()
     # Parts skipped this run keep their last recorded figures; the load average says how quiet the machine was.
     report: dict = json.loads(options.output.read_text()) if options.output.is_file() else {}
@@ -333,7 +349,7 @@ def main() -> int:
     if not options.skip_ceiling:
         # Burst: the upstream writes as fast as it can (throughput ceiling). Paced: 2.5 ms between a stream's
         # events, 64 streams = ~25,600 events/s offered, one event per chunk as vLLM sends tokens (added latency).
-        result = ceiling(options.duration, [(64, 0), (256, 0), (64, 2.5), (256, 10)], options.baseline, options.rounds)
+        result = ceiling(options.duration, options.cells, options.baseline, options.rounds)
         report["ceiling_fake_upstream"] = result
         print(
             f"\nceiling: fake upstream, one event per chunk, {options.duration:.0f} s per cell, front door on one core"
