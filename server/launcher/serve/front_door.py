@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.utils import ClientDisconnected
 from yarl import URL
 
 from ..redact import Redactor
@@ -251,7 +252,9 @@ class V1Proxy:
             if upstream is None:
                 metrics.ABANDONED.inc()
             return "client-gone"
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+        except ClientDisconnected:
+            return "client-gone"  # the client left while a chunk was being sent to it
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("upstream stream broke on %s: %s", route, type(exc).__name__)
             metrics.UPSTREAM_ERRORS.inc()
             return "broken"
