@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..check import platforms
 from ..check.arguments import ServeArgs
+from ..check.gather import vllm_env
 from ..check.memory import estimate
 from ..check.model_facts import load_model
 from ..errors import LauncherError
@@ -89,15 +91,17 @@ def start_report(
     status: dict[str, Any],
     record: Path | None = None,
     redact: Callable[[str], str] = str,
+    environ: Mapping[str, str] | None = None,
 ) -> StartReport:
     """The report of this start; its prediction is None (and says why in /status) when the plan cannot size it.
-    The recorded serve arguments go through `redact` (the front door's redactor: no key reaches the file)."""
+    The recorded serve arguments go through `redact` (the front door's redactor: no key reaches the file);
+    `environ` is vLLM's environment (its VLLM_* variables size the plan as they size vLLM)."""
     args = ServeArgs.parse(vllm_args)
     predicted, context = None, {"serve_args": [redact(a) for a in vllm_args], "target": target}
     try:
         model = load_model(args.model or "", config_folders)
         platform = platforms.resolve(target)
-        plan = estimate(args, model, platform)
+        plan = estimate(args, model, platform, environ=vllm_env(os.environ if environ is None else environ))
         predicted = predicted_of(plan)
         context.update(
             model=model.name,

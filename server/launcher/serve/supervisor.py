@@ -280,7 +280,7 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
     )
     state.status = {**verdict.as_dict(), "started_at": time.time(), "vllm_port": vllm.port}
     vllm.on_line = start_report(
-        child_args, target, options.model_configs, state.status, options.record, redactor.text
+        child_args, target, options.model_configs, state.status, options.record, redactor.text, vllm.env
     ).feed
     settings = ServeSettings(options.host, options.port, options.startup_timeout, options.drain_timeout)
     supervisor = Supervisor(vllm, state, settings, _served_model_name(args))
