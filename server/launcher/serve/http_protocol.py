@@ -57,8 +57,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         opened = type(self)._open
         opened[self] = time.monotonic()
-        live = sum(1 for connection in opened if not connection.transport.is_closing())
-        if live > self.limits.max_connections and not self._evict_idle():
+        if self._over_limit(opened) and not self._evict_idle():
             log.warning(
                 "connection limit (%d, LAUNCHER_MAX_CONNECTIONS) reached with every connection busy; "
                 "refusing a new one",
@@ -72,6 +71,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         type(self)._open.pop(self, None)
         self._cancel_header_timer()
         super().connection_lost(exc)
+
+    def _over_limit(self, opened: dict[BoundedHttpToolsProtocol, float]) -> bool:
+        """More open connections than the cap, not counting those already closing (counted only near the cap)."""
+        cap = self.limits.max_connections
+        return len(opened) > cap and sum(1 for c in opened if not c.transport.is_closing()) > cap
 
     def _busy(self) -> bool:
         """A request is being answered (its headers arrived and its response has not finished)."""
