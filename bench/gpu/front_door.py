@@ -11,7 +11,7 @@ every run; a round that would not finish before --deadline is not started.
 
     # on the GPU machine, after `make gpu-install` (PYTHONPATH is set here: server/ and /tmp/site):
     python3 -m bench.gpu.front_door --out $OUT [--rounds 3] [--prompts 800] [--concurrency 64]
-    # here, without a GPU: a stand-in vLLM (tests/fake_vllm.py) and a tiny load, to try the harness
+    # here, without a GPU: a stand-in vLLM (tests/harness/fake_vllm.py) and a tiny load, to try the harness
     .venv/bin/python -m bench.gpu.front_door --dry-run --out bench/out/front-door-dry
 """
 
@@ -46,6 +46,7 @@ METRICS = (
     "p50_tpot_ms",
     "p99_tpot_ms",
 )
+FAKE_ENTRYPOINT = "tests.harness.fake_vllm"  # --dry-run's stand-in for vLLM
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
 
 
@@ -75,7 +76,7 @@ def bench(
     model: Path, port: int, prompts: int, concurrency: int, logs: Path, name: str, env: dict[str, str], timeout: float
 ) -> dict[str, Any]:
     """One `vllm bench serve` run against a port: its METRICS, or the end of its log as `error`."""
-    if env.get("LAUNCHER_VLLM_ENTRYPOINT") == "fake_vllm":
+    if env.get("LAUNCHER_VLLM_ENTRYPOINT") == FAKE_ENTRYPOINT:
         return dry_bench(port, prompts, concurrency)
     command = [
         sys.executable,
@@ -244,13 +245,15 @@ def main() -> int:
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/out/gpu"))
     parser.add_argument("--scratch", default="/var/tmp/front-door")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--prompts", type=int, default=800, help="prompts per measured run")
-    parser.add_argument("--warmup-prompts", type=int, default=192)
+    parser.add_argument("--prompts", type=int, default=1000, help="prompts per measured run, at least")
+    parser.add_argument("--warmup-prompts", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--min-seconds", type=float, default=60, help="each measured run lasts at least this long")
     parser.add_argument("--quantization", default="", help="e.g. fp8 (default: BF16)")
+    parser.add_argument("--kv-cache-dtype", default="", help="e.g. fp8 (default: the model's dtype)")
     parser.add_argument("--deadline", type=float, default=560, help="seconds: start no run that would end later")
     parser.add_argument("--ready-timeout", type=float, default=300)
-    parser.add_argument("--dry-run", action="store_true", help="tests/fake_vllm.py instead of vLLM, tiny load")
+    parser.add_argument("--dry-run", action="store_true", help="tests/harness/fake_vllm.py instead of vLLM, tiny load")
     options = parser.parse_args()
     started = time.monotonic()
     out, scratch = Path(options.out), Path(options.scratch)
@@ -260,14 +263,14 @@ def main() -> int:
     extra = {**HARNESS_ENV}
     if options.dry_run:
         extra.update(
-            LAUNCHER_VLLM_ENTRYPOINT="fake_vllm",
+            LAUNCHER_VLLM_ENTRYPOINT=FAKE_ENTRYPOINT,
             FAKE_VLLM="token-ms=2",
-            PYTHONPATH=os.pathsep.join([str(machine.ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
         )
     env = machine.child_env(environ={**os.environ, **extra})
     header = machine.facts("NVIDIA H200" if options.dry_run else None)
     model = model_dir(scratch)
     args = ["--quantization", options.quantization] if options.quantization else []
+    args += ["--kv-cache-dtype", options.kv_cache_dtype] if options.kv_cache_dtype else []
     body: dict[str, Any] = {
         **header,
         "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
@@ -297,6 +300,7 @@ def main() -> int:
             body["error"] = "launcher serve did not become ready"
             return 1
         body["ready_seconds"] = round(time.monotonic() - started, 1)
+        body["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
         direct = int(status["vllm_port"])
         say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {direct})")
         ports = {"direct": direct, "front_door": port}
@@ -306,9 +310,12 @@ def main() -> int:
         say(f"warm-up: {body['warmup']}")
         warmup = body["warmup"]  # the CLI's own start (imports) is a fixed cost; the load scales with prompts
         overhead = warmup.get("wall_seconds", 60) - (warmup.get("duration") or 0)
-        run_seconds = overhead + (warmup.get("duration") or 60) * options.prompts / options.warmup_prompts
+        rate = options.warmup_prompts / (warmup.get("duration") or 60)  # prompts per second at this concurrency
+        prompts = max(options.prompts, int(rate * options.min_seconds * 1.1) + 1)
+        body["load"]["prompts"] = prompts
+        run_seconds = overhead + prompts / rate
         for index in range(options.rounds):
-            if time.monotonic() - started + 2 * run_seconds * 1.3 > options.deadline:
+            if time.monotonic() - started + 2 * run_seconds * 1.1 > options.deadline:
                 body["stopped"] = f"round {index + 1} not started: it would end after {options.deadline:.0f} s"
                 break
             order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
@@ -317,7 +324,7 @@ def main() -> int:
                 entry[side] = bench(
                     model,
                     ports[side],
-                    options.prompts,
+                    prompts,
                     options.concurrency,
                     logs,
                     f"round{index + 1}-{side}",
