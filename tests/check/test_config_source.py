@@ -9,6 +9,7 @@ none), --config-format mistral (or auto beside consolidated*.safetensors) reads 
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,12 @@ def folder(path: Path, **files: dict[str, Any]) -> Path:
     for name, content in files.items():
         (path / name.replace("_json", ".json")).write_text(json.dumps(content))
     return path
+
+
+def consolidated(path: Path) -> None:
+    """A consolidated.safetensors with no tensors (8-byte header length, then the JSON header), as a Mistral-format
+    repo ships its weights: what get_config's auto looks for."""
+    (path / "consolidated.safetensors").write_bytes(struct.pack("<Q", 2) + b"{}")
 
 
 def verdict(*argv: str) -> Verdict:
@@ -141,7 +148,7 @@ def test_auto_format_is_mistral_beside_consolidated_weights(tmp_path: Path) -> N
     """get_config's auto: params.json and consolidated*.safetensors -> mistral, though config.json is there too."""
     model = folder(tmp_path / "both", params_json={**PARAMS, "max_position_embeddings": 32768}, config_json=llama(8192))
     assert verdict("--model", str(model)).facts["model"]["config_format"] == "hf"
-    (model / "consolidated.safetensors").write_bytes(b"")
+    consolidated(model)
     auto = verdict("--model", str(model))
     assert auto.facts["model"]["config_format"] == "mistral"
     assert auto.facts["model"]["max_model_len_limit"] == 32768

