@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+from launcher.check.arguments import ServeArgs
+from launcher.check.config_source import ConfigRequest
+from launcher.check.model_facts import load_model
 from launcher.check.verdict import Verdict, check
 from launcher.errors import LauncherError
 from tests.harness.common import MODELS
@@ -203,3 +206,14 @@ def test_tokenizer_and_code_revision_do_not_change_the_config(tmp_path: Path, fl
     assert result.facts["model"]["config_file"] == str(model / "config.json")
     assert ABOVE in rules(result)
     assert not {"config-revision-ignored", "config-revision-unseen"} & rules(result)
+
+
+def test_the_start_prediction_reads_the_same_config(tmp_path: Path) -> None:
+    """launcher serve's memory prediction has only the split arguments (no release parser): the same request."""
+    model = folder(tmp_path / "model", config_json=llama(2048))
+    other = folder(tmp_path / "other", config_json=llama(8192, num_hidden_layers=16))
+    args = ServeArgs.parse(["--model", str(model), "--hf_config_path", str(other), "--revision", "v2"])
+    request = ConfigRequest.from_args(args)
+    assert (request.location, request.revision, request.config_format) == (str(other), "v2", "auto")
+    loaded = load_model(str(model), None, request)
+    assert loaded.facts()["num_hidden_layers"] == 16 and loaded.facts()["config_revision_ignored"] is True

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .arguments import ServeArgs
 
 # adapt_config_dict's _remap_general_mistral_args: Mistral key -> HF key, then HF key -> (Mistral key, default).
 MISTRAL_RENAMES = {
@@ -46,6 +49,14 @@ class ConfigRequest:
         """From the release parser's namespace (None: the defaults)."""
         location = getattr(parsed, "hf_config_path", None) or model
         return cls(model, location, getattr(parsed, "revision", None), getattr(parsed, "config_format", None) or "auto")
+
+    @classmethod
+    def from_args(cls, args: ServeArgs) -> ConfigRequest:
+        """From the split serve arguments, where no release parser ran (the start's memory prediction)."""
+        model = args.model or ""
+        return cls(
+            model, args.get("hf-config-path") or model, args.get("revision"), args.get("config-format") or "auto"
+        )
 
 
 @dataclass
