@@ -73,6 +73,8 @@ def test_a_repeated_flag_reads_the_last_value_as_argparse_does() -> None:
     assert not ServeArgs.parse(["--enforce-eager", "--no-enforce-eager"]).flag("enforce-eager")
     assert ServeArgs.parse(["--no-enforce-eager", "--enforce-eager"]).flag("enforce-eager")
     assert not ServeArgs.parse(["--no-enforce-eager"]).flag("enforce-eager")
+    assert not ServeArgs.parse(["--no-async-scheduling", "--async-scheduling"]).flag("no-async-scheduling")
+    assert ServeArgs.parse(["--async-scheduling", "--no-async-scheduling"]).flag("no-async-scheduling")
 
 
 @pytest.mark.parametrize(

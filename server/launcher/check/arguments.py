@@ -125,7 +125,8 @@ class ServeArgs:
     def flag(self, name: str) -> bool:
         """A boolean flag: on when its last spelling is `--name`, off when it is `--no-name` or neither is given (a
         repeated flag is read as argparse reads it: the last occurrence wins)."""
-        last = next((o.name for o in reversed(self.options) if o.name in (name, f"no-{name}")), None)
+        twin = name[3:] if name.startswith("no-") else f"no-{name}"
+        last = next((o.name for o in reversed(self.options) if o.name in (name, twin)), None)
         return last == name
 
     def get_int(self, name: str, default: int | None = None) -> int | None:
