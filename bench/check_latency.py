@@ -38,7 +38,8 @@ from tests.harness.raw_vllm import CPU_ARGS, SMOLLM2, RawVllm  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "models"
 VLLM_CAP = 300.0
-# The default run (a few minutes): one vLLM case per class and the two GPU-only ones; --cases all runs every case.
+# The default run: one vLLM case per class and the two GPU-only ones (4 min 17 s on this 2-core VM, 2026-12-02);
+# --cases all runs every case (9 min; the committed bench/results/check-latency-cpu.json).
 DEFAULT_CASES = ("dtype-choice", "max-len-above", "awq-on-bf16", "batched-below-len", "bf16-on-t4", "eplb-one-rank")
 CHECK_P50_TARGET = 1.0  # seconds (issue 19: `launcher check` stays under 1 s, p50 on this machine)
 
