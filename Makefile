@@ -94,6 +94,10 @@ bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs
 	$(PY) -m bench.verdict_vs_vllm
 	$(PY) -m bench.front_door
 
+.PHONY: bench-check
+bench-check: install model ## launcher check p50/p90 on refused inputs (classes 1, 2, 3, 5) beside vLLM's time-to-failure (CASES=all for every case)
+	$(PY) -m bench.check_latency $(if $(CASES),--cases $(CASES))
+
 # BASELINE=DIR (another checkout, e.g. `git worktree add /tmp/base <commit>`) is measured beside this one, A-B-B-A.
 bench-hostile: install ## floods and header bombs against the front door (and BASELINE's); its ceiling vs BASELINE's
 	$(PY) -m bench.hostile $(if $(BASELINE),--baseline $(BASELINE))
