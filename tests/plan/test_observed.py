@@ -128,11 +128,8 @@ def test_start_report_fills_status_metrics_and_the_record(tmp_path: Path, caplog
     assert error == errors(status["predicted"], parse_log(h100_log(15, "gpt-oss-20b-mxfp4-q-fp8")))  # type: ignore[arg-type]
     sample = metrics.REGISTRY.get_sample_value("launcher_prediction_error_ratio", {"quantity": "kv_tokens"})
     assert sample == error["kv_tokens"]
-    # One line: the activation the planner underestimates for this MoE model, and the replaced flag.
-    assert [r.message for r in caplog.records] == [
-        "vLLM's figures differ from the plan: peak_activation_gib -39.5%; "
-        "--quantization fp8 was replaced by the checkpoint's gpt_oss_mxfp4"
-    ]
+    # One line: the replaced flag (every figure, the peak activation included, is within 5%).
+    assert [r.message for r in caplog.records] == ["--quantization fp8 was replaced by the checkpoint's gpt_oss_mxfp4"]
     entries = read_records([record])
     assert len(entries) == 1 and entries[0]["family"] == "gpt_oss"
     rows = error_table(entries + entries)

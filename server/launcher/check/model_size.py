@@ -190,8 +190,12 @@ def shape_of(model: ModelFacts) -> Shape:
 # -- parameters per GPU -------------------------------------------------------------------------------
 
 
-def params_per_rank(shape: Shape, tp: int, expert_ranks: int, vision_tp: int) -> dict[str, float]:
-    """Parameters one tensor-parallel rank holds, per category, for all layers (pipeline stages split them)."""
+def params_per_rank(
+    shape: Shape, tp: int, expert_ranks: int, vision_tp: int, expert_parallel: bool = False
+) -> dict[str, float]:
+    """Parameters one tensor-parallel rank holds, per category, for all layers (pipeline stages split them).
+    With expert parallelism the fullest rank holds ceil(experts / (TP x DP)) whole experts
+    (fused_moe/layer.py determine_expert_map); without it every rank holds 1/TP of each expert."""
     h, layers = shape.hidden, shape.layers
     if shape.is_mla:
         qk_head = shape.qk_nope_head_dim + shape.qk_rope_head_dim
@@ -214,7 +218,8 @@ def params_per_rank(shape: Shape, tp: int, expert_ranks: int, vision_tp: int) ->
     dense_layers = layers - shape.moe_layers
     params["dense_mlp"] = dense_layers * 3 * h * shape.intermediate / tp
     if shape.moe_layers:
-        params["experts"] = shape.moe_layers * shape.experts * 3 * h * shape.expert_intermediate / expert_ranks
+        local = math.ceil(shape.experts / expert_ranks) if expert_parallel else shape.experts / expert_ranks
+        params["experts"] = shape.moe_layers * local * 3 * h * shape.expert_intermediate
         params["shared_experts"] = shape.moe_layers * 3 * h * shape.shared_intermediate / tp
         params["router"] = shape.moe_layers * h * shape.experts
     params["embed"] = shape.vocab * h / tp

@@ -1,0 +1,198 @@
+"""The memory budget's terms against vLLM 0.26's code on real configs: the profiled peak activation (activation.py),
+CUDA graphs in or out of the KV budget, --cpu-offload-gb (offload.py), --kv-cache-memory-bytes, DP and EP ranks;
+and the peak activation against every profile vLLM logged on the H100 (bench/results/h100-ground-truth-logs)."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launcher.check import activation
+from launcher.check.arguments import ServeArgs
+from launcher.check.memory import CUDA_GRAPH_GIB, GIB, MemoryPlan, estimate
+from launcher.check.model_facts import load_model
+from launcher.check.model_size import shape_of
+from launcher.check.platforms import from_target
+from launcher.plan.observed import parse_log
+from tests.harness.common import model_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+MIB = 1024**2
+LLAMA_8B = "meta-llama__Llama-3.1-8B-Instruct"
+QWEN3_MOE = "Qwen__Qwen3-30B-A3B-FP8"
+DEEPSEEK_V3 = "deepseek-ai__DeepSeek-V3"
+GPT_OSS = "openai__gpt-oss-20b"
+QWEN3_VL = "Qwen__Qwen3-VL-235B-A22B-Instruct"
+
+
+def plan_of(model: str, *args: str, target: str = "cuda:h100", environ: dict[str, str] | None = None) -> MemoryPlan:
+    serve = ServeArgs.parse(["--model", model_dir(model), *args])
+    return estimate(serve, load_model(serve.model), from_target(target), environ=environ or {})
+
+
+def peak_gib(model: str, *args: str) -> float:
+    return plan_of(model, "--max-model-len", "8192", "--enforce-eager", *args).activation_gib
+
+
+# -- which model runner, and so which sampler and CUDA graph accounting ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "runner"),
+    [(LLAMA_8B, "v2"), (QWEN3_MOE, "v1"), (DEEPSEEK_V3, "v1"), (GPT_OSS, "v1"), (QWEN3_VL, "v1")],
+)
+def test_model_runner_follows_vllm_defaults(model: str, runner: str) -> None:
+    """config/vllm.py: V2 unless the model has experts (and is not one of the V2 MoE architectures)."""
+    facts = load_model(model_dir(model))
+    assert activation.model_runner(facts.config, shape_of(facts), {}) == runner
+    forced = "0" if runner == "v2" else "1"
+    assert activation.model_runner(facts.config, shape_of(facts), {"VLLM_USE_V2_MODEL_RUNNER": forced}) != runner
+
+
+# -- the peak activation, term by term ----------------------------------------------------------------
+
+
+def test_dense_peak_is_the_mlp_of_the_whole_batch() -> None:
+    """Llama-3.1-8B, 8192 tokens, BF16: residual + input + output (3 x 4096) and gate_up + act (3 x 14336) per token,
+    2 bytes each, plus torch's 32 MiB cuBLAS workspace (the bf16 qkv_proj runs first)."""
+    expected = (8192 * (3 * 4096 + 3 * 14336) * 2 + 32 * MIB) / GIB
+    assert peak_gib(LLAMA_8B) == round(expected, 2)
+    # FP8 layers run on CUTLASS: cuBLAS only comes with the lm_head, after the MLP's peak.
+    assert peak_gib(LLAMA_8B, "--quantization", "fp8") == round(8192 * (3 * 4096 + 3 * 14336) * 2 / GIB, 2)
+    # Half the batch, half the MLP tensors; TP 2 halves the intermediate.
+    assert peak_gib(LLAMA_8B, "--max-num-batched-tokens", "4096") == round(
+        (4096 * (3 * 4096 + 3 * 14336) * 2 + 32 * MIB) / GIB, 2
+    )
+    assert peak_gib(LLAMA_8B, "-tp", "2") == round((8192 * (3 * 4096 + 3 * 7168) * 2 + 32 * MIB) / GIB, 2)
+
+
+def test_moe_peak_is_the_v1_sampler_on_top_of_the_fused_moe_workspace() -> None:
+    """Qwen3-30B-A3B: the V1 sampler over min(8192, 1024) requests (bf16 logits, fp32 copy, probs, noise) and the
+    Triton top-k/top-p buffer of 132 rows, the kept Triton-experts workspace (topk 8 x (max(768, 2048) + max(1536,
+    2048))), the hidden states and the cuBLAS workspace."""
+    vocab = 151936
+    sampler = 1024 * vocab * 14 + 132 * vocab * 4
+    workspace = 8192 * 8 * (2048 + 2048) * 2
+    expected = sampler + workspace + 8192 * 2048 * 2 + 32 * MIB
+    assert peak_gib(QWEN3_MOE) == round(expected / GIB, 2)
+    fewer = peak_gib(QWEN3_MOE, "--max-num-seqs", "256")
+    assert fewer == round((256 * vocab * 14 + 132 * vocab * 4 + workspace + 8192 * 2048 * 2 + 32 * MIB) / GIB, 2)
+
+
+def test_expert_parallel_workspace_uses_whole_experts() -> None:
+    """TP 2 without EP: each rank's experts are 384 wide; the workspace is max(384, 2048) + max(768, 2048) either
+    way for Qwen3-30B, so it stays; for DeepSeek-V3 (hidden 7168) likewise. The sampler is per rank."""
+    assert peak_gib(QWEN3_MOE, "-tp", "2") == peak_gib(QWEN3_MOE, "-tp", "2", "--enable-expert-parallel")
+
+
+def test_mxfp4_experts_have_no_kept_workspace() -> None:
+    """gpt-oss MXFP4 runs the monolithic Triton kernels: the peak is the sampler alone (vocab 201088)."""
+    vocab = 201088
+    expected = 1024 * vocab * 14 + 132 * vocab * 4 + 8192 * 2880 * 2 + 32 * MIB
+    assert peak_gib(GPT_OSS) == round(expected / GIB, 2)
+
+
+def test_multimodal_encoder_outputs_are_held_through_the_profile() -> None:
+    """Qwen3-VL: 8192 encoder tokens x 4096 x (1 + 3 deepstack levels) bf16, and their 8192 x 4 patches of
+    3 x 2 x 16 x 16 fp32 pixel values, on top of the text model's peak."""
+    facts = load_model(model_dir(QWEN3_VL))
+    levels = 1 + len(facts.vision["deepstack_visual_indexes"])
+    assert activation.encoder_bytes(facts.vision, 8192) == 8192 * 4096 * levels * 2 + 8192 * 4 * 1536 * 4
+
+
+# -- against every profile vLLM 0.26 logged on the H100 -----------------------------------------------------
+
+
+def _h100_profiles() -> dict[str, float]:
+    found: dict[str, float] = {}
+    for archive in sorted((ROOT / "bench" / "results" / "h100-ground-truth-logs").glob("run*-vllm-logs.tar.gz")):
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is None or not member.name.endswith(".log"):
+                    continue
+                observed = parse_log(handle.read().decode(errors="replace"))
+                if observed.peak_activation_gib is not None:
+                    found[Path(member.name).stem] = observed.peak_activation_gib
+    return found
+
+
+def test_peak_activation_within_2_percent_of_every_h100_profile() -> None:
+    cases = {c["id"]: c for c in yaml.safe_load((ROOT / "bench" / "gpu" / "cases.yaml").read_text())["cases"]}
+    profiles = _h100_profiles()
+    assert len(profiles) >= 9  # dense BF16/FP8/block FP8, MoE FP8, MLA, MXFP4, vision MoE
+    for case, measured in profiles.items():
+        argv = ["--model", str(ROOT / "bench" / "gpu" / "models" / case), "--enforce-eager"]
+        argv += [str(a) for a in cases[case].get("args", [])]
+        serve = ServeArgs.parse(argv)
+        planned = estimate(serve, load_model(serve.model), from_target("cuda:h100"), environ={}).activation_gib
+        assert abs(planned - measured) <= 0.021 * measured, (case, planned, measured)
+
+
+# -- CUDA graphs ---------------------------------------------------------------------------------------------
+
+
+def test_v1_runner_takes_cuda_graphs_out_of_the_kv_cache() -> None:
+    eager = plan_of(QWEN3_MOE, "--max-model-len", "8192", "--enforce-eager")
+    graphs = plan_of(QWEN3_MOE, "--max-model-len", "8192")
+    assert graphs.cuda_graph_in_kv_budget and not eager.cuda_graph_in_kv_budget
+    assert graphs.kv_cache_gib == pytest.approx(eager.kv_cache_gib - CUDA_GRAPH_GIB, abs=0.01)
+    off = plan_of(QWEN3_MOE, "--max-model-len", "8192", environ={"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS": "0"})
+    assert not off.cuda_graph_in_kv_budget and off.kv_cache_gib == eager.kv_cache_gib
+
+
+def test_v2_runner_captures_cuda_graphs_outside_the_kv_budget() -> None:
+    eager = plan_of(LLAMA_8B, "--max-model-len", "8192", "--enforce-eager")
+    graphs = plan_of(LLAMA_8B, "--max-model-len", "8192")
+    assert graphs.model_runner == "v2" and not graphs.cuda_graph_in_kv_budget
+    assert graphs.kv_cache_gib == eager.kv_cache_gib and graphs.cuda_graph_gib == CUDA_GRAPH_GIB
+
+
+# -- --cpu-offload-gb, --kv-cache-memory-bytes, DP, EP --------------------------------------------------------
+
+
+def test_cpu_offload_stops_at_the_parameter_that_reaches_the_limit() -> None:
+    """Llama-3.1-8B decoder layer: qkv 48 MiB, o 32 MiB, gate_up 224 MiB, down 112 MiB. 1 GiB: two layers
+    (832 MiB), then qkv, o and gate_up of the third reach 1136 MiB >= 1024."""
+    plan = plan_of(LLAMA_8B, "--max-model-len", "8192", "--cpu-offload-gb", "1")
+    assert plan.cpu_offload_gib == round(1136 / 1024, 2)
+    everything = plan_of(LLAMA_8B, "--max-model-len", "8192", "--cpu-offload-gb", "100")
+    # Only the 32 decoder layers move: the embeddings and the lm_head (2 x 128256 x 4096 x 2 bytes) stay.
+    assert everything.cpu_offload_gib == round(32 * 416 / 1024, 2)
+    assert everything.weights_gib == round(2 * 128256 * 4096 * 2 / GIB, 2)
+
+
+def test_cpu_offload_of_moe_layers_counts_this_ranks_experts() -> None:
+    """Qwen3-30B-A3B FP8 at EP 2: 64 experts x 3 x 2048 x 768 fp8 (+ block scales) per layer on each rank."""
+    tp2 = plan_of(QWEN3_MOE, "--max-model-len", "8192", "-tp", "2", "--cpu-offload-gb", "200")
+    ep2 = plan_of(QWEN3_MOE, "--max-model-len", "8192", "-tp", "2", "-ep", "--cpu-offload-gb", "200")
+    assert tp2.cpu_offload_gib == pytest.approx(ep2.cpu_offload_gib, abs=0.02)  # same bytes, split another way
+    assert tp2.weights_gib == ep2.weights_gib
+
+
+def test_kv_cache_memory_bytes_replaces_the_gpu_budget() -> None:
+    for utilization in ("0.5", "0.9"):
+        plan = plan_of(LLAMA_8B, "--max-model-len", "8192", "--gpu-memory-utilization", utilization,
+                       "--kv-cache-memory-bytes", str(8 * GIB))  # fmt: skip
+        assert plan.kv_cache_gib == 8.0 and plan.fits
+    too_big = plan_of(LLAMA_8B, "--max-model-len", "8192", "--kv-cache-memory-bytes", str(80 * GIB))
+    assert not too_big.weights_fit
+
+
+def test_data_parallel_ranks_each_hold_a_whole_model() -> None:
+    one = plan_of(LLAMA_8B, "--max-model-len", "8192")
+    dp4 = plan_of(LLAMA_8B, "--max-model-len", "8192", "-dp", "4")
+    assert (dp4.weights_gib, dp4.kv_cache_gib, dp4.kv_tokens) == (one.weights_gib, one.kv_cache_gib, one.kv_tokens)
+
+
+def test_expert_parallel_fullest_rank_holds_ceil_of_the_experts() -> None:
+    """128 experts over EP 3 (TP 1 x DP 3): determine_expert_map gives rank 0 43 experts, not 42.67."""
+    facts = load_model(model_dir(QWEN3_MOE))
+    shape = shape_of(facts)
+    ep3 = plan_of(QWEN3_MOE, "--max-model-len", "8192", "-dp", "3", "-ep")
+    tp1 = plan_of(QWEN3_MOE, "--max-model-len", "8192")
+    per_expert = shape.moe_layers * 3 * shape.hidden * shape.expert_intermediate * (1 + 4 / (128 * 128))
+    assert tp1.weights_gib - ep3.weights_gib == pytest.approx((128 - 43) * per_expert / GIB, abs=0.01)
