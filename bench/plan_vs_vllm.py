@@ -23,9 +23,11 @@ to the planner shows in the table without a new start.
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import datetime
 import json
+import re
 import sys
 import tarfile
 import time
@@ -49,8 +51,10 @@ GPU_MODELS = ROOT / "bench" / "gpu" / "models"
 SMALL = {"vocab_size": 8192, "max_position_embeddings": 8192}
 LONG = ["--max-model-len", "8192", "--load-format", "dummy"]
 SMOLLM2_ARGS = ["--max-model-len", "2048", "--gpu-memory-utilization", "0.2"]
-# JSON key -> (logs folder, --target, whether the harness added --enforce-eager): further GPU runs.
-GPU_LOGS: dict[str, tuple[Path, str, bool]] = {}
+# JSON key -> (logs folder, --target): further GPU runs, read like the H100's.
+GPU_LOGS: dict[str, tuple[Path, str]] = {
+    "h200_vllm_0.26": (ROOT / "bench" / "results" / "h200-ground-truth-logs", "cuda:h200"),
+}
 
 # id: the fixture, the keys set on its (text) config, the serve arguments after the model.
 CPU_CASES: dict[str, dict[str, Any]] = {
@@ -95,6 +99,19 @@ CPU_CASES: dict[str, dict[str, Any]] = {
             "sliding_window": 1024,
         },
         "args": [*LONG, "--gpu-memory-utilization", "0.18"],  # the small budget: the runtime is most of it
+    },
+    "mistral-window-eager": {  # the same with --enforce-eager: no compile warm-up before the CPU worker's RSS
+        "source": "mistralai__Mistral-7B-Instruct-v0.3",
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "sliding_window": 1024,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.18", "--enforce-eager"],
     },
     "mixtral-moe": {
         "source": "mistralai__Mixtral-8x7B-v0.1",
@@ -308,19 +325,35 @@ def gpu_logs(folder: Path) -> dict[str, str]:
     return found
 
 
-def gpu_rows(folder: Path, target: str, eager: bool = True) -> list[dict[str, Any]]:
-    """Every case of `folder` whose config is committed, against the planner on `target`. `eager`: the
-    harness added --enforce-eager to every start (the H100 ground-truth runs did)."""
-    import yaml
+NON_DEFAULT_ARGS = re.compile(r"non-default args: (\{.*\})")
+NOT_SERVE_ARGS = ("model_tag", "model", "host", "port", "api_key")
 
-    cases = {c["id"]: c for c in yaml.safe_load((ROOT / "bench" / "gpu" / "cases.yaml").read_text())["cases"]}
+
+def serve_args_of(text: str) -> list[str]:
+    """The serve arguments the harness gave vLLM, from its "non-default args: {...}" line (what the harness
+    added, such as --enforce-eager or --kv-cache-memory-bytes, included)."""
+    match = NON_DEFAULT_ARGS.search(text)
+    if not match:
+        return []
+    argv: list[str] = []
+    for key, value in ast.literal_eval(match[1]).items():
+        if key in NOT_SERVE_ARGS or value is False or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        argv += [flag] if value is True else [flag, json.dumps(value) if isinstance(value, dict | list) else str(value)]
+    return argv
+
+
+def gpu_rows(folder: Path, target: str) -> list[dict[str, Any]]:
+    """Every case of `folder` whose config is committed, against the planner on `target` with the serve arguments
+    vLLM logged."""
     rows = []
     for name, text in sorted(gpu_logs(folder).items()):
-        if name not in cases or not (GPU_MODELS / name / "config.json").is_file():
+        if not (GPU_MODELS / name / "config.json").is_file():
             continue
         observed = parse_log(text)
-        args = [str(a) for a in cases[name].get("args", [])]
-        argv = ["--model", str(GPU_MODELS / name), *(["--enforce-eager"] if eager else []), *args]
+        args = serve_args_of(text)
+        argv = ["--model", str(GPU_MODELS / name), *args]
         if observed.max_model_len and "--max-model-len" not in args:
             argv += ["--max-model-len", str(observed.max_model_len)]
         platform = from_target(target)

