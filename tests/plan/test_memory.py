@@ -182,7 +182,7 @@ def test_modelopt_fp8_kv_from_the_checkpoint() -> None:
 def test_rule_fix_names_the_smallest_change() -> None:
     verdict = run_check(LLAMA_405B, "-tp", "8")
     finding = next(f for f in verdict.findings if f.rule == "memory-weights-do-not-fit")
-    assert "94.49 GiB" in finding.message and "H100" in finding.message
+    assert "94.53 GiB" in finding.message and "H100" in finding.message  # 94.49 of parameters, 0.03 of RoPE cache
     assert finding.fix.startswith("--quantization fp8 (")
     kv = next(f for f in run_check(LLAMA_8B, target="cuda:l4").findings if f.rule == "memory-kv-cache-too-small")
     assert "131072" in kv.message and "--max-model-len" in kv.fix

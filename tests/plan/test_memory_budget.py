@@ -12,7 +12,7 @@ import yaml
 
 from launcher.check import activation
 from launcher.check.arguments import ServeArgs
-from launcher.check.memory import CUDA_GRAPH_GIB, GIB, MemoryPlan, estimate
+from launcher.check.memory import CUDA_GRAPH_GIB, GIB, MemoryPlan, estimate, model_buffers_bytes
 from launcher.check.model_facts import load_model
 from launcher.check.model_size import shape_of
 from launcher.check.platforms import from_target
@@ -160,9 +160,21 @@ def test_cpu_offload_stops_at_the_parameter_that_reaches_the_limit() -> None:
     plan = plan_of(LLAMA_8B, "--max-model-len", "8192", "--cpu-offload-gb", "1")
     assert plan.cpu_offload_gib == round(1136 / 1024, 2)
     everything = plan_of(LLAMA_8B, "--max-model-len", "8192", "--cpu-offload-gb", "100")
-    # Only the 32 decoder layers move: the embeddings and the lm_head (2 x 128256 x 4096 x 2 bytes) stay.
+    # Only the 32 decoder layers move: the embeddings and the lm_head (2 x 128256 x 4096 x 2 bytes) stay, and so
+    # does the RoPE cos/sin cache (131072 positions x 128 x 2 bytes), a buffer.
     assert everything.cpu_offload_gib == round(32 * 416 / 1024, 2)
-    assert everything.weights_gib == round(2 * 128256 * 4096 * 2 / GIB, 2)
+    assert everything.weights_gib == round((2 * 128256 * 4096 * 2 + 131072 * 128 * 2) / GIB, 2)
+
+
+def test_model_buffers_count_as_weights() -> None:
+    """vLLM's "Model loading took" includes the RoPE cache and Qwen3-VL's deepstack buffers (3 levels x 8192
+    batched tokens x 4096 x 2 bytes); the H100 logs' Qwen3-VL weights (3.10 GiB) are within 2% with them."""
+    facts = load_model(model_dir(QWEN3_VL))
+    shape = shape_of(facts)
+    expected = 262144 * 128 * 2 + 3 * 8192 * 4096 * 2
+    assert model_buffers_bytes(facts, shape, 8192, 2) == expected
+    gemma = load_model(model_dir("google__gemma-3-27b-it"))
+    assert model_buffers_bytes(gemma, shape_of(gemma), 8192, 2) == 2 * 131072 * 128 * 2  # local + global RoPE
 
 
 def test_cpu_offload_of_moe_layers_counts_this_ranks_experts() -> None:

@@ -160,6 +160,10 @@ class ModelFacts:
             "vision_depth": vision.get("depth") or vision.get("num_hidden_layers"),
         }
 
+    def text_with_defaults(self) -> dict[str, Any]:
+        """The text config with transformers' defaults for the context-length keys it leaves out."""
+        return self._with_defaults(self.text)
+
     def _with_defaults(self, text: dict[str, Any]) -> dict[str, Any]:
         """transformers' defaults for the keys config.json leaves out (gemma-3's text_config has no
         max_position_embeddings; Gemma3TextConfig's default is 131072)."""

@@ -135,10 +135,26 @@ def _chunked(text: Mapping[str, Any], layers: int) -> tuple[int, int | None]:
 
 
 def _vision_params(vision: Mapping[str, Any]) -> int:
+    """The vision tower's blocks; for a Qwen-VL tower (out_hidden_size, spatial_merge_size: qwen2_5_vl.py,
+    qwen3_vl.py) also its patch embedding, position embedding and patch mergers (one, plus one per deepstack
+    level: fc1 of (hidden x merge^2) squared, fc2 to out_hidden_size)."""
     hidden = _int(vision.get("hidden_size") or vision.get("vt_hidden_size"))
     inner = _int(vision.get("intermediate_size") or vision.get("vt_intermediate_size"))
     depth = _int(vision.get("depth") or vision.get("num_hidden_layers") or vision.get("vt_num_hidden_layers"))
-    return depth * (4 * hidden * hidden + 2 * hidden * inner)
+    blocks = depth * (4 * hidden * hidden + 2 * hidden * inner)
+    out_hidden, merge = _int(vision.get("out_hidden_size")), _int(vision.get("spatial_merge_size"))
+    if not (out_hidden and merge):
+        return blocks
+    patch = _int(vision.get("patch_size")) or 14
+    values = (_int(vision.get("in_channels")) or 3) * (_int(vision.get("temporal_patch_size")) or 1) * patch * patch
+    merged = hidden * merge * merge
+    mergers = 1 + len(vision.get("deepstack_visual_indexes") or [])
+    return (
+        blocks
+        + values * hidden
+        + _int(vision.get("num_position_embeddings")) * hidden
+        + mergers * (merged * merged + merged * out_hidden)
+    )
 
 
 def shape_of(model: ModelFacts) -> Shape:
