@@ -54,6 +54,8 @@ SMOLLM2_ARGS = ["--max-model-len", "2048", "--gpu-memory-utilization", "0.2"]
 # JSON key -> (logs folder, --target): further GPU runs, read like the H100's.
 GPU_LOGS: dict[str, tuple[Path, str]] = {
     "h200_vllm_0.26": (ROOT / "bench" / "results" / "h200-ground-truth-logs", "cuda:h200"),
+    # bench/gpu/plan_starts.py: full-size shapes, one `launcher serve --record` start each, the budget as given
+    "h200_plan_starts_vllm_0.26": (ROOT / "bench" / "results" / "h200-plan-starts-logs", "cuda:h200"),
 }
 
 # id: the fixture, the keys set on its (text) config, the serve arguments after the model.

@@ -208,3 +208,26 @@ def test_expert_parallel_fullest_rank_holds_ceil_of_the_experts() -> None:
     tp1 = plan_of(QWEN3_MOE, "--max-model-len", "8192")
     per_expert = shape.moe_layers * 3 * shape.hidden * shape.expert_intermediate * (1 + 4 / (128 * 128))
     assert tp1.weights_gib - ep3.weights_gib == pytest.approx((128 - 43) * per_expert / GIB, abs=0.01)
+
+
+# -- the CPU worker's memory besides the KV cache ---------------------------------------------------------------
+
+
+def test_cpu_worker_memory_counts_packed_vocabulary_copies_and_the_compile_warm_up() -> None:
+    """cpu_worker.py takes the process's RSS: the weights, a packed copy of every VocabParallelEmbedding (SmolLM2:
+    tied, one 49152 x 576 matrix; Llama-3.1-8B: embeddings and lm_head, two of 128256 x 4096), and without
+    --enforce-eager the torch.compile warm-up that ran before."""
+    from launcher.check.memory import CPU_COMPILE_WARMUP_GIB, CPU_RUNTIME_GIB, cpu_packed_vocab_bytes
+    from launcher.check.platforms import Platform
+
+    smol = load_model(model_dir("HuggingFaceTB__SmolLM2-135M-Instruct"))
+    assert cpu_packed_vocab_bytes(shape_of(smol), 2) == 49152 * 576 * 2
+    llama = load_model(model_dir(LLAMA_8B))
+    assert cpu_packed_vocab_bytes(shape_of(llama), 2) == 2 * 128256 * 4096 * 2
+    cpu = Platform(target="cpu", kind="cpu", gpu="", numa_total_gib=16.0)
+    args = ["--model", model_dir("HuggingFaceTB__SmolLM2-135M-Instruct"), "--max-model-len", "2048"]
+    compiled = estimate(ServeArgs.parse(args), smol, cpu, environ={})
+    eager = estimate(ServeArgs.parse([*args, "--enforce-eager"]), smol, cpu, environ={})
+    assert eager.non_torch_gib == round(CPU_RUNTIME_GIB + 49152 * 576 * 2 / GIB, 2)
+    assert compiled.non_torch_gib == round(eager.non_torch_gib + CPU_COMPILE_WARMUP_GIB, 2)
+    assert compiled.kv_cache_gib == pytest.approx(eager.kv_cache_gib - CPU_COMPILE_WARMUP_GIB, abs=0.011)

@@ -99,6 +99,8 @@ def test_real_cpu_logs(path: Path) -> None:
     assert observed.complete and observed.kv_cache_gib and observed.max_model_len == 8192
     assert observed.weights_gib is None  # the CPU worker does not log it; its resident memory instead:
     assert observed.non_kv_gib is not None or "Explicitly set" in text
+    node = re.search(r"set \([\d.]+/([\d.]+)\) GiB for KV cache", text)
+    assert node and observed.node_total_gib == float(node[1])  # the NUMA node the budget is a share of
     cpu_line = re.search(r"CPU KV cache size: ([\d,]+) tokens", text)
     assert cpu_line and observed.kv_tokens == int(cpu_line[1].replace(",", ""))
 
