@@ -72,6 +72,18 @@ CPU_CASES: dict[str, dict[str, Any]] = {
         },
         "args": [*LONG, "--gpu-memory-utilization", "0.25"],
     },
+    "gpt-oss-hybrid-eager": {  # the same with --enforce-eager: the runtime without the compile warm-up
+        "source": "openai__gpt-oss-20b",
+        "drop": ["quantization_config"],
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "num_local_experts": 4,
+            "intermediate_size": 512,
+            "layer_types": ["sliding_attention", "full_attention"] * 2,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.25", "--enforce-eager"],
+    },
     "gemma3-text-5to1": {
         "source": "google__gemma-3-27b-it",
         "text_only": True,

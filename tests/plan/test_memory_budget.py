@@ -12,9 +12,9 @@ import yaml
 
 from launcher.check import activation
 from launcher.check.arguments import ServeArgs
-from launcher.check.memory import CUDA_GRAPH_GIB, GIB, MemoryPlan, estimate, model_buffers_bytes
+from launcher.check.memory import CUDA_GRAPH_GIB, GIB, MemoryPlan, estimate
 from launcher.check.model_facts import load_model
-from launcher.check.model_size import shape_of
+from launcher.check.model_size import model_buffers_bytes, shape_of
 from launcher.check.platforms import from_target
 from launcher.plan.observed import parse_log
 from tests.harness.common import model_dir

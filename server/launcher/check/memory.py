@@ -41,6 +41,7 @@ from .model_size import (
     kv_bytes_per_token_layer,
     kv_cache_dtype,
     layer_specs,
+    model_buffers_bytes,
     params_per_rank,
     shape_of,
     weight_scheme,
@@ -142,27 +143,6 @@ def _batch(args: ServeArgs, platform: Platform, device_gib: float, world: int) -
     else:
         tokens, seqs = SMALL_GPU_BATCH
     return (args.get_int("max-num-batched-tokens") or tokens, args.get_int("max-num-seqs") or seqs)
-
-
-def model_buffers_bytes(model: ModelFacts, shape: Shape, batched_tokens: int, dtype_bytes: float) -> float:
-    """Tensors the model allocates at construction besides its parameters, which vLLM's "Model loading took"
-    counts: the RoPE cos/sin cache, max_position_embeddings x rotary dim in the model dtype, one per distinct
-    rotary embedding (rotary_embedding/base.py, shared through get_rope's _ROPE_DICT; Gemma-3 has a local and a
-    global one), and Qwen3-VL's deepstack input buffers, one [max_num_batched_tokens, hidden] per level
-    (qwen3_vl.py)."""
-    text = model.text
-    positions = _int_of(model.text_with_defaults().get("max_position_embeddings"))
-    if shape.is_mla:
-        rotary = shape.qk_rope_head_dim
-    else:
-        rotary = int(shape.head_dim * float(text.get("partial_rotary_factor") or 1.0))
-    ropes = 2 if str(text.get("model_type", "")).startswith("gemma3") else 1
-    deepstack = len(model.vision.get("deepstack_visual_indexes") or [])
-    return (ropes * positions * rotary + deepstack * batched_tokens * shape.hidden) * dtype_bytes
-
-
-def _int_of(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def cpu_packed_vocab_bytes(shape: Shape, dtype_bytes: float) -> float:

@@ -244,6 +244,23 @@ def params_per_rank(
     return params
 
 
+def model_buffers_bytes(model: ModelFacts, shape: Shape, batched_tokens: int, dtype_bytes: float) -> float:
+    """Tensors the model allocates at construction besides its parameters, which vLLM's "Model loading took"
+    counts: the RoPE cos/sin cache, max_position_embeddings x rotary dim in the model dtype, one per distinct
+    rotary embedding (rotary_embedding/base.py, shared through get_rope's _ROPE_DICT; Gemma-3 has a local and a
+    global one), and Qwen3-VL's deepstack input buffers, one [max_num_batched_tokens, hidden] per level
+    (qwen3_vl.py)."""
+    text = model.text
+    positions = _int(model.text_with_defaults().get("max_position_embeddings"))
+    if shape.is_mla:
+        rotary = shape.qk_rope_head_dim
+    else:
+        rotary = int(shape.head_dim * float(text.get("partial_rotary_factor") or 1.0))
+    ropes = 2 if str(text.get("model_type", "")).startswith("gemma3") else 1
+    deepstack = len(model.vision.get("deepstack_visual_indexes") or [])
+    return (ropes * positions * rotary + deepstack * batched_tokens * shape.hidden) * dtype_bytes
+
+
 # -- bytes per parameter: how the weights are stored -------------------------------------------------------
 
 
