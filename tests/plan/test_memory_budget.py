@@ -231,3 +231,18 @@ def test_cpu_worker_memory_counts_packed_vocabulary_copies_and_the_compile_warm_
     assert eager.non_torch_gib == round(CPU_RUNTIME_GIB + 49152 * 576 * 2 / GIB, 2)
     assert compiled.non_torch_gib == round(eager.non_torch_gib + CPU_COMPILE_WARMUP_GIB, 2)
     assert compiled.kv_cache_gib == pytest.approx(eager.kv_cache_gib - CPU_COMPILE_WARMUP_GIB, abs=0.011)
+
+
+def test_data_parallel_moe_shards_the_experts_over_every_rank() -> None:
+    """fused_moe/config.py flatten_tp_across_dp: with DP 2 and no EP each rank holds half of every expert (the
+    same bytes as EP's half of the experts), the attention stays whole; the workspace sees both ranks' tokens."""
+    one = plan_of(QWEN3_MOE, "--max-model-len", "8192")
+    dp2 = plan_of(QWEN3_MOE, "--max-model-len", "8192", "-dp", "2")
+    ep2 = plan_of(QWEN3_MOE, "--max-model-len", "8192", "-dp", "2", "-ep")
+    assert dp2.weights_gib == ep2.weights_gib < one.weights_gib
+    assert dp2.kv_bytes_per_token == one.kv_bytes_per_token
+    # Workspace: 2 x 8192 gathered tokens x 8 x (max(384, 2048) + max(768, 2048)) without EP, the same with EP
+    # (768 and 1536 wide whole experts, still below the hidden size): twice the single rank's.
+    workspace = 8192 * 8 * (2048 + 2048) * 2
+    assert dp2.activation_gib == pytest.approx(one.activation_gib + workspace / GIB, abs=0.01)
+    assert ep2.activation_gib == dp2.activation_gib

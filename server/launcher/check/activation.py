@@ -20,7 +20,8 @@ the exponential noise q, all [N, vocab], plus topk_topp_triton's cached [SMs, vo
 Terms (bytes, T tokens, H hidden, I intermediate per rank, a = activation bytes):
 - dense MLP: residual + MLP input + gate_up [T, 2I] + act [T, I] + down output = T (3H + 3I) a
 - fused MoE (TritonExperts.workspace_shapes, modular_kernel._allocate_buffers through the workspace manager,
-  kept): T topk (max(I_e, H) + max(2 I_e, H)) a; none for the monolithic gpt-oss MXFP4 kernels
+  kept): T DP topk (max(I_e, H) + max(2 I_e, H)) a, I_e the experts' width on this rank (I / (TP x DP)
+  without EP); none for the monolithic gpt-oss MXFP4 kernels
 - V1 sampler: N V (2 + 4 + 4 + 4) + min(SMs, N) V 4; V2 sampler: N V a
 - cuBLAS workspace (32 MiB on Hopper and newer, from torch's allocator): counted once a bf16 GEMM ran
 - multimodal (V1 runner): encoder outputs of T tokens x out_hidden x (1 + deepstack levels), and the dummy
@@ -120,7 +121,8 @@ def peak_activation(
     tokens: int,
     max_seqs: int,
     tp: int,
-    expert_parallel: bool,
+    dp: int = 1,
+    expert_parallel: bool = False,
     act_bytes: float,
     bf16_layers: bool,
     monolithic_moe: bool,
@@ -136,8 +138,12 @@ def peak_activation(
     forward = tokens * (3 * h + 3 * mlp) * act_bytes
     workspace = 0.0
     if shape.moe_layers and not monolithic_moe:
-        local = shape.expert_intermediate / (1 if expert_parallel else tp)  # EP: whole experts per rank
-        workspace = tokens * shape.experts_per_token * (max(local, h) + max(2 * local, h)) * act_bytes
+        # fused_moe/config.py FusedMoEParallelConfig.make: without EP the experts are sharded over TP x DP ranks
+        # (flatten_tp_across_dp); with EP each rank holds whole experts. With DP the naive DP/EP prepare step
+        # all-gathers every DP rank's tokens before the experts run.
+        local = shape.expert_intermediate / (1 if expert_parallel else tp * dp)
+        gathered = tokens * dp
+        workspace = gathered * shape.experts_per_token * (max(local, h) + max(2 * local, h)) * act_bytes
     if runner == "v1":
         rows = min(multiprocessors or DEFAULT_MULTIPROCESSORS, reqs)
         sampler: float = reqs * vocab * (2 + 4 + 4 + 4) + rows * vocab * 4

@@ -192,8 +192,10 @@ def estimate(
     shape = shape_of(model)
     tp, pp = int(facts["tensor_parallel_size"]), int(facts["pipeline_parallel_size"])
     dp = args.get_int("data-parallel-size", 1) or 1
+    # fused_moe/config.py FusedMoEParallelConfig.make: the experts are split over all TP x DP ranks, as whole
+    # experts with --enable-expert-parallel, else each expert's intermediate (flatten_tp_across_dp).
     expert_parallel = args.flag("enable-expert-parallel")
-    expert_ranks = tp * dp if expert_parallel else tp
+    expert_ranks = tp * dp
     vision_tp = 1 if facts["mm_encoder_tp_mode"] == "data" else tp
     dtype_bytes = _dtype_bytes(args)
     scheme = weight_scheme(model, facts["quantization"], dtype_bytes)
@@ -221,6 +223,7 @@ def estimate(
         tokens=batched,
         max_seqs=max_seqs,
         tp=tp,
+        dp=dp,
         expert_parallel=expert_parallel,
         act_bytes=dtype_bytes,
         bf16_layers=scheme.bytes["attn"] >= dtype_bytes,

@@ -42,7 +42,7 @@ def layer_parameters(
     if expert_parallel:
         local, inner = math.ceil(shape.experts / expert_ranks), shape.expert_intermediate
     else:
-        local, inner = shape.experts, shape.expert_intermediate / tp
+        local, inner = shape.experts, shape.expert_intermediate / expert_ranks  # sharded over TP x DP
     found += [("router", h * shape.experts), ("experts", local * 2 * h * inner), ("experts", local * h * inner)]
     if shape.shared_intermediate:
         shared = shape.shared_intermediate / tp
