@@ -198,6 +198,7 @@ def test_data_parallel_ranks_each_hold_a_whole_model() -> None:
     one = plan_of(LLAMA_8B, "--max-model-len", "8192")
     dp4 = plan_of(LLAMA_8B, "--max-model-len", "8192", "-dp", "4")
     assert (dp4.weights_gib, dp4.kv_cache_gib, dp4.kv_tokens) == (one.weights_gib, one.kv_cache_gib, one.kv_tokens)
+    assert (one.gpus, dp4.gpus) == (1, 4)
 
 
 def test_expert_parallel_fullest_rank_holds_ceil_of_the_experts() -> None:

@@ -111,10 +111,11 @@ class MemoryPlan:
     notes: list[str] = field(default_factory=list)
     model_runner: str = ""  # vLLM's GPU model runner: v1 or v2 (activation.py model_runner)
     cuda_graph_in_kv_budget: bool = False  # the V1 runner's estimate is taken out of the KV cache
+    data_parallel_size: int = 1  # engines, each with the TP x PP GPUs this plan sizes one of
 
     @property
     def gpus(self) -> int:
-        return self.tensor_parallel_size * self.pipeline_parallel_size
+        return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
 
     @property
     def kv_fits(self) -> bool:
@@ -262,7 +263,9 @@ def estimate(
         if explicit:
             weights_fit, kv_gib = True, explicit / GIB
     else:
-        non_torch = NON_TORCH_GIB + (NON_TORCH_MULTI_GPU_GIB if world > 1 else 0.0)
+        # MoE with DP all-gathers tokens over the DP group's NCCL communicator; a dense DP rank is its own engine.
+        communicating = world > 1 or (dp > 1 and shape.moe_layers > 0)
+        non_torch = NON_TORCH_GIB + (NON_TORCH_MULTI_GPU_GIB if communicating else 0.0)
         graphs = 0.0 if facts["enforce_eager"] else CUDA_GRAPH_GIB
         graphs_inside = graphs_in_kv_budget(runner, bool(facts["enforce_eager"]), environ)
         block = GPU_BLOCK_SIZE
@@ -334,6 +337,7 @@ def estimate(
         notes=notes,
         model_runner=runner if platform.kind != "cpu" else "",
         cuda_graph_in_kv_budget=platform.kind != "cpu" and graphs_inside,
+        data_parallel_size=dp,
     )
 
 

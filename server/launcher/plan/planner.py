@@ -137,6 +137,7 @@ def format_plan(result: dict[str, Any]) -> str:
         f"{head}: {p.model} on {where}, vLLM {verdict.vllm_version}",
         f"  weights     {p.weights}: {_gib(p.weights_gib)} per GPU ({_gib(p.weights_total_gib)} in all), "
         f"tensor parallel {p.tensor_parallel_size} x pipeline parallel {p.pipeline_parallel_size}"
+        + (f" x data parallel {p.data_parallel_size} (each rank its own budget)" if p.data_parallel_size > 1 else "")
         if p.kind != "cpu"
         else f"  weights     {p.weights}: {_gib(p.weights_gib)}",
         f"  budget      --gpu-memory-utilization {p.utilization} x {_gib(p.device_memory_gib)} = "
