@@ -4,11 +4,9 @@ and the peak activation against every profile vLLM logged on the H100 (bench/res
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from launcher.check import activation
 from launcher.check.arguments import ServeArgs
@@ -106,30 +104,37 @@ def test_multimodal_encoder_outputs_are_held_through_the_profile() -> None:
 # -- against every profile vLLM 0.26 logged on the H100 -----------------------------------------------------
 
 
-def _h100_profiles() -> dict[str, float]:
-    found: dict[str, float] = {}
-    for archive in sorted((ROOT / "bench" / "results" / "h100-ground-truth-logs").glob("run*-vllm-logs.tar.gz")):
-        with tarfile.open(archive) as tar:
-            for member in tar.getmembers():
-                handle = tar.extractfile(member) if member.isfile() else None
-                if handle is None or not member.name.endswith(".log"):
-                    continue
-                observed = parse_log(handle.read().decode(errors="replace"))
-                if observed.peak_activation_gib is not None:
-                    found[Path(member.name).stem] = observed.peak_activation_gib
+GPU_LOG_FOLDERS = [
+    ("h100-ground-truth-logs", "cuda:h100"),
+    ("h200-ground-truth-logs", "cuda:h200"),
+    ("h200-plan-starts-logs", "cuda:h200"),
+]
+
+
+def _profiles() -> list[tuple[str, str, str, str, float]]:
+    """(folder, case, target, log, peak activation vLLM logged) of every committed GPU start with a memory
+    profile."""
+    from bench.plan_vs_vllm import gpu_logs
+
+    found = []
+    for folder, target in GPU_LOG_FOLDERS:
+        path = ROOT / "bench" / "results" / folder
+        for case, text in sorted(gpu_logs(path).items()) if path.is_dir() else []:
+            observed = parse_log(text)
+            if observed.peak_activation_gib is not None and (ROOT / "bench" / "gpu" / "models" / case).is_dir():
+                found.append((folder, case, target, text, observed.peak_activation_gib))
     return found
 
 
-def test_peak_activation_within_2_percent_of_every_h100_profile() -> None:
-    cases = {c["id"]: c for c in yaml.safe_load((ROOT / "bench" / "gpu" / "cases.yaml").read_text())["cases"]}
-    profiles = _h100_profiles()
-    assert len(profiles) >= 9  # dense BF16/FP8/block FP8, MoE FP8, MLA, MXFP4, vision MoE
-    for case, measured in profiles.items():
-        argv = ["--model", str(ROOT / "bench" / "gpu" / "models" / case), "--enforce-eager"]
-        argv += [str(a) for a in cases[case].get("args", [])]
-        serve = ServeArgs.parse(argv)
-        planned = estimate(serve, load_model(serve.model), from_target("cuda:h100"), environ={}).activation_gib
-        assert abs(planned - measured) <= 0.021 * measured, (case, planned, measured)
+def test_peak_activation_within_2_percent_of_every_logged_gpu_profile() -> None:
+    from bench.plan_vs_vllm import serve_args_of
+
+    profiles = _profiles()
+    assert len([p for p in profiles if p[0].startswith("h100")]) >= 9  # dense, FP8, MoE, MLA, MXFP4, vision MoE
+    for folder, case, target, text, measured in profiles:
+        serve = ServeArgs.parse(["--model", str(ROOT / "bench" / "gpu" / "models" / case), *serve_args_of(text)])
+        planned = estimate(serve, load_model(serve.model), from_target(target), environ={}).activation_gib
+        assert abs(planned - measured) <= 0.021 * measured, (folder, case, planned, measured)
 
 
 # -- CUDA graphs ---------------------------------------------------------------------------------------------
