@@ -377,8 +377,9 @@ def test_cpu_kv_cache_tokens_match_vllm(tmp_path: object) -> None:
 
 
 def test_cpu_offload_moves_weights_off_the_gpu() -> None:
-    plain = plan_of(LLAMA_8B, "--max-model-len", "8192")
-    offload = plan_of(LLAMA_8B, "--max-model-len", "8192", "--cpu-offload-gb", "4")
+    v1 = {"VLLM_USE_V2_MODEL_RUNNER": "0"}  # vLLM 0.26: only the V1 runner installs the offloader
+    plain = plan_of(LLAMA_8B, "--max-model-len", "8192", environ=v1)
+    offload = plan_of(LLAMA_8B, "--max-model-len", "8192", "--cpu-offload-gb", "4", environ=v1)
     # Whole parameters until 4 GiB is reached: 9 layers of 416 MiB, then qkv, o, gate_up and down of the 10th.
     assert offload.cpu_offload_gib == 4.06
     assert offload.weights_gib == pytest.approx(plain.weights_gib - 4.06, abs=0.015)

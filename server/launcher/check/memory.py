@@ -245,7 +245,14 @@ def estimate(
     utilization = float(facts["gpu_memory_utilization"])
     budget = utilization * device_gib
     limit = float(args.get("cpu-offload-gb") or 0) * GIB
-    offload = offloaded_bytes(shape, tp, expert_ranks, expert_parallel, stage_layers, scheme.bytes, limit) / GIB
+    # vLLM 0.26 installs the UVA offloader in the V1 model runner only (gpu_model_runner.py load_model
+    # set_offloader); the V2 runner never does, so there the flag changes nothing. On the CPU it would move
+    # weights from memory to memory.
+    offloads = platform.kind != "cpu" and runner == "v1"
+    if offloads:
+        offload = offloaded_bytes(shape, tp, expert_ranks, expert_parallel, stage_layers, scheme.bytes, limit) / GIB
+    else:
+        offload = 0.0
     weights -= offload * GIB
     explicit = args.get_int("kv-cache-memory-bytes")
     if platform.kind == "cpu":
@@ -287,6 +294,11 @@ def estimate(
                 f"CUDA graphs take about {graphs:.1f} GiB beyond --gpu-memory-utilization, and "
                 f"{1 - utilization:.2f} x {device_gib:.1f} GiB leaves less; lower it or add --enforce-eager"
             )
+    if limit and not offloads and platform.kind != "cpu":
+        notes.append(
+            "--cpu-offload-gb is ignored: vLLM 0.26's V2 model runner (the default for models without experts) "
+            "never installs the CPU offloader; VLLM_USE_V2_MODEL_RUNNER=0 selects the V1 runner, which does"
+        )
     if offload:
         notes.append(
             f"--cpu-offload-gb keeps {offload:.2f} GiB of the decoder layers' weights in CPU memory "
