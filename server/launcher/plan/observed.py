@@ -54,6 +54,7 @@ class Observed:
     kv_tokens: int | None = None
     max_concurrency: float | None = None
     non_kv_gib: float | None = None  # CPU: the worker's resident memory besides the KV cache (weights included)
+    node_total_gib: float | None = None  # CPU: the NUMA node's memory the worker's budget is a share of
     peak_activation_gib: float | None = None
     non_torch_gib: float | None = None
     cuda_graph_gib: float | None = None
@@ -88,8 +89,8 @@ PATTERNS: list[tuple[re.Pattern[str], Setter]] = [
     (re.compile(r"Model loading took ([\d.]+) GiB"), lambda o, m: setattr(o, "weights_gib", float(m[1]))),
     (re.compile(r"Available KV cache memory: ([\d.]+) GiB"), lambda o, m: setattr(o, "kv_cache_gib", float(m[1]))),
     (
-        re.compile(r"(?:Auto|Explicitly) set \(([\d.]+)/[\d.]+\) GiB for KV cache"),
-        lambda o, m: setattr(o, "kv_cache_gib", float(m[1])),
+        re.compile(r"(?:Auto|Explicitly) set \(([\d.]+)/([\d.]+)\) GiB for KV cache"),
+        lambda o, m: _cpu_kv(o, m),
     ),
     (
         re.compile(r"([\d.]+) GiB memory was consumed by non-kv usages"),
@@ -112,6 +113,10 @@ PATTERNS: list[tuple[re.Pattern[str], Setter]] = [
         lambda o, m: setattr(o, "cuda_graph_gib", float(m[1])),
     ),
 ]
+
+
+def _cpu_kv(observed: Observed, match: re.Match[str]) -> None:
+    observed.kv_cache_gib, observed.node_total_gib = float(match[1]), float(match[2])
 
 
 def _usage(observed: Observed, match: re.Match[str]) -> None:

@@ -137,6 +137,7 @@ def format_plan(result: dict[str, Any]) -> str:
         f"{head}: {p.model} on {where}, vLLM {verdict.vllm_version}",
         f"  weights     {p.weights}: {_gib(p.weights_gib)} per GPU ({_gib(p.weights_total_gib)} in all), "
         f"tensor parallel {p.tensor_parallel_size} x pipeline parallel {p.pipeline_parallel_size}"
+        + (f" x data parallel {p.data_parallel_size} (each rank its own budget)" if p.data_parallel_size > 1 else "")
         if p.kind != "cpu"
         else f"  weights     {p.weights}: {_gib(p.weights_gib)}",
         f"  budget      --gpu-memory-utilization {p.utilization} x {_gib(p.device_memory_gib)} = "
@@ -145,10 +146,10 @@ def format_plan(result: dict[str, Any]) -> str:
     if p.kind == "cpu":
         lines.append(f"  reserve     the worker's runtime {_gib(p.non_torch_gib)}")
     else:
+        where = "inside the budget" if p.cuda_graph_in_kv_budget else "outside the budget"
+        graphs = f"CUDA graphs about {p.cuda_graph_gib:.1f} GiB, {where}" if p.cuda_graph_gib else "no CUDA graphs"
         lines.append(
-            f"  reserve     activations {_gib(p.activation_gib)} + CUDA/NCCL context "
-            f"{_gib(p.non_torch_gib)} (CUDA graphs take about {p.cuda_graph_gib:.1f} GiB more, "
-            "outside the budget)"
+            f"  reserve     activations {_gib(p.activation_gib)} + CUDA/NCCL context {_gib(p.non_torch_gib)} ({graphs})"
         )
     unit = "GPU" if p.kind != "cpu" else "node"
     if p.weights_fit:

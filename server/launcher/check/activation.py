@@ -1,0 +1,155 @@
+"""The peak activation vLLM 0.26 measures in its memory profile, term by term from its code.
+
+gpu_worker.py determine_available_memory wraps model_runner.profile_run() in memory_profiling(), which resets
+torch's peak statistics first: what it logs as "peak activation" is the allocator's peak during profile_run
+less what was allocated before it (weights, the runner's persistent input buffers). profile_run is
+
+    [multimodal: the encoder on a dummy batch; its outputs kept in encoder_cache until the end]
+    hidden_states = _dummy_run(max_num_batched_tokens)       # one forward pass of T tokens, N = min(T, seqs)
+    _dummy_sampler_run(hidden_states[logits_indices])        # the sampler over N dummy requests
+
+so the peak is the larger of the forward pass's transient tensors and the sampler's, on top of what the
+forward leaves allocated (the fused-MoE workspace, the cuBLAS workspace, the hidden states it returns).
+
+Which model runner runs it matters (config/vllm.py use_v2_model_runner): the V2 runner (gpu/model_runner.py)
+is the default for models without experts and for DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES; its sampler works
+on the bf16 logits in place. The V1 runner (gpu_model_runner.py, every other MoE model) calls the V1 sampler
+twice (the second time with a generator, forward_native): bf16 logits, their fp32 copy, softmax probs and
+the exponential noise q, all [N, vocab], plus topk_topp_triton's cached [SMs, vocab] fp32 buffer.
+
+Terms (bytes, T tokens, H hidden, I intermediate per rank, a = activation bytes):
+- dense MLP: residual + MLP input + gate_up [T, 2I] + act [T, I] + down output = T (3H + 3I) a
+- fused MoE (TritonExperts.workspace_shapes, modular_kernel._allocate_buffers through the workspace manager,
+  kept): T DP topk (max(I_e, H) + max(2 I_e, H)) a, I_e the experts' width on this rank (I / (TP x DP)
+  without EP); none for the monolithic gpt-oss MXFP4 kernels
+- V1 sampler: N V (2 + 4 + 4 + 4) + min(SMs, N) V 4; V2 sampler: N V a
+- cuBLAS workspace (32 MiB on Hopper and newer, from torch's allocator): counted once a bf16 GEMM ran
+- multimodal (V1 runner): encoder outputs of T tokens x out_hidden x (1 + deepstack levels), and the dummy
+  pixel values (fp32 from the HF processor) of their T x merge^2 patches
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .model_size import Shape
+
+GIB = 1024**3
+MIB = 1024**2
+# config/vllm.py DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES (0.26): MoE models the V2 runner takes anyway.
+V2_MOE_ARCHITECTURES = frozenset(
+    {
+        "DeepseekV2ForCausalLM",
+        "GraniteMoeForCausalLM",
+        "InklingForCausalLM",
+        "InklingForConditionalGeneration",
+        "LongcatFlashNgramForCausalLM",
+        "Qwen2MoeForCausalLM",
+    }
+)
+# torch's default cuBLAS workspace (CUBLAS_WORKSPACE_CONFIG :4096:8) on compute capability >= 9.0; older: :4096:2:16:8.
+CUBLAS_WORKSPACE = {9: 32 * MIB, 0: 9 * MIB}
+DEFAULT_MULTIPROCESSORS = 132  # H100 / H200 SXM
+
+
+@dataclass(frozen=True)
+class Activation:
+    """vLLM's profiled peak, and the terms it is made of (bytes)."""
+
+    runner: str  # "v1" or "v2"
+    forward: float  # transient tensors of the largest decoder layer
+    sampler: float  # transient tensors of the dummy sampler run
+    hidden: float  # the hidden states _dummy_run returns, alive through the sampler run
+    workspace: float  # the fused-MoE workspace, allocated in the forward pass and kept
+    cublas_in_forward: float  # the cuBLAS workspace, when a bf16 GEMM runs before the forward's peak
+    cublas: float  # the cuBLAS workspace, allocated by the lm_head at the latest
+    encoder: float  # multimodal encoder outputs and inputs, held through the profile
+
+    @property
+    def peak(self) -> float:
+        forward_phase = self.forward + self.workspace + self.cublas_in_forward
+        sampler_phase = self.sampler + self.hidden + self.workspace + self.cublas
+        return max(forward_phase, sampler_phase) + self.encoder
+
+    @property
+    def gib(self) -> float:
+        return self.peak / GIB
+
+
+def model_runner(model_config: Mapping[str, Any], shape: Shape, environ: Mapping[str, str]) -> str:
+    """Which GPU model runner vLLM 0.26 picks (config/vllm.py use_v2_model_runner)."""
+    forced = environ.get("VLLM_USE_V2_MODEL_RUNNER")
+    if forced is not None and forced.strip() != "":
+        return "v2" if forced.strip().lower() in ("1", "true") else "v1"
+    if _is_hybrid(model_config):
+        return "v1"
+    architectures = model_config.get("architectures") or []
+    if not shape.experts or any(a in V2_MOE_ARCHITECTURES for a in architectures):
+        return "v2"
+    return "v1"
+
+
+def _is_hybrid(config: Mapping[str, Any]) -> bool:
+    """Mamba/linear-attention hybrids (ModelConfig.is_hybrid): the V1 runner."""
+    text = config.get("text_config") or config
+    types = text.get("layer_types") or text.get("layers_block_type") or []
+    return any(str(t) in ("mamba", "linear_attention", "mamba2") for t in types)
+
+
+def cublas_workspace(capability: float | None) -> int:
+    return CUBLAS_WORKSPACE[9] if (capability or 9.0) >= 9.0 else CUBLAS_WORKSPACE[0]
+
+
+def encoder_bytes(vision: Mapping[str, Any], tokens: int) -> float:
+    """Encoder outputs of `tokens` multimodal tokens, kept in encoder_cache, and their dummy pixel values."""
+    out_hidden = int(vision.get("out_hidden_size") or 0)
+    if not out_hidden:
+        return 0.0
+    levels = 1 + len(vision.get("deepstack_visual_indexes") or [])
+    merge = int(vision.get("spatial_merge_size") or 1)
+    patch = int(vision.get("patch_size") or 14)
+    values = int(vision.get("in_channels") or 3) * int(vision.get("temporal_patch_size") or 1) * patch * patch
+    return tokens * out_hidden * levels * 2 + tokens * merge * merge * values * 4
+
+
+def peak_activation(
+    shape: Shape,
+    *,
+    runner: str,
+    tokens: int,
+    max_seqs: int,
+    tp: int,
+    dp: int = 1,
+    expert_parallel: bool = False,
+    act_bytes: float,
+    bf16_layers: bool,
+    monolithic_moe: bool,
+    vision: Mapping[str, Any],
+    capability: float | None,
+    multiprocessors: int | None,
+) -> Activation:
+    """The peak vLLM's profile_run reaches on one GPU (the last pipeline stage: it also runs the sampler)."""
+    h, vocab = shape.hidden, shape.vocab
+    reqs = min(tokens, max_seqs)
+    cublas = cublas_workspace(capability)
+    mlp = shape.intermediate / tp if shape.layers > shape.moe_layers else 0
+    forward = tokens * (3 * h + 3 * mlp) * act_bytes
+    workspace = 0.0
+    if shape.moe_layers and not monolithic_moe:
+        # fused_moe/config.py FusedMoEParallelConfig.make: without EP the experts are sharded over TP x DP ranks
+        # (flatten_tp_across_dp); with EP each rank holds whole experts. With DP the naive DP/EP prepare step
+        # all-gathers every DP rank's tokens before the experts run.
+        local = shape.expert_intermediate / (1 if expert_parallel else tp * dp)
+        gathered = tokens * dp
+        workspace = gathered * shape.experts_per_token * (max(local, h) + max(2 * local, h)) * act_bytes
+    if runner == "v1":
+        rows = min(multiprocessors or DEFAULT_MULTIPROCESSORS, reqs)
+        sampler: float = reqs * vocab * (2 + 4 + 4 + 4) + rows * vocab * 4
+    else:
+        sampler = reqs * vocab * act_bytes
+    # The lm_head (and a MoE router) run through cuBLAS; a bf16 decoder layer does so before the MLP's peak.
+    early = float(cublas) if bf16_layers or shape.moe_layers else 0.0
+    encoder = encoder_bytes(vision, tokens) if runner == "v1" else 0.0
+    return Activation(runner, forward, sampler, tokens * h * act_bytes, workspace, early, cublas, encoder)
