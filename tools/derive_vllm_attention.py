@@ -93,23 +93,26 @@ def set_cuda_platform(major: int, minor: int) -> Any:
 
 
 def _allocate_on_meta() -> None:
-    """Module-level CUDA allocations (cutlass_mla.py's SM100Workspace) land on the meta device."""
+    """Module-level CUDA allocations (cutlass_mla.py's SM100Workspace, flashinfer_mla.py's g_fi_workspace) land on
+    the meta device."""
     import torch
 
-    empty = torch.empty
+    def on_meta(allocate: Any) -> Any:
+        def allocate_on_meta(*args: Any, **kwargs: Any) -> Any:
+            if str(kwargs.get("device", "")).startswith("cuda"):
+                kwargs["device"] = "meta"
+            return allocate(*args, **kwargs)
 
-    def meta_empty(*args: Any, **kwargs: Any) -> Any:
-        if str(kwargs.get("device", "")).startswith("cuda"):
-            kwargs["device"] = "meta"
-        return empty(*args, **kwargs)
+        return allocate_on_meta
 
-    torch.empty = meta_empty  # type: ignore[assignment]
+    for name in ("empty", "zeros", "ones"):
+        setattr(torch, name, on_meta(getattr(torch, name)))
 
 
 def _assume_image_environment() -> list[str]:
     """What vLLM's CUDA image has and this machine has not; returned as the list recorded in the output."""
     _allocate_on_meta()
-    assumed = ["torch.empty(device='cuda') allocates on the meta device (module-level workspaces)"]
+    assumed = ["torch.empty/zeros/ones(device='cuda') allocate on the meta device (module-level workspaces)"]
     try:
         import vllm.utils.flashinfer as fi
 

@@ -92,7 +92,12 @@ def _combination_reason(facts: dict[str, Any], section: dict[str, Any], query: A
     if query.model_shape not in section["model_shapes"]:
         raise NotDerived(f"model shape {query.model_shape} was not asked")
     entry = (facts.get("combination") or {}).get(query.model_shape)
-    if not entry:
+    asked = (
+        query.head_size in facts["head_sizes"]
+        and query.dtype in facts["dtypes"]
+        and query.kv_cache_dtype in facts["kv_cache_dtypes"]
+    )
+    if not entry or not asked:  # outside the grid the backend is refused anyway; vLLM may add a reason here
         return None
     if "all" in entry:
         return str(entry["all"])
