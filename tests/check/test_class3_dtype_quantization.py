@@ -7,9 +7,12 @@ get_supported_act_dtypes(); vllm/model_executor/model_loader/weight_utils.py get
 get_config_filenames() ("Cannot find the config file for awq"); vllm/platforms/cuda.py check_if_supports_dtype.
 """
 
+from pathlib import Path
+
 import pytest
 
 from launcher.check import vllm_parser
+from launcher.check.verdict import check
 from tests.harness.common import rule_ids, run_check
 
 QWEN = "Qwen__Qwen2.5-7B-Instruct"
@@ -70,3 +73,16 @@ def test_fp16_ban_follows_the_release() -> None:
 def test_capability_message_quotes_vllm() -> None:
     finding = next(f for f in run_check(QWEN, "-q", "experts_int8", target="cuda:t4").findings if f.rule == CAPABILITY)
     assert "Minimum capability: 80. Current capability: 75." in finding.message
+
+
+def test_deprecated_method_from_the_checkpoint() -> None:
+    """vllm/config/model.py ModelConfig._verify_quantization (0.26.0) checks DEPRECATED_QUANTIZATION_METHODS on the
+    method resolved from the checkpoint, before the capability check: the H200 stopped an fp_quant checkpoint with
+    "... deprecated ... set `--allow-deprecated-quantization`" (bench/results/h200-ground-truth.json,
+    fp-quant-checkpoint-hopper). With the flag, the capability (100 > 90) is what is left."""
+    model = str(Path(__file__).resolve().parents[2] / "bench" / "gpu" / "models" / "fp-quant-checkpoint-hopper")
+    plain = check(["--model", model], target="cuda:h200", vllm_version="0.26.0")
+    allowed = check(["--model", model, "--allow-deprecated-quantization"], target="cuda:h200", vllm_version="0.26.0")
+    assert {"quantization-deprecated", CAPABILITY} <= rule_ids(plain)
+    assert "quantization-deprecated" not in rule_ids(allowed) and CAPABILITY in rule_ids(allowed)
+    assert rule_ids(run_check(QWEN, target="cuda:h200")) & {"quantization-deprecated"} == set()

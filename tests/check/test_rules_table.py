@@ -41,6 +41,8 @@ CASES = [
     ("quantization-needs-checkpoint", QWEN25, ["-q", "awq"], "cuda:h100", "0.26.0", True),
     ("quantization-needs-checkpoint", QWEN25, ["-q", "fp8"], "cuda:h100", "0.26.0", False),
     # class 5 (tests/check/test_class5_parallel.py has more)
+    ("config-revision-ignored", LLAMA_8B, ["--revision", "v2"], "cuda:h100", "0.26.0", True),
+    ("config-revision-ignored", LLAMA_8B, ["--code-revision", "v2"], "cuda:h100", "0.26.0", False),
     ("expert-parallel-dense", LLAMA_8B, ["--enable-expert-parallel"], "cuda:h100", "0.26.0", True),
     ("expert-parallel-dense", QWEN3_MOE_FP8, ["--enable-expert-parallel"], "cuda:h100", "0.26.0", False),
     ("eplb-without-expert-parallel", QWEN3_MOE_FP8, ["--enable-eplb", "-tp", "2"], "cuda:h100", "0.26.0", True),
@@ -257,6 +259,8 @@ def test_every_rule_has_a_firing_case() -> None:
     """A rule with no case that fires it is untested: the table and this file must grow together."""
     fired = {case[0] for case in CASES if case[5]}
     unit_tested = {"tp-more-than-gpus", "cpu-memory-utilization"}  # need a detected machine: test_verdict.py
+    unit_tested |= {"config-revision-unseen", "config-format-partly-modelled"}  # an HF cache, params.json:
+    # tests/check/test_config_source.py
     table = {rule.id for rule in load_table()["parsed_rules"]}
     assert table - fired - unit_tested == set()
 

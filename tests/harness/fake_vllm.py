@@ -142,6 +142,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
             except asyncio.CancelledError:
                 record({"event": "cancelled", "path": request.raw_path})
                 raise
+        request.app["counters"]["generated"] += tokens
         return web.json_response(
             {
                 "object": "text_completion",
@@ -158,6 +159,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         finish = "length" if index == tokens - 1 else None
         event = {"object": "text_completion", "choices": [{"index": 0, "text": " tok", "finish_reason": finish}]}
         await response.write(f"data: {json.dumps(event)}\n\n".encode())
+        request.app["counters"]["generated"] += 1
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
@@ -182,8 +184,12 @@ async def health(_request: web.Request) -> web.Response:
     return web.Response(text="")
 
 
-async def metrics(_request: web.Request) -> web.Response:
-    return web.Response(text="vllm:num_requests_running 0.0\n")
+async def metrics(request: web.Request) -> web.Response:
+    """vLLM's gauge and its generation-token counter (what bench/gpu/front_door.py counts on the server side)."""
+    generated = request.app["counters"]["generated"]
+    return web.Response(
+        text=f'vllm:num_requests_running 0.0\nvllm:generation_tokens_total{{model_name="fake"}} {generated:.1f}\n'
+    )
 
 
 async def reached(request: web.Request) -> web.Response:
@@ -216,6 +222,7 @@ async def main() -> None:
                 print(line.rstrip("\n"), flush=True)
     app = web.Application(middlewares=[recorder])
     app["token_ms"] = settings.get("token-ms", 5)
+    app["counters"] = {"generated": 0}
     app["thawed"] = asyncio.Event()
     app["thawed"].set()
     app.add_routes(

@@ -61,11 +61,50 @@ def refusal(message: str, release: str) -> Finding:
     )
 
 
+def _shown(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def repeated_findings(parsed: vllm_parser.Parsed, release: str) -> list[Finding]:
+    """A warning for each flag given more than once (the earlier value is ignored) and each dotted key set twice,
+    with the duplicate keys vLLM itself logs."""
+    data = _rules()["repeated"]
+    fix = data["fix"].format(release=release)
+    findings = []
+    for dest, options in parsed.repeated(release).items():
+        value = getattr(parsed.namespace, dest, None)
+        logged = sorted(parsed.duplicates & set(options))
+        findings.append(
+            Finding(
+                data["id"],
+                "warning",
+                f"{' then '.join(options)}: the same flag {len(options)} times; vLLM {release}'s parser keeps the "
+                f"last ({options[-1]} -> {_shown(value)}) and ignores the earlier"
+                + (f" (vLLM logs: Found duplicate keys {', '.join(logged)})" if logged else ""),
+                fix,
+                data["source"],
+            )
+        )
+    dotted = sorted(key for key in parsed.duplicates if "." in key)
+    if dotted:
+        findings.append(
+            Finding(
+                data["id"],
+                "warning",
+                f"{', '.join(dotted)} set more than once: vLLM {release} merges the dotted keys and keeps the last "
+                f"value of each (vLLM logs: Found duplicate keys {', '.join(dotted)})",
+                fix,
+                data["source"],
+            )
+        )
+    return findings
+
+
 def check_arguments(argv: list[str], version: str) -> tuple[list[Finding], Any]:
     """Findings of the target release's parser on argv, and its namespace (None when it refused)."""
     release = vllm_parser.release_for(version)
     try:
-        namespace = vllm_parser.parse(argv, release)
+        parsed = vllm_parser.parse_recorded(argv, release)
     except vllm_parser.ArgumentsRefused as refused:
         return [refusal(str(refused), release)], None
     data = _rules()["deprecated"]
@@ -81,4 +120,4 @@ def check_arguments(argv: list[str], version: str) -> tuple[list[Finding], Any]:
         for option in dict.fromkeys(vllm_parser.used_options(argv, release))
         if spec.options[option].get("deprecated")
     ]
-    return findings, namespace
+    return findings + repeated_findings(parsed, release), parsed.namespace

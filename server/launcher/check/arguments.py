@@ -71,7 +71,8 @@ class Option:
 
 @dataclass
 class ServeArgs:
-    """The parsed serve arguments, in the order given."""
+    """The parsed serve arguments, in the order given; a flag given twice is kept twice and read as vLLM's parser
+    reads it (the last value wins: vllm_parser's rebuilt parser is the authority, this is only the split)."""
 
     options: list[Option]
 
@@ -108,21 +109,7 @@ class ServeArgs:
                 if not spec.takes_many(_spelled(raw)):
                     break
             options.append(Option(name, values))
-        args = cls(options)
-        args._reject_contradictions()
-        return args
-
-    def _reject_contradictions(self) -> None:
-        seen: dict[str, list[str]] = {}
-        for option in self.options:
-            if option.name in seen and seen[option.name] != option.values:
-                raise LauncherError(
-                    f"--{option.name} is given twice with different values "
-                    f"({' '.join(seen[option.name]) or 'on'} and {' '.join(option.values) or 'on'}); keep one"
-                )
-            seen[option.name] = option.values
-            if option.name.startswith("no-") and option.name[3:] in seen:
-                raise LauncherError(f"--{option.name[3:]} and --{option.name} contradict each other; keep one")
+        return cls(options)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -136,8 +123,11 @@ class ServeArgs:
         return any(option.name == name for option in self.options)
 
     def flag(self, name: str) -> bool:
-        """A boolean flag: True when given, False when its --no- twin is, else False."""
-        return self.has(name) and not self.has(f"no-{name}")
+        """A boolean flag: on when its last spelling is `--name`, off when it is `--no-name` or neither is given (a
+        repeated flag is read as argparse reads it: the last occurrence wins)."""
+        twin = name[3:] if name.startswith("no-") else f"no-{name}"
+        last = next((o.name for o in reversed(self.options) if o.name in (name, twin)), None)
+        return last == name
 
     def get_int(self, name: str, default: int | None = None) -> int | None:
         value = self.get(name)

@@ -19,6 +19,7 @@ from packaging.version import Version
 from ..errors import LauncherError
 from . import engine, platforms
 from .arguments import ServeArgs
+from .config_source import ConfigRequest
 from .derive import parsed_facts
 from .model_facts import DEFAULT_MAX_LEN_RULES, ModelFacts, load_model
 from .platforms import Platform
@@ -75,7 +76,8 @@ def gather(
         **(vllm["max_len"] or DEFAULT_MAX_LEN_RULES),
         "rope_scaling_override_applies": Version(version) in SpecifierSet(table["rope_scaling_override_applies"]),
     }
-    model = load_model(args.model or "", config_folders).as_served(
+    request = ConfigRequest.from_parsed(args.model or "", namespace)
+    model = load_model(args.model or "", config_folders, request).as_served(
         overrides if isinstance(overrides, dict) else None,
         max_len_rules,
         bool(getattr(namespace, "disable_sliding_window", False)),

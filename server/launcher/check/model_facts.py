@@ -20,6 +20,7 @@ from typing import Any
 from .. import settings
 from ..errors import LauncherError
 from ..resources import data_file
+from .config_source import ConfigRead, ConfigRequest, mistral_config, resolved_format
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class ModelFacts:
     file_config: dict[str, Any] = field(default_factory=dict)  # config.json as read, before the overrides
     max_len_rules: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MAX_LEN_RULES))
     disable_sliding_window: bool = False
+    read: ConfigRead | None = None  # which file vLLM will read, and what the check could not see
 
     def as_served(
         self, hf_overrides: dict[str, Any] | None, max_len_rules: dict[str, Any] | None, disable_sliding_window: bool
@@ -161,6 +163,7 @@ class ModelFacts:
             "vision_intermediate_size": vision.get("intermediate_size"),
             "vision_num_heads": vision_heads,
             "vision_depth": vision.get("depth") or vision.get("num_hidden_layers"),
+            **(self.read or ConfigRead(str(Path(self.source) / "config.json"), "hf")).facts(),
         }
 
     def sliding_window_layers(self) -> str:
@@ -207,7 +210,7 @@ class ModelFacts:
 
     def max_model_len_source(self) -> str:
         """Where the limit comes from, for messages."""
-        parts = ["config.json"]
+        parts = [Path(self.read.file).name if self.read and self.read.file else "config.json"]
         if self.hf_overrides:
             parts.append("--hf-overrides")
         if self._with_defaults(self.text) is not self.text:
@@ -285,14 +288,17 @@ def _hf_cache_dirs() -> list[Path]:
     return [home / "hub"]
 
 
-def _from_hf_cache(repo_id: str) -> Path | None:
+def _from_hf_cache(repo_id: str, revision: str | None = None) -> Path | None:
+    """The cached snapshot of `revision` (a branch or tag under refs/, or a commit under snapshots/), else of main,
+    else any snapshot with a config.json (only when no revision is asked for)."""
     for cache in _hf_cache_dirs():
         repo = cache / ("models--" + repo_id.replace("/", "--"))
-        ref = repo / "refs" / "main"
         snapshots = repo / "snapshots"
-        if ref.is_file() and (snapshots / ref.read_text().strip() / "config.json").is_file():
-            return snapshots / ref.read_text().strip()
-        if snapshots.is_dir():
+        ref = repo / "refs" / (revision or "main")
+        commit = ref.read_text().strip() if ref.is_file() else revision
+        if commit and (snapshots / commit / "config.json").is_file():
+            return snapshots / commit
+        if revision is None and snapshots.is_dir():
             for snapshot in sorted(snapshots.iterdir()):
                 if (snapshot / "config.json").is_file():
                     return snapshot
@@ -307,37 +313,30 @@ def _from_config_folders(repo_id: str, folders: list[Path]) -> Path | None:
     return None
 
 
-def _from_hub(repo_id: str) -> Path | None:
+def _from_hub(repo_id: str, revision: str | None = None) -> Path | None:
     if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True"):
         return None
     try:
         from huggingface_hub import hf_hub_download  # optional: only when online
     except ImportError:
         return None
+    token = os.environ.get("HF_TOKEN") or None
     try:
-        path = Path(hf_hub_download(repo_id, "config.json", token=os.environ.get("HF_TOKEN") or None))
+        path = Path(hf_hub_download(repo_id, "config.json", revision=revision, token=token))
     except Exception as exc:  # any hub failure means "not found here"; the caller says what to do
         log.debug("config.json of %s not fetched from the hub: %s", repo_id, exc)
         return None
-    try:
-        hf_hub_download(repo_id, "hf_quant_config.json", token=os.environ.get("HF_TOKEN") or None)
-    except Exception:
-        pass
+    for optional in ("hf_quant_config.json", "params.json"):
+        try:
+            hf_hub_download(repo_id, optional, revision=revision, token=token)
+        except Exception:
+            pass
     return path.parent
 
 
 def locate_model_dir(model: str, config_folders: list[Path] | None = None) -> Path:
     """The directory holding config.json for `model` (a path or a hub id); LauncherError when none."""
-    folders = list(config_folders or [])
-    folders += settings.get("LAUNCHER_MODEL_CONFIGS")
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if (path / "config.json").is_file():
-            return path
-        raise LauncherError(f"model directory {model} has no config.json; point --model at a Hugging Face model folder")
-    if path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1:
-        raise LauncherError(f"model path {model} does not exist; check --model (inside a container, mount it)")
-    found = _from_config_folders(model, folders) or _from_hf_cache(model) or _from_hub(model)
+    found = _locate(model, config_folders, None)
     if found is None:
         raise LauncherError(
             f"config.json of {model} was not found: not a local directory, not in the Hugging Face cache "
@@ -345,6 +344,21 @@ def locate_model_dir(model: str, config_folders: list[Path] | None = None) -> Pa
             f"(huggingface-cli download {model} config.json) or pass a local path to --model"
         )
     return found
+
+
+def _locate(model: str, config_folders: list[Path] | None, revision: str | None) -> Path | None:
+    folders = list(config_folders or [])
+    folders += settings.get("LAUNCHER_MODEL_CONFIGS")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file() or (path / "params.json").is_file():
+            return path
+        raise LauncherError(f"model directory {model} has no config.json; point --model at a Hugging Face model folder")
+    if path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1:
+        raise LauncherError(f"model path {model} does not exist; check --model (inside a container, mount it)")
+    if revision is not None:
+        return _from_hf_cache(model, revision) or _from_hub(model, revision)
+    return _from_config_folders(model, folders) or _from_hf_cache(model) or _from_hub(model)
 
 
 def _read_json(path: Path) -> Any:
@@ -358,15 +372,62 @@ def _read_json(path: Path) -> Any:
         raise LauncherError(f"{path} cannot be read: {exc.strerror}") from None
 
 
-def load_model(model: str, config_folders: list[Path] | None = None) -> ModelFacts:
-    directory = locate_model_dir(model, config_folders)
-    config = _read_json(directory / "config.json")
-    if not isinstance(config, dict):
-        raise LauncherError(f"{directory / 'config.json'} is not a JSON object; is it a model config?")
+def _located(request: ConfigRequest, config_folders: list[Path] | None) -> tuple[Path, ConfigRead]:
+    """Where the config vLLM will read is, here: --hf-config-path or --model, at --revision where the check can see
+    that revision; else the revision it can see, marked unseen (the rules say so instead of judging silently)."""
+    location, revision = request.location, request.revision
+    local = Path(location).expanduser().is_dir()
+    directory = None if local or revision is None else _locate(location, config_folders, revision)
+    unseen = directory is None and revision is not None and not local
+    directory = directory or locate_model_dir(location, config_folders)
+    config_format = resolved_format(request.config_format, directory)
+    read = ConfigRead(
+        "",
+        config_format,
+        revision=revision,
+        revision_ignored=local and revision is not None,
+        revision_unseen=unseen,
+    )
+    return directory, read
+
+
+def _read_config(directory: Path, read: ConfigRead) -> dict[str, Any]:
+    """config.json, or for the mistral format params.json remapped as vLLM remaps it (config.json as defaults)."""
+    hf_file, params_file = directory / "config.json", directory / "params.json"
+    hf_config = _read_json(hf_file) if hf_file.is_file() else {}
+    if not isinstance(hf_config, dict):
+        raise LauncherError(f"{hf_file} is not a JSON object; is it a model config?")
+    if read.config_format != "mistral":
+        if not hf_file.is_file():
+            raise LauncherError(
+                f"{directory} has params.json but no config.json: vLLM reads params.json only with "
+                "--config-format mistral (or auto with consolidated*.safetensors beside it); add the flag"
+            )
+        read.file = str(hf_file)
+        return hf_config
+    if not params_file.is_file():
+        raise LauncherError(
+            f'--config-format mistral reads params.json, and {directory} has none (vLLM: "Failed to load mistral '
+            "'params.json' config\"); drop --config-format mistral for a Hugging Face-format model"
+        )
+    params = _read_json(params_file)
+    if not isinstance(params, dict):
+        raise LauncherError(f"{params_file} is not a JSON object; is it a Mistral params.json?")
+    config, read.not_modelled = mistral_config(params, hf_config)
+    read.file = str(params_file)
+    return config
+
+
+def load_model(
+    model: str, config_folders: list[Path] | None = None, request: ConfigRequest | None = None
+) -> ModelFacts:
+    """The model config vLLM will read for `model` (`request`: --hf-config-path, --revision, --config-format)."""
+    directory, read = _located(request or ConfigRequest(model, model, None, "auto"), config_folders)
+    config = _read_config(directory, read)
     extra = {}
     if (directory / "hf_quant_config.json").is_file():
         extra["hf_quant_config.json"] = _read_json(directory / "hf_quant_config.json")
     name = config.get("_name_or_path") or model.rstrip("/").split("/")[-1]
     if Path(model).is_dir():
         name = Path(model).resolve().name
-    return ModelFacts(name=str(name), config=config, source=str(directory), extra_files=extra)
+    return ModelFacts(name=str(name), config=config, source=str(directory), extra_files=extra, read=read)

@@ -184,13 +184,12 @@ def _default(action: dict[str, Any]) -> Any:
     return default
 
 
-class _SwitchAction(argparse.Action):
-    """A flag without a value (BooleanOptionalAction, vLLM's EnableDisableAction): on, unless spelled as one of
-    the action's negative option strings (--no-x; --enable-x for a --disable-x flag)."""
+OCCURRENCES = "__launcher_occurrences__"  # where a parse records each option taken, popped before it returns
 
-    def __init__(self, option_strings: list[str], dest: str, negative: list[str], **kwargs: Any):
-        super().__init__(option_strings, dest, nargs=0, **kwargs)
-        self.negative = frozenset(negative)
+
+class _Recorded(argparse.Action):
+    """An action that notes each time argparse takes it (its dest and the option string used), so the check can say
+    which flag was given more than once; `value` is what the occurrence leaves in the namespace."""
 
     def __call__(
         self,
@@ -199,7 +198,30 @@ class _SwitchAction(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        setattr(namespace, self.dest, option_string not in self.negative)
+        namespace.__dict__.setdefault(OCCURRENCES, []).append((self.dest, option_string))
+        setattr(namespace, self.dest, self.value(namespace, values, option_string))
+
+    def value(self, namespace: argparse.Namespace, values: Any, option_string: str | None) -> Any:
+        """argparse's "store": the last occurrence's value is the one kept."""
+        return values
+
+
+class _AppendAction(_Recorded):
+    def value(self, namespace: argparse.Namespace, values: Any, option_string: str | None) -> Any:
+        """argparse's "append": each occurrence adds its value to a copy of the list so far."""
+        return [*(getattr(namespace, self.dest, None) or []), values]
+
+
+class _SwitchAction(_Recorded):
+    """A flag without a value (BooleanOptionalAction, vLLM's EnableDisableAction, store_true/false): on, unless
+    spelled as one of the action's negative option strings (--no-x; --enable-x for a --disable-x flag)."""
+
+    def __init__(self, option_strings: list[str], dest: str, negative: list[str], **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+        self.negative = frozenset(negative)
+
+    def value(self, namespace: argparse.Namespace, values: Any, option_string: str | None) -> Any:
+        return option_string not in self.negative
 
 
 def _add(parser: argparse.ArgumentParser, action: dict[str, Any]) -> None:
@@ -209,7 +231,8 @@ def _add(parser: argparse.ArgumentParser, action: dict[str, Any]) -> None:
     if kind in ("BooleanOptionalAction", "EnableDisableAction"):
         parser.add_argument(*names, action=_SwitchAction, negative=action["negative_options"], **common)
     elif kind in ("_StoreTrueAction", "_StoreFalseAction"):
-        parser.add_argument(*names, action="store_true" if kind == "_StoreTrueAction" else "store_false", **common)
+        negative = names if kind == "_StoreFalseAction" else []
+        parser.add_argument(*names, action=_SwitchAction, negative=negative, **common)
     elif kind == "_CountAction":
         parser.add_argument(*names, action="count", **common)
     elif kind in ("_HelpAction", "_VersionAction"):
@@ -222,8 +245,7 @@ def _add(parser: argparse.ArgumentParser, action: dict[str, Any]) -> None:
             parser.add_argument(action["dest"], nargs="?" if nargs is None else nargs)
             return
         extra: dict[str, Any] = {"nargs": nargs} if nargs not in (None, 0) else {}
-        if kind == "_AppendAction":
-            extra["action"] = "append"
+        extra["action"] = _AppendAction if kind == "_AppendAction" else _Recorded
         convert = converter(action)
         if convert is not None:
             extra["type"] = convert
@@ -244,9 +266,31 @@ def build_parser(release: str) -> argparse.ArgumentParser:
 _NAME_PART = re.compile(r"(?<=--)[^\.]*")
 
 
-def preprocess(argv: list[str]) -> list[str]:
-    """vllm/utils/argparse_utils.py:FlexibleArgumentParser.parse_args before argparse: dashes for underscores in
-    names, `-O3` for `--optimization-level 3`, and `--cfg.key value` merged into `--cfg '{"key": value}'`."""
+def _merge(original: dict[str, Any], update: dict[str, Any]) -> set[str]:
+    """FlexibleArgumentParser.parse_args' recursive_dict_update: dicts merge key by key, lists extend, any other value
+    replaces; returns the keys whose earlier value was replaced."""
+    replaced: set[str] = set()
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(original.get(key), dict):
+            replaced |= {f"{key}.{inner}" for inner in _merge(original[key], value)}
+        elif isinstance(value, list) and isinstance(original.get(key), list):
+            original[key] += value
+        else:
+            if key in original:
+                replaced.add(key)
+            original[key] = value
+    return replaced
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """argv as argparse receives it from vLLM, and the keys vLLM warns about ("Found duplicate keys ...")."""
+
+    argv: list[str]
+    duplicates: frozenset[str]
+
+
+def _spelled_like_vllm(argv: list[str]) -> list[str]:
     processed: list[str] = []
     for i, arg in enumerate(argv):
         if arg.startswith("--"):
@@ -259,7 +303,28 @@ def preprocess(argv: list[str]) -> list[str]:
             processed.append("--optimization-level")
         else:
             processed.append(arg)
+    return processed
+
+
+def _dotted_value(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        try:
+            return human_readable_int(value)
+        except (ValueError, argparse.ArgumentTypeError):
+            return value
+
+
+def preprocessed(argv: list[str]) -> Preprocessed:
+    """vllm/utils/argparse_utils.py:FlexibleArgumentParser.parse_args before argparse: dashes for underscores in
+    names, `-O3` for `--optimization-level 3`, and `--cfg.key value` merged into `--cfg '{"key": value}'` (appended
+    after the other arguments, as vLLM does); the same duplicate keys vLLM logs (a `--flag` seen twice, a dotted key
+    set twice)."""
+    processed = _spelled_like_vllm(argv)
     merged: dict[str, dict[str, Any]] = defaultdict(dict)
+    duplicates: set[str] = set()
+    seen: set[str] = set()
     kept: list[str] = []
     skip = False
     for i, arg in enumerate(processed):
@@ -267,6 +332,9 @@ def preprocess(argv: list[str]) -> list[str]:
             skip = False
             continue
         name, eq, value = arg.partition("=")
+        if arg.startswith("--") and "." not in arg:
+            duplicates |= {name} & seen
+            seen.add(name)
         if not (arg.startswith("-") and "." in name):
             kept.append(arg)
             continue
@@ -277,26 +345,52 @@ def preprocess(argv: list[str]) -> list[str]:
         if name.endswith("+"):
             name, value = name[:-1], json.dumps(value.split(","))
         key, *keys = name.split(".")
-        try:
-            parsed: Any = json.loads(value)
-        except json.JSONDecodeError:
-            try:
-                parsed = human_readable_int(value)
-            except (ValueError, argparse.ArgumentTypeError):
-                parsed = value
-        target = merged[key]
-        for part in keys[:-1]:
-            target = target.setdefault(part, {})
-        target[keys[-1]] = parsed
-    for key, nested in merged.items():
-        kept += [key, json.dumps(nested)]
-    return kept
+        nested: Any = _dotted_value(value)
+        for part in reversed(keys):
+            nested = {part: nested}
+        duplicates |= {f"{key}.{inner}" for inner in _merge(merged[key], nested)}
+    for key, values in merged.items():
+        kept += [key, json.dumps(values)]
+    return Preprocessed(kept, frozenset(duplicates))
+
+
+def preprocess(argv: list[str]) -> list[str]:
+    """argv as vLLM's FlexibleArgumentParser hands it to argparse (see preprocessed)."""
+    return preprocessed(argv).argv
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What the release's parser made of argv: the namespace, each option taken in order (dest, option string),
+    and the keys vLLM itself warns about as duplicates."""
+
+    namespace: argparse.Namespace
+    occurrences: list[tuple[str, str]]
+    duplicates: frozenset[str]
+
+    def repeated(self, release: str) -> dict[str, list[str]]:
+        """dest -> the option strings used, for each value-replacing flag given more than once (argparse keeps the
+        last occurrence's value; an append flag such as --middleware accumulates and is left out)."""
+        accumulating = {"_AppendAction", "_CountAction"}
+        replacing = {a["dest"] for a in release_facts(release)["parser"]["actions"] if a["action"] not in accumulating}
+        used: dict[str, list[str]] = defaultdict(list)
+        for dest, option in self.occurrences:
+            used[dest].append(option)
+        return {dest: options for dest, options in used.items() if len(options) > 1 and dest in replacing}
+
+
+def parse_recorded(argv: list[str], release: str) -> Parsed:
+    """parse() with the record of what was given more than once."""
+    before = preprocessed(list(argv))
+    namespace = build_parser(release).parse_args(before.argv)
+    occurrences = vars(namespace).pop(OCCURRENCES, [])
+    return Parsed(namespace, occurrences, before.duplicates)
 
 
 def parse(argv: list[str], release: str) -> argparse.Namespace:
     """The namespace vLLM's parser of `release` makes of argv; ArgumentsRefused with argparse's message if it
     refuses."""
-    return build_parser(release).parse_args(preprocess(list(argv)))
+    return parse_recorded(argv, release).namespace
 
 
 def used_options(argv: list[str], release: str) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..check import platforms
 from ..check.arguments import ServeArgs
+from ..check.config_source import ConfigRequest
 from ..check.gather import vllm_env
 from ..check.memory import estimate
 from ..check.model_facts import load_model
@@ -99,7 +100,7 @@ def start_report(
     args = ServeArgs.parse(vllm_args)
     predicted, context = None, {"serve_args": [redact(a) for a in vllm_args], "target": target}
     try:
-        model = load_model(args.model or "", config_folders)
+        model = load_model(args.model or "", config_folders, ConfigRequest.from_args(args))
         platform = platforms.resolve(target)
         plan = estimate(args, model, platform, environ=vllm_env(os.environ if environ is None else environ))
         predicted = predicted_of(plan)

@@ -1,0 +1,49 @@
+"""bench/gpu/front_door.py's arithmetic, on recorded shapes: several clients as one run, vLLM's own token count.
+
+The harness runs on the GPU machine only; what it computes from `vllm bench serve`'s detailed results (vLLM 0.26
+benchmarks/serve.py: duration, completed, total_output_tokens, ttfts and itls in seconds) and from vLLM's
+generation-token counter is checked here, so a wrong ratio cannot come back from a loan that is hard to repeat.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.gpu import front_door
+
+
+def client(duration: float, tokens: int, ttfts: list[float], itls: list[list[float]]) -> dict[str, object]:
+    return {"duration": duration, "completed": len(ttfts), "total_output_tokens": tokens, "ttfts": ttfts, "itls": itls}
+
+
+def test_clients_add_up_over_the_longest_duration() -> None:
+    run = front_door.aggregate(
+        [client(10.0, 1000, [0.1, 0.2], [[0.01, 0.02]]), client(12.5, 1500, [0.3, 0.4], [[0.03], [0.04, 0.05]])]
+    )
+    assert run["output_throughput"] == pytest.approx(2500 / 12.5)
+    assert run["completed"] == 4
+    assert run["p50_ttft_ms"] == pytest.approx(300.0)  # over every request of every client
+    assert run["p99_ttft_ms"] == pytest.approx(400.0)
+    assert run["p50_itl_ms"] == pytest.approx(30.0)  # over every gap of every request
+
+
+def test_server_count_spans_the_window_in_which_the_counter_moved() -> None:
+    sampler = front_door.CounterSampler(port=0)
+    # idle at 500 until t=2, generating 100 tokens/s until t=6, idle again at 900
+    sampler.samples = [(0.0, 500.0), (1.0, 500.0), (2.0, 500.0), (3.0, 600.0), (4.0, 700.0), (5.0, 800.0)]
+    sampler.samples += [(6.0, 900.0), (7.0, 900.0)]
+    assert sampler.throughput() == {"server_output_throughput": 100.0, "server_seconds": 4.0, "server_tokens": 400.0}
+    sampler.samples = [(0.0, 5.0), (1.0, 5.0), (2.0, 5.0)]  # nothing generated: no figure rather than a wrong one
+    assert sampler.throughput() == {}
+
+
+def test_round_ratio_prefers_the_server_count() -> None:
+    direct = {"output_throughput": 100.0, "server_output_throughput": 200.0}
+    door = {"output_throughput": 110.0, "server_output_throughput": 198.0}
+    for side in (direct, door):
+        side.update(p50_ttft_ms=10.0, p99_ttft_ms=20.0, p50_itl_ms=1.0, p99_itl_ms=2.0)
+    ratios = front_door.compare(direct, door)
+    assert ratios["throughput_ratio"] == pytest.approx(0.99)
+    assert ratios["client_throughput_ratio"] == pytest.approx(1.1)
+    del door["server_output_throughput"]
+    assert "throughput_ratio" not in front_door.compare(direct, door)
