@@ -13,7 +13,10 @@ supports_trtllm_attention). Each case names the function that decides it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -89,7 +92,7 @@ CASES = [
         "cuda:t4",
         "0.26.0",
         "TRITON_ATTN",
-        "flash_attn.py:supports_compute_capability (>= 8.0), flashinfer.py (>= 8.0 in 0.26); auto dtype is float16 there",
+        "flash_attn.py:supports_compute_capability (>= 8.0), flashinfer.py (>= 8.0 in 0.26); auto is float16 there",
     ),
     (LLAMA, [], "cuda:b200", "0.26.0", "FLASHINFER", "cuda.py:_get_backend_priorities (FLASHINFER first on SM10x)"),
     (
@@ -131,7 +134,7 @@ CASES = [
         "cuda:a100",
         "0.26.0",
         "TRITON_ATTN",
-        "flash_attn.py:supports_combination ('sink not supported on compute capability < 9.0'); flashinfer.py:supports_sink",
+        "flash_attn.py:supports_combination ('sink not supported on compute capability < 9.0'); flashinfer.py",
     ),
     (
         GPT_OSS,
@@ -258,10 +261,34 @@ def test_the_fix_names_the_flag() -> None:
 
 
 def test_backend_in_json_and_text() -> None:
-    """The chosen backend is a fact of `--format json` (derived.attention_backend) and a line of the text report."""
-    verdict = _check(LLAMA, [], "cuda:h200", "0.26.0")
-    finding = next(f for f in verdict.findings if f.rule == CHOSEN)
-    assert "FLASH_ATTN backend" in finding.message and finding.severity == "info"
+    """`launcher check --format json` names the chosen backend (attention_backend), the text report has its line."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launcher.cli",
+            "check",
+            "--target",
+            "cuda:h200",
+            "--vllm-version",
+            "0.26.0",
+            "--format",
+            "json",
+            "--",
+            "--model",
+            str(GPT_OSS),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "server")},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["attention_backend"] == "FLASH_ATTN"
+    assert any(f["rule"] == CHOSEN and "FLASH_ATTN backend" in f["message"] for f in report["findings"])
+    refused = _check(LLAMA, ["--kv-cache-dtype", "nvfp4"], "cuda:h200", "0.26.0")
+    assert refused.as_dict()["attention_backend"] is None
 
 
 def test_not_cuda_is_not_predicted() -> None:
