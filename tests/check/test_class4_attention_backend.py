@@ -406,3 +406,40 @@ def test_h200_ground_truth(record: dict[str, Any], case: dict[str, Any], logged:
         )
     elif case["vllm"]["outcome"] == "answered":
         assert derived["attention_backend_error"] is None
+
+
+# -- the hand-written KV rules of data/compatibility.yaml, checked against the derived selection ---------------------
+
+HAND_WRITTEN = [
+    # (rule, model, args, target, release): each fires; the selector must refuse or pick as the rule says
+    ("mla-kv-fp8-e5m2", DEEPSEEK, ["-tp", "8", "--kv-cache-dtype", "fp8_e5m2"], "cuda:h200", "0.26.0"),
+    ("mla-kv-fp8-e5m2", DEEPSEEK, ["-tp", "8", "--kv-cache-dtype", "fp8_e5m2"], "cuda:b200", "0.33.0"),
+    ("mla-kv-fp8-e5m2", DEEPSEEK, ["-tp", "8", "--kv-cache-dtype", "fp8_e5m2"], "cuda:a100", "0.17.1"),
+    ("mla-sparse-kv-fp8-e4m3-hopper", DEEPSEEK_32, ["-tp", "8", "--kv-cache-dtype", "fp8_e4m3"], "cuda:h200", "0.26.0"),
+]
+
+
+@pytest.mark.parametrize(("rule", "model", "args", "target", "release"), HAND_WRITTEN)
+def test_hand_written_selection_rules_agree(rule: str, model: Path, args: list[str], target: str, release: str) -> None:
+    """Where a hand-written "No valid attention backend" rule fires, the derived selection refuses too."""
+    verdict = _check(model, args, target, release)
+    rules = {f.rule for f in verdict.findings}
+    assert rule in rules and NO_VALID in rules, rules
+
+
+def test_hand_written_fallback_rules_agree() -> None:
+    """kv-fp8-e5m2-falls-back (FlashInfer or Triton), kv-fp8-e5m2-flash-attn-v017 (0.17 picks FlashAttention 3 for
+    e5m2 on Hopper, which fails at run time) and mla-kv-fp8-hopper-ok (FlashMLA) say which backend vLLM picks."""
+    assert _check(LLAMA, ["--kv-cache-dtype", "fp8_e5m2"], "cuda:l40s", "0.26.0").facts["derived"][
+        "attention_backend"
+    ] in ("FLASHINFER", "TRITON_ATTN")
+    assert (
+        _check(LLAMA, ["--kv-cache-dtype", "fp8_e5m2"], "cuda:h100", "0.17.1").facts["derived"]["attention_backend"]
+        == "FLASH_ATTN"
+    )
+    assert (
+        _check(DEEPSEEK, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h100", "0.26.0").facts["derived"][
+            "attention_backend"
+        ]
+        == "FLASHMLA"
+    )
