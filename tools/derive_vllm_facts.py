@@ -505,6 +505,27 @@ def derive(source_root: Path | None, stubs: list[str], timeout: int) -> dict[str
     raise SystemExit("too many missing modules")
 
 
+def mm_prefix_lm_model_types(source_root: Path | None) -> list[str]:
+    """The model types vLLM builds with bidirectional attention over multimodal positions (use_mm_prefix): the
+    MM_PREFIX_LM_MODELS tuples of vllm/config/model.py (0.17) or vllm/transformers_utils/model_arch_config_convertor.py
+    (0.26+), read with ast (ModelConfig.is_mm_prefix_lm needs a loaded transformers config to execute)."""
+    import ast
+
+    root = source_root or Path(importlib.util.find_spec("vllm").origin).parent.parent  # type: ignore[union-attr,arg-type]
+    types: set[str] = set()
+    for relative in ("vllm/config/model.py", "vllm/transformers_utils/model_arch_config_convertor.py"):
+        path = root / relative
+        if not path.exists():
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "MM_PREFIX_LM_MODELS" for t in node.targets
+            ):
+                if isinstance(node.value, (ast.Tuple, ast.List, ast.Set)):
+                    types.update(e.value for e in node.value.elts if isinstance(e, ast.Constant))
+    return sorted(types)
+
+
 def derive_attention(
     source_root: Path | None, stubs: list[str], extra_paths: tuple[Path, ...], timeout: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -546,6 +567,7 @@ def derive_attention(
         "assumed": facts["assumed"],
         "stubbed_modules": facts["stubbed_modules"],
         "extra_paths": [p.name for p in extra_paths],
+        "mm_prefix_lm_model_types": mm_prefix_lm_model_types(source_root),
         "validation": facts["validation"],
         "selector_config_repr": facts["selector_config_repr"],
         "selector_config_fields": facts["selector_config_fields"],

@@ -180,8 +180,6 @@ CASES = [
     ("attention-no-valid-backend", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h200", "0.26.0", False),
     ("attention-backend-invalid", LLAMA_8B, ["--attention-backend", "FLASHMLA"], "cuda:h200", "0.26.0", True),
     ("attention-backend-invalid", LLAMA_8B, ["--attention-backend", "TRITON_ATTN"], "cuda:h200", "0.26.0", False),
-    ("attention-backend", LLAMA_8B, [], "cuda:h200", "0.26.0", True),
-    ("attention-backend", LLAMA_8B, [], "cpu:avx512", "0.26.0", False),
     ("mla-kv-fp8-pre-ada", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:a100", "0.26.0", True),
     ("mla-kv-fp8-pre-ada", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h100", "0.26.0", False),
     ("mla-kv-fp8-hopper-ok", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h100", "0.26.0", True),

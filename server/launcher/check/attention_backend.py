@@ -248,6 +248,12 @@ def attention_facts(
     if str(capability) not in section["cuda"]:
         facts["attention_backend_unknown"] = f"capability {platform['capability']} was not derived"
         return facts
+    if model.get("model_type") in section.get("mm_prefix_lm_model_types", []):
+        # ModelConfig.is_mm_prefix_lm: its layers ask with use_mm_prefix, whose combinations were not derived
+        facts["attention_backend_unknown"] = (
+            f"{model.get('model_type')} attends bidirectionally over images (use_mm_prefix), not derived"
+        )
+        return facts
     parsed = args.get("parsed") or {}
     kv = resolved_kv_cache_dtype(args["kv_cache_dtype"], model, section, capability)
     heads = model.get("num_attention_heads")
