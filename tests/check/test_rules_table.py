@@ -168,6 +168,18 @@ CASES = [
     ("kv-fp8-e5m2-flashinfer-hopper", LLAMA_8B, ["--kv-cache-dtype", "fp8"], "cuda:h100", "0.26.0", False),
     ("kv-fp8-e5m2-flashinfer-hopper", LLAMA_8B, ["--kv-cache-dtype", "fp8_e5m2"], "cuda:l40s", "0.26.0", False),
     ("mla-kv-fp8-e5m2", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8_e5m2"], "cuda:h200", "0.26.0", True),
+    # class 4 (tests/check/test_class4_attention_backend.py has the matrix)
+    (
+        "attention-no-valid-backend",
+        DEEPSEEK_V3,
+        ["-tp", "8", "--kv-cache-dtype", "fp8_e5m2"],
+        "cuda:h200",
+        "0.26.0",
+        True,
+    ),
+    ("attention-no-valid-backend", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h200", "0.26.0", False),
+    ("attention-backend-invalid", LLAMA_8B, ["--attention-backend", "FLASHMLA"], "cuda:h200", "0.26.0", True),
+    ("attention-backend-invalid", LLAMA_8B, ["--attention-backend", "TRITON_ATTN"], "cuda:h200", "0.26.0", False),
     ("mla-kv-fp8-pre-ada", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:a100", "0.26.0", True),
     ("mla-kv-fp8-pre-ada", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h100", "0.26.0", False),
     ("mla-kv-fp8-hopper-ok", DEEPSEEK_V3, ["-tp", "8", "--kv-cache-dtype", "fp8"], "cuda:h100", "0.26.0", True),

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import memory
+from . import memory, vllm_parser
 from .arguments import ServeArgs
+from .attention_backend import attention_facts
 from .model_facts import ModelFacts
 from .platforms import Platform
 
@@ -65,6 +66,12 @@ def scheduler_facts(args: dict[str, Any], model: dict[str, Any], parsed: dict[st
     }
 
 
+def attention_section(vllm: dict[str, Any]) -> dict[str, Any] | None:
+    """The release's derived attention facts (data/vllm/<release>.json), read once per release."""
+    release = vllm.get("release")
+    return vllm_parser.release_facts(str(release)).get("attention") if release else None
+
+
 def parsed_facts(namespace: Any) -> dict[str, Any]:
     """The values vLLM's own parser of the target release produced (vllm_parser), with its defaults."""
     if namespace is None:
@@ -109,6 +116,9 @@ def derive(
         "capability_int": None if platform.get("capability") is None else round(platform["capability"] * 10),
         **quantization_facts(quantization, args, model, vllm or {}),
     }
+    derived.update(
+        attention_facts(args, model, platform, attention_section(vllm or {}), table, derived["resolved_dtype"])
+    )
     derived.update(memory.cpu_fit_facts(args["gpu_memory_utilization"], platform, table["cpu_vllm_startup_gib"]))
     return derived
 

@@ -146,6 +146,9 @@ class ModelFacts:
             "is_sparse_mla": is_mla and text.get("index_topk") is not None,
             "kv_lora_rank": text.get("kv_lora_rank"),
             "qk_rope_head_dim": text.get("qk_rope_head_dim"),
+            "qk_nope_head_dim": text.get("qk_nope_head_dim"),
+            "v_head_dim": text.get("v_head_dim"),
+            "sliding_window_layers": self.sliding_window_layers(),
             "mla_head_dim": (text["kv_lora_rank"] + (text.get("qk_rope_head_dim") or 0)) if is_mla else None,
             "attention_head_size": (
                 (text["kv_lora_rank"] + (text.get("qk_rope_head_dim") or 0)) if is_mla else head_dim
@@ -166,6 +169,17 @@ class ModelFacts:
     def text_with_defaults(self) -> dict[str, Any]:
         """The text config with transformers' defaults for the context-length keys it leaves out."""
         return self._with_defaults(self.text)
+
+    def sliding_window_layers(self) -> str:
+        """Which attention layers vLLM builds with a sliding window: "all", "some" (layer_types mixes
+        sliding_attention with full attention: gemma-3, gpt-oss) or "none" (no window, or use_sliding_window false)."""
+        text = self.text
+        if not isinstance(text.get("sliding_window"), int) or text.get("use_sliding_window") is False:
+            return "none"
+        kinds = set(text.get("layer_types") or [])
+        if kinds and kinds != {"sliding_attention"}:
+            return "some" if "sliding_attention" in kinds else "none"
+        return "all"
 
     def _with_defaults(self, text: dict[str, Any]) -> dict[str, Any]:
         """transformers' defaults for the keys config.json leaves out (gemma-3's text_config has no

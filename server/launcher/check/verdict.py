@@ -40,6 +40,9 @@ class Verdict:
             "platform": self.platform.describe(),
             "target": self.platform.target,
             "vllm_version": self.vllm_version,
+            # class 4: the attention backend vLLM's CUDA platform picks (check/attention_backend.py); None off CUDA,
+            # on a refusal, or where the release's attention facts do not cover the inputs
+            "attention_backend": (self.facts.get("derived") or {}).get("attention_backend"),
         }
 
 
