@@ -104,9 +104,11 @@ class Redactor:
         return value
 
 
-# `--api-key value`, `--hf_token=value`, `'api_key': 'value'`, `HF_TOKEN=value` inside free text (vLLM's logs).
+# `--api-key value`, `--hf_token=value`, `'api_key': 'value'`, `HF_TOKEN=value` inside free text (vLLM's logs). A flag
+# starts a word (the `-token` of `163840-token sequences` is prose), and a value is not the next flag (`serve m
+# --hf-token x`: `m` is not followed by a value).
 _FLAG_VALUE = re.compile(
-    r"""(?P<name>--?[\w-]+|['"]?\b[\w]+['"]?)(?P<sep>\s*[=:]\s*|\s+)(?P<value>\[[^\]]*\]|'[^']*'|"[^"]*"|[^\s,}]+)"""
+    r"""(?P<name>(?<![\w-])--?[\w-]+|['"]?\b[\w]+['"]?)(?P<sep>\s*[=:]\s*|\s+)(?P<value>(?!--?[A-Za-z])(?:\[[^\]]*\]|'[^']*'|"[^"]*"|[^\s,}]+))"""
 )
 
 

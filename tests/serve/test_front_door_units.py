@@ -82,6 +82,15 @@ def test_vllm_argument_echo_is_masked() -> None:
     assert "'max_num_batched_tokens': 8192" in redacted and "'model': 'm'" in redacted
 
 
+def test_prose_with_a_hyphenated_secret_word_is_not_masked() -> None:
+    """A flag starts a word: `163840-token sequences` (the fit check's fix text) and `per-key limits` are prose,
+    while a flag in the same line is still masked."""
+    line = "fix: 4 x 163840-token sequences, per-key limits; vllm serve m --hf-token hf_abcdefgh --api-key=k123"
+    redacted = Redactor().text(line)
+    assert "4 x 163840-token sequences, per-key limits" in redacted
+    assert "hf_abcdefgh" not in redacted and "k123" not in redacted and redacted.count(MASK) == 2
+
+
 def test_known_values_are_masked_anywhere_and_argv_keeps_flags() -> None:
     redactor = Redactor.for_process(
         ["--model", "m", "--api-key", "sk-one-1234", "sk-two-5678", "--hf-token=hf_xyz9"],
