@@ -134,6 +134,10 @@ OPEN_ACTIVATION_MISSES = {
     "plan-deepseek-v3-8l-0.9": "MLA prefill attention tensors",
     # planned 1.26 GiB, vLLM 1.43: 0.17 GiB more than the MLP of 8192 tokens in Gemma-3's 27B layer.
     "plan-gemma3-27b-text-0.9": "Gemma-3 decoder layer beyond its MLP",
+    # planned 0.88 GiB (what the same shape measures with --enforce-eager: plan-llama3-8b-0.9), vLLM 1.1 with
+    # torch.compile and CUDA graphs on (the front door run's start): the compiled profile run holds 0.22 GiB more,
+    # not yet found in the code.
+    "plan-llama3-8b-graphs": "the compiled profile run (torch.compile on) beyond the eager one",
 }
 
 
