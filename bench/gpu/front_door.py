@@ -15,6 +15,10 @@ a round that would not finish before --deadline is not started.
 
     # on the GPU machine, after `make gpu-install` (PYTHONPATH is set here: server/ and /tmp/site):
     python3 -m bench.gpu.front_door --out $OUT [--rounds 3] [--concurrency 64] [--clients 4] [--min-seconds 60]
+    # a session over several device calls (a call has 10 minutes; 3 rounds of 60 s runs at two concurrencies do
+    # not fit one): the first call leaves launcher and vLLM running, the next ones go on with its rounds
+    python3 -m bench.gpu.front_door --out $OUT --rounds 2 --keep-running
+    python3 -m bench.gpu.front_door --out $OUT --rounds 3 --resume
     # here, without a GPU: a stand-in vLLM (tests/harness/fake_vllm.py) and a tiny load, to try the harness
     .venv/bin/python -m bench.gpu.front_door --dry-run --out bench/out/front-door-dry
 """
@@ -22,6 +26,7 @@ a round that would not finish before --deadline is not started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -39,7 +44,8 @@ from . import machine, models
 from .ground_truth import HARNESS_ENV, free_port, say
 
 GENERATION_COUNTER = "vllm:generation_tokens_total"
-FAKE_ENTRYPOINT = "tests.harness.fake_vllm"  # --dry-run's stand-in for vLLM
+FAKE_ENTRYPOINT = "tests.harness.fake_vllm"
+SESSION = "session.json"  # in --scratch: what --resume needs of a --keep-running call  # --dry-run's stand-in for vLLM
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
 
 
@@ -340,11 +346,11 @@ def write(out: Path, body: dict[str, Any], logs: Path) -> None:
     (out / "front-door-logs.tar.gz.tmp").replace(out / "front-door-logs.tar.gz")
 
 
-def main() -> int:
+def options_of(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/out/gpu"))
     parser.add_argument("--scratch", default="/var/tmp/front-door")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds in all (a resumed session counts its own)")
     parser.add_argument("--prompts", type=int, default=1000, help="prompts per measured run, at least")
     parser.add_argument("--warmup-prompts", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -354,26 +360,19 @@ def main() -> int:
     parser.add_argument("--kv-cache-dtype", default="", help="e.g. fp8 (default: the model's dtype)")
     parser.add_argument("--deadline", type=float, default=560, help="seconds: start no run that would end later")
     parser.add_argument("--ready-timeout", type=float, default=300)
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave launcher and vLLM running at the end, the session in --scratch, for --resume in a later call",
+    )
+    parser.add_argument("--resume", action="store_true", help="go on with the session a --keep-running call left")
     parser.add_argument("--dry-run", action="store_true", help="tests/harness/fake_vllm.py instead of vLLM, tiny load")
-    options = parser.parse_args()
-    started = time.monotonic()
-    out, scratch = Path(options.out), Path(options.scratch)
-    logs = scratch / "logs"  # only the tarball goes to --out: the device returns at most 8 files
-    logs.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    extra = {**HARNESS_ENV}
-    if options.dry_run:
-        extra.update(
-            LAUNCHER_VLLM_ENTRYPOINT=FAKE_ENTRYPOINT,
-            FAKE_VLLM="token-ms=2",
-        )
-    env = machine.child_env(environ={**os.environ, **extra})
-    header = machine.facts("NVIDIA H200" if options.dry_run else None)
-    model = model_dir(scratch)
-    args = ["--quantization", options.quantization] if options.quantization else []
-    args += ["--kv-cache-dtype", options.kv_cache_dtype] if options.kv_cache_dtype else []
-    body: dict[str, Any] = {
-        **header,
+    return parser.parse_args(argv)
+
+
+def new_body(options: argparse.Namespace, args: list[str]) -> dict[str, Any]:
+    return {
+        **machine.facts("NVIDIA H200" if options.dry_run else None),
         "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
         "weights), --max-model-len 2048, CUDA graphs and torch.compile on",
         "vllm_args": args,
@@ -391,60 +390,132 @@ def main() -> int:
         "dry_run": options.dry_run,
         "rounds": [],
     }
+
+
+def live_session(scratch: Path, options: argparse.Namespace, args: list[str]) -> dict[str, Any] | None:
+    """The session a --keep-running call left, when its launcher still answers and it measured the same thing."""
+    try:
+        session: dict[str, Any] = json.loads((scratch / SESSION).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    load = session["body"]["load"]
+    same = session["body"]["vllm_args"] == args and (load["concurrency"], load["clients"]) == (
+        options.concurrency,
+        options.clients,
+    )
+    if not same or get_json(f"http://127.0.0.1:{session['port']}/ready") is None:
+        return None
+    return session
+
+
+def start(options: argparse.Namespace, model: Path, args: list[str], env: dict[str, str], logs: Path) -> dict[str, Any]:
+    """Start `launcher serve`, wait until it is ready, warm up on vLLM's port, size the runs: a new session."""
+    started = time.monotonic()
+    body = new_body(options, args)
     port = free_port()
     launcher = start_launcher(model, port, args, env, logs / "launcher.log", options.dry_run)
-    try:
-        status = None
-        while time.monotonic() - started < options.ready_timeout and launcher.poll() is None:
-            if get_json(f"http://127.0.0.1:{port}/ready") is not None:
-                status = get_json(f"http://127.0.0.1:{port}/status")
-                break
+    session: dict[str, Any] = {"pid": launcher.pid, "port": port, "body": body}
+    status = None
+    while time.monotonic() - started < options.ready_timeout and launcher.poll() is None:
+        if get_json(f"http://127.0.0.1:{port}/ready") is not None:
+            status = get_json(f"http://127.0.0.1:{port}/status")
+            break
+        time.sleep(1)
+    if status is None:
+        body["error"] = "launcher serve did not become ready"
+        return session
+    body["ready_seconds"] = round(time.monotonic() - started, 1)
+    body["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
+    direct = session["direct"] = int(status["vllm_port"])
+    say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {direct})")
+    load = (options.warmup_prompts, options.concurrency, options.clients)
+    warmup = body["warmup"] = bench(model, (direct, direct), load, logs, "warmup", env, timeout=240, seed=999)
+    say(f"warm-up: {warmup}")
+    overhead = warmup.get("wall_seconds", 60) - (warmup.get("duration") or 0)  # the clients' start (imports)
+    rate = options.warmup_prompts / (warmup.get("duration") or 60)  # prompts per second at this concurrency
+    prompts = max(options.prompts, int(rate * options.min_seconds * 1.3) + 1)  # the warm-up is the slowest
+    prompts += -prompts % options.clients
+    body["load"]["prompts"] = session["prompts"] = prompts
+    session["run_seconds"] = overhead + prompts / rate
+    return session
+
+
+def run_rounds(
+    session: dict[str, Any], options: argparse.Namespace, model: Path, env: dict[str, str], paths: tuple[Path, Path]
+) -> None:
+    """Rounds until --rounds are done or the next would end after --deadline; the JSON rewritten after each."""
+    out, logs = paths
+    body, started = session["body"], time.monotonic()
+    ports = {"direct": session["direct"], "front_door": session["port"]}
+    while len(body["rounds"]) < options.rounds:
+        index = len(body["rounds"])
+        if time.monotonic() - started + 2 * session["run_seconds"] * 1.1 > options.deadline:
+            body["stopped"] = f"round {index + 1} not started: it would end after {options.deadline:.0f} s"
+            return
+        order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
+        entry: dict[str, Any] = {"round": index + 1, "order": list(order)}
+        for position, side in enumerate(order):
+            entry[side] = bench(
+                model,
+                (ports[side], session["direct"]),
+                (session["prompts"], options.concurrency, options.clients),
+                logs,
+                f"round{index + 1}-{side}",
+                env,
+                timeout=session["run_seconds"] * 3,
+                seed=10 * (index + 1) + position,
+            )
+            say(f"round {index + 1} {side}: {entry[side]}")
+            session["run_seconds"] = entry[side].get("wall_seconds", session["run_seconds"])
+        entry["compare"] = compare(entry["direct"], entry["front_door"])
+        body["rounds"].append(entry)
+        body["summary"] = summary(body["rounds"])
+        body.pop("stopped", None)
+        write(out, body, logs)
+
+
+def stop_group(pid: int) -> None:
+    """SIGTERM to a process group, SIGKILL after 60 s (the launcher drains, then stops vLLM)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(60):
             time.sleep(1)
-        if status is None:
-            body["error"] = "launcher serve did not become ready"
-            return 1
-        body["ready_seconds"] = round(time.monotonic() - started, 1)
-        body["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
-        direct = int(status["vllm_port"])
-        say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {direct})")
-        ports = {"direct": direct, "front_door": port}
-        load = (options.warmup_prompts, options.concurrency, options.clients)
-        body["warmup"] = bench(model, (direct, direct), load, logs, "warmup", env, timeout=240, seed=999)
-        say(f"warm-up: {body['warmup']}")
-        warmup = body["warmup"]  # the CLI's own start (imports) is a fixed cost; the load scales with prompts
-        overhead = warmup.get("wall_seconds", 60) - (warmup.get("duration") or 0)
-        rate = options.warmup_prompts / (warmup.get("duration") or 60)  # prompts per second at this concurrency
-        prompts = max(options.prompts, int(rate * options.min_seconds * 1.3) + 1)  # the warm-up is the slowest
-        prompts += -prompts % options.clients
-        body["load"]["prompts"] = prompts
-        run_seconds = overhead + prompts / rate
-        for index in range(options.rounds):
-            if time.monotonic() - started + 2 * run_seconds * 1.1 > options.deadline:
-                body["stopped"] = f"round {index + 1} not started: it would end after {options.deadline:.0f} s"
-                break
-            order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
-            entry: dict[str, Any] = {"round": index + 1, "order": list(order)}
-            for position, side in enumerate(order):
-                entry[side] = bench(
-                    model,
-                    (ports[side], direct),
-                    (prompts, options.concurrency, options.clients),
-                    logs,
-                    f"round{index + 1}-{side}",
-                    env,
-                    timeout=run_seconds * 3,
-                    seed=10 * (index + 1) + position,
-                )
-                say(f"round {index + 1} {side}: {entry[side]}")
-                run_seconds = entry[side].get("wall_seconds", run_seconds)
-            entry["compare"] = compare(entry["direct"], entry["front_door"])
-            body["rounds"].append(entry)
-            body["summary"] = summary(body["rounds"])
-            write(out, body, logs)
-        return 0
+            os.killpg(pid, 0)  # ProcessLookupError once the group is gone
+        os.killpg(pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = options_of(argv)
+    started = time.monotonic()
+    out, scratch = Path(options.out), Path(options.scratch)
+    logs = scratch / "logs"  # only the tarball goes to --out: the device returns at most 8 files
+    logs.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {**HARNESS_ENV}
+    if options.dry_run:
+        extra.update(LAUNCHER_VLLM_ENTRYPOINT=FAKE_ENTRYPOINT, FAKE_VLLM="token-ms=2")
+    env = machine.child_env(environ={**os.environ, **extra})
+    model = model_dir(scratch)
+    args = ["--quantization", options.quantization] if options.quantization else []
+    args += ["--kv-cache-dtype", options.kv_cache_dtype] if options.kv_cache_dtype else []
+    session = live_session(scratch, options, args) if options.resume else None
+    if options.resume:
+        say("resuming the session in " + str(scratch) if session else "no live session to resume: a new one")
+    session = session or start(options, model, args, env, logs)
+    body = session["body"]
+    try:
+        if "error" not in body:
+            run_rounds(session, options, model, env, (out, logs))
+        return 1 if "error" in body else 0
     finally:
-        stop(launcher)
-        body["seconds"] = round(time.monotonic() - started, 1)
+        keep = options.keep_running and "error" not in body
+        if keep:
+            (scratch / SESSION).write_text(json.dumps(session))
+        else:
+            stop_group(session["pid"])
+            (scratch / SESSION).unlink(missing_ok=True)
+        body["seconds"] = round(body.get("seconds", 0) + time.monotonic() - started, 1)
+        body["launcher_left_running"] = keep
         write(out, body, logs)
         say(json.dumps(body.get("summary", body.get("error")), indent=2))
 

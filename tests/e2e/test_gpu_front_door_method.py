@@ -7,6 +7,9 @@ generation-token counter is checked here, so a wrong ratio cannot come back from
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from bench.gpu import front_door
@@ -47,3 +50,11 @@ def test_round_ratio_prefers_the_server_count() -> None:
     assert ratios["client_throughput_ratio"] == pytest.approx(1.1)
     del door["server_output_throughput"]
     assert "throughput_ratio" not in front_door.compare(direct, door)
+
+
+def test_a_session_is_resumed_only_when_it_measured_the_same_thing(tmp_path: Path) -> None:
+    options = front_door.options_of(["--resume", "--concurrency", "64", "--clients", "4"])
+    assert front_door.live_session(tmp_path, options, []) is None  # no session left by an earlier call
+    body = {"vllm_args": [], "load": {"concurrency": 256, "clients": 4}}
+    (tmp_path / front_door.SESSION).write_text(json.dumps({"pid": 1, "port": 1, "body": body}))
+    assert front_door.live_session(tmp_path, options, []) is None  # another concurrency: not the same series
