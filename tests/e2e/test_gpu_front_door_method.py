@@ -7,7 +7,9 @@ generation-token counter is checked here, so a wrong ratio cannot come back from
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,9 +54,34 @@ def test_round_ratio_prefers_the_server_count() -> None:
     assert "throughput_ratio" not in front_door.compare(direct, door)
 
 
-def test_a_session_is_resumed_only_when_it_measured_the_same_thing(tmp_path: Path) -> None:
-    options = front_door.options_of(["--resume", "--concurrency", "64", "--clients", "4"])
-    assert front_door.live_session(tmp_path, options, []) is None  # no session left by an earlier call
-    body = {"vllm_args": [], "load": {"concurrency": 256, "clients": 4}}
-    (tmp_path / front_door.SESSION).write_text(json.dumps({"pid": 1, "port": 1, "body": body}))
-    assert front_door.live_session(tmp_path, options, []) is None  # another concurrency: not the same series
+def test_a_session_is_resumed_only_when_it_is_live_and_measured_the_same_thing(tmp_path: Path) -> None:
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        options = front_door.options_of(["--resume", "--concurrency", "64", "--clients", "4"])
+        assert front_door.live_session(tmp_path, options, []) is None  # no session left by an earlier call
+
+        def leave(concurrency: int, port: int) -> None:
+            body = {"vllm_args": [], "load": {"concurrency": concurrency, "clients": 4}}
+            (tmp_path / front_door.SESSION).write_text(json.dumps({"pid": 1, "port": port, "body": body}))
+
+        leave(64, server.server_address[1])
+        assert front_door.live_session(tmp_path, options, []) is not None  # live, the same series
+        assert front_door.live_session(tmp_path, options, ["--quantization", "fp8"]) is None  # other vLLM args
+        leave(256, server.server_address[1])
+        assert front_door.live_session(tmp_path, options, []) is None  # another concurrency
+    finally:
+        server.shutdown()
+        server.server_close()
+    leave(64, server.server_address[1])
+    assert front_door.live_session(tmp_path, options, []) is None  # the launcher is gone
