@@ -64,8 +64,15 @@ GPU_DEADLINE ?= 540
 GPU_PARALLEL ?= 10
 OUT ?= bench/out/gpu
 
-gpu-bundle: ## here: the vLLM 0.26.0 wheel bundle in .gpu/p1..p6 (+ .gpu/tools), ignored by git
-	bash $(GPU_RECIPE)/build-bundle.sh
+# A device call carries 64 MiB in all: the tracked tree (7.4 MiB on 2026-12-02: derived facts and attention samples)
+# plus one part, so the parts are 53 MiB (7 of them) and gpu-bundle fails when a part and the tree would not fit.
+GPU_PART_MB ?= 53
+
+gpu-bundle: ## here: the vLLM 0.26.0 wheel bundle in .gpu/p1..pN (+ .gpu/tools), ignored by git
+	PART_MB=$(GPU_PART_MB) bash $(GPU_RECIPE)/build-bundle.sh
+	@tree=$$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1); part=$$(du -cb .gpu/p1/* | tail -1 | cut -f1); \
+	echo "a call carries $$(( (tree + part) / 1048576 )) MiB of 64 (tree $$(( tree / 1048576 )), part $$(( part / 1048576 )))"; \
+	test $$(( tree + part )) -lt 67108864 || { echo "too much for one call: lower GPU_PART_MB"; exit 1; }
 
 gpu-stash: ## on the GPU machine: keep the carried bundle part in /var/tmp/parts
 	bash $(GPU_TOOLS) stash
