@@ -412,3 +412,14 @@ def test_abbreviated_flags_reach_the_deployment_rules(tmp_path: Path) -> None:
     result = results(str(manifest))["private-llm"]
     assert "= 130 s" in next(f.message for f in result.findings if f.rule == "grace-period-shorter-than-drain")
     assert "max-model-len-above-limit" in errors(result)
+
+
+def test_a_finding_points_at_the_abbreviated_flag_that_set_it(tmp_path: Path) -> None:
+    model = MODELS / "meta-llama__Llama-3.1-8B-Instruct"
+    compose = _compose_with(
+        tmp_path, ["--model", "/models/llama", "--max-model-le", "200000"], [f"{model}:/models/llama"]
+    )
+    compose.write_text(compose.read_text().replace('", "--max-model-le', '",\n      "--max-model-le'))
+    (finding,) = [f for f in results(str(compose))["vllm"].findings if f.rule == "max-model-len-above-limit"]
+    lines = compose.read_text().splitlines()
+    assert "--max-model-le" in lines[finding.at.line - 1] and "--model" not in lines[finding.at.line - 1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from ..check.arguments import ServeArgs
 from ..check.config_source import ConfigRequest
 from ..check.model_facts import locate_model_dir
 from ..check.verdict import check
-from ..check.vllm_parser import release_for
+from ..check.vllm_parser import full_spellings, release_for
 from ..errors import LauncherError
 from .facts import (
     Effective,
@@ -105,6 +105,13 @@ class Options:
             except LauncherError as exc:
                 self.missing_models[location] = str(exc)
         return self.missing_models[location] or None
+
+
+def _spelled_out(where: list[Token], release: str) -> list[Token]:
+    """The tokens with each abbreviated flag spelled out as the release's parser reads it, so a finding about
+    --max-model-len points at the `--max-model-le` that set it."""
+    texts = full_spellings([token.text for token in where], release)
+    return [replace(token, text=text) for token, text in zip(where, texts, strict=True)]
 
 
 def _flag_at(where: list[Token], name: str) -> Loc | None:
@@ -239,7 +246,10 @@ def check_workload(w: Workload, options: Options) -> Result:
         result.vllm_version = version
     except LauncherError as exc:
         version_error = str(exc)
-    args, error, parsed = _parse(eff, result, release_for(version) if version else None)
+    release = release_for(version) if version else None
+    args, error, parsed = _parse(eff, result, release)
+    if release:
+        eff.where = _spelled_out(eff.where, release)
     error = error or version_error
     result.targets, source, unknown_label = targets_for(w, eff.target, options.target)
     here = served_here(parsed, w.mounts) if parsed is not None and result.model else None
