@@ -425,9 +425,9 @@ def _full_option(parser: argparse.ArgumentParser, token: str) -> str:
     option string, `=value` kept; anything else (a value, an ambiguous or unknown flag) is returned as written."""
     try:
         match = parser._parse_optional(token)  # the stdlib's own prefix and short-option matching
-    except ArgumentsRefused:  # ambiguous: vLLM refuses it, and so does the check (argument-ambiguous)
+    except (ArgumentsRefused, argparse.ArgumentError):  # ambiguous (3.13 raises ArgumentError): vLLM refuses it too
         return token
-    if isinstance(match, list):  # Python >= 3.12.7 returns every match of a joined short option
+    if isinstance(match, list):  # newer Pythons (3.13) return a list of matches
         match = match[0] if len(match) == 1 else None
     if not match or match[0] is None:
         return token
