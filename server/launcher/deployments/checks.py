@@ -93,7 +93,7 @@ class Options:
     target: str | None = None
     vllm_version: str | None = None
     config_folders: list[Path] = field(default_factory=list)
-    missing_models: dict[str, str] = field(default_factory=dict)  # model -> why not found, once per run
+    missing_models: dict[str, str] = field(default_factory=dict)  # config location -> why not found, once per run
 
     def locate(self, location: str) -> str | None:
         """Why the config vLLM reads (at `location`: --hf-config-path, else --model) cannot be found, or None when it
