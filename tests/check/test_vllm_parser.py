@@ -64,7 +64,14 @@ def test_the_rebuilt_parser_knows_every_option(release: str) -> None:
         for o in a["option_strings"]
         if a["action"] not in ("_HelpAction", "_VersionAction")
     }
-    assert theirs == ours
+    assert theirs | {"-h", "--help"} == ours  # argparse's add_help, which the derivation leaves out
+
+
+def test_help_is_a_refusal_and_makes_its_prefixes_ambiguous() -> None:
+    with pytest.raises(vllm_parser.ArgumentsRefused, match="--help: vllm serve prints its help"):
+        vllm_parser.parse(["--hel"], "0.32.0")
+    with pytest.raises(vllm_parser.ArgumentsRefused, match="could match --help, --headless"):
+        vllm_parser.parse(["--he"], "0.32.0")
 
 
 def test_release_for_picks_the_nearest_derived_release() -> None:

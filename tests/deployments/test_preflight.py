@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from launcher import cli
+from launcher.check.config_source import ConfigRequest
 from launcher.check.engine import load_table
 from launcher.deployments.checks import Result
-from launcher.deployments.facts import deployment_table
+from launcher.deployments.facts import deployment_table, params_b
 from launcher.deployments.located import load_all, loc
 from launcher.deployments.preflight import Options, check_files, collect
 from launcher.deployments.workload import Token, duration_s, find_invocation, size_gib
@@ -364,3 +365,61 @@ def test_repository_deployments_pass_the_preflight(paths: list[str], tmp_path: P
     result = launcher("check", "--model-configs", str(MODELS), "--model-configs", str(tmp_path), "--from", *paths)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ACCEPTED" in result.stdout and "REJECTED" not in result.stdout
+
+
+def _compose_with(tmp_path: Path, command: list[str], volumes: list[str]) -> Path:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "services:\n  vllm:\n    image: vllm/vllm-openai:v0.26.0\n"
+        f"    command: {json.dumps(command)}\n    ipc: host\n"
+        f"    volumes: {json.dumps(volumes)}\n"
+        "    deploy:\n      resources:\n        reservations:\n          devices:\n"
+        "            - driver: nvidia\n              count: 1\n              capabilities: [gpu]\n"
+    )
+    return compose
+
+
+def test_the_pre_flight_reads_the_config_vllm_reads(tmp_path: Path) -> None:
+    """--hf-config-path (a bind-mounted directory) is the config vLLM judges, not --model's (issue 19)."""
+    shorter = tmp_path / "config"
+    shorter.mkdir()
+    config = json.loads((MODELS / "meta-llama__Llama-3.1-8B-Instruct" / "config.json").read_text())
+    (shorter / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 8192, "rope_scaling": None}))
+    mounts = [f"{MODELS / 'meta-llama__Llama-3.1-8B-Instruct'}:/models/llama", f"{shorter}:/configs/llama"]
+    argv = ["--model", "/models/llama", "--max-model-len", "16384"]
+    own = results(str(_compose_with(tmp_path, argv, mounts)), target="cuda:h100")["vllm"]
+    assert "max-model-len-above-limit" not in errors(own)
+    other = results(str(_compose_with(tmp_path, [*argv, "--hf-config-path", "/configs/llama"], mounts)))["vllm"]
+    assert "max-model-len-above-limit" in errors(other)
+    missing = results(str(_compose_with(tmp_path, [*argv, "--hf-config-path", "/configs/none"], mounts)))["vllm"]
+    assert "/configs/none" in next(f.message for f in missing.findings if f.severity == "error")
+
+
+def test_the_model_size_comes_from_the_config_vllm_reads() -> None:
+    small, large = str(MODELS / "meta-llama__Llama-3.1-8B-Instruct"), str(MODELS / "meta-llama__Meta-Llama-3.1-405B")
+    assert round(params_b(ConfigRequest(small, small, None, "auto"), [])) == 8
+    assert round(params_b(ConfigRequest(small, large, None, "auto"), [])) == 406
+
+
+def test_abbreviated_flags_reach_the_deployment_rules(tmp_path: Path) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        (FIXTURES / "pod-unknown-model.yaml")
+        .read_text()
+        .replace("acme/private-llm-70b", 'meta-llama/Llama-3.1-8B-Instruct", "--shutdown-timeo", "120')
+        .replace('"--max-model-len", "8192"', '"--max-model-le", "200000"')
+    )
+    result = results(str(manifest))["private-llm"]
+    assert "= 130 s" in next(f.message for f in result.findings if f.rule == "grace-period-shorter-than-drain")
+    assert "max-model-len-above-limit" in errors(result)
+
+
+def test_a_finding_points_at_the_abbreviated_flag_that_set_it(tmp_path: Path) -> None:
+    model = MODELS / "meta-llama__Llama-3.1-8B-Instruct"
+    compose = _compose_with(
+        tmp_path, ["--model", "/models/llama", "--max-model-le", "200000"], [f"{model}:/models/llama"]
+    )
+    compose.write_text(compose.read_text().replace('", "--max-model-le', '",\n      "--max-model-le'))
+    (finding,) = [f for f in results(str(compose))["vllm"].findings if f.rule == "max-model-len-above-limit"]
+    lines = compose.read_text().splitlines()
+    assert "--max-model-le" in lines[finding.at.line - 1] and "--model" not in lines[finding.at.line - 1]

@@ -146,6 +146,17 @@ def test_start_report_fills_status_metrics_and_the_record(tmp_path: Path, caplog
     } in rows
 
 
+def test_start_report_plans_with_abbreviated_flags_spelled_out() -> None:
+    """`launcher serve` hands the start report its release: `--gpu-memory-util` sizes the plan as vLLM reads it."""
+    full: dict[str, object] = {}
+    start_report(["--model", str(GPT_OSS_CASE), "--gpu-memory-utilization", "0.5"], "cuda:h100", None, full)
+    short: dict[str, object] = {}
+    start_report(["--model", str(GPT_OSS_CASE), "--gpu-memory-util", "0.5"], "cuda:h100", None, short, release="0.32.0")
+    default: dict[str, object] = {}
+    start_report(["--model", str(GPT_OSS_CASE)], "cuda:h100", None, default)
+    assert short["predicted"] == full["predicted"] != default["predicted"]
+
+
 def test_start_report_without_a_plan_keeps_serving(tmp_path: Path) -> None:
     status: dict[str, object] = {}
     report = start_report(["--model", str(tmp_path / "missing")], "cuda:h100", None, status)

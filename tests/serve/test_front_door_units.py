@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher import settings
+from launcher import cli, settings
 from launcher.redact import MASK, Redactor, is_secret_name
 from launcher.serve.limits import FrontDoorLimits
 from launcher.serve.routes import INFERENCE_ROUTES, decide
@@ -110,6 +110,30 @@ def test_known_values_are_masked_anywhere_and_argv_keeps_flags() -> None:
         "hf_token": MASK,
         "n": 1,
     }
+
+
+def test_abbreviated_secret_flags_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse takes `--api-k` and `--hf_tok` as --api-key and --hf-token (allow_abbrev): their values are secrets."""
+    argv = ["--model", "m", "--api-k", "sk-short-1234", "--hf_tok=hf_abbrev99", "--max-model-le", "4096"]
+    redactor = Redactor.for_process(argv)
+    assert redactor.argv(argv) == ["--model", "m", "--api-k", MASK, f"--hf_tok={MASK}", "--max-model-le", "4096"]
+    assert redactor.text("got --api-k sk-other-555 and --hf-tok x1") == f"got --api-k {MASK} and --hf-tok {MASK}"
+    assert Redactor().text("--max-model-le 4096 --tokenizer t") == "--max-model-le 4096 --tokenizer t"
+    model = str(Path(__file__).resolve().parents[1] / "fixtures" / "models" / "meta-llama__Llama-3.1-8B-Instruct")
+    argv = [
+        "check",
+        "--target",
+        "cuda:h100",
+        "--format",
+        "json",
+        "--",
+        "--model",
+        model,
+        "--hf-tok",
+        "hf_abbrev_secret",
+    ]
+    assert cli.main(argv) == 0
+    assert "hf_abbrev_secret" not in capsys.readouterr().out
 
 
 def test_limits_fit_the_fd_limit(monkeypatch: pytest.MonkeyPatch) -> None:

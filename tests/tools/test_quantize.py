@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.check.model_facts import load_model
 from launcher.check.verdict import check
 from launcher.errors import LauncherError
 from launcher.tools import evaluation, quantize
@@ -212,3 +213,26 @@ def test_fp8_checkpoint_serves_on_cpu_and_compares_with_bf16(
     assert report["compare"]["url"] == fp8.url
     assert 0.0 <= evaluation.scores(report["compare"])["launcher_arithmetic/exact_match,first-number"] <= 1.0
     assert "recovery (compare / base)" in result.stdout
+
+
+# -- the config it reads: the one the worker's from_pretrained loads (issue 19) ----------------------------------
+
+
+def test_the_worker_config_is_config_json_even_beside_a_mistral_format_checkpoint(tmp_path: Path) -> None:
+    from tests.check.test_config_source import PARAMS, consolidated, folder, llama
+
+    both = folder(tmp_path / "both", config_json=llama(8192), params_json={**PARAMS, "max_position_embeddings": 32768})
+    consolidated(both)
+    assert load_model(str(both)).read.config_format == "mistral"  # vLLM's auto would read params.json here
+    facts = quantize.worker_config(both)
+    assert facts.read.config_format == "hf" and facts.config["max_position_embeddings"] == 8192
+    alone = folder(tmp_path / "alone", params_json=PARAMS)
+    with pytest.raises(LauncherError, match="has no config.json: launcher quantize loads the checkpoint with"):
+        quantize.plan(str(alone))
+
+
+def test_config_selecting_serve_flags_are_refused() -> None:
+    """quantize has no --revision or --hf-config-path: the worker reads the directory as it is."""
+    result = launcher("quantize", model_dir("synthetic__tiny-llama-head16"), "--revision", "v2")
+    assert result.returncode == 2 and "unrecognized arguments: --revision v2" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

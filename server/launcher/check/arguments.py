@@ -3,7 +3,8 @@
 Accepts what `vllm serve` and `python -m vllm.entrypoints.openai.api_server` accept:
 `--flag value`, `--flag=value`, underscores or dashes (`--max_model_len`), the short
 aliases (`-tp`, `-pp`, `-dp`, `-q`) and a leading positional model (`vllm serve MODEL`).
-Flags the launcher does not know are kept as they are and handed to vLLM.
+Flags the launcher does not know are kept as they are and handed to vLLM. Given the target release, an
+abbreviation its parser takes (`--max-model-le`, `-qfp8`) is read as the full flag, as vLLM reads it.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def flag_spec(release: str | None) -> vllm_parser.FlagSpec:
 
 
 def canonical(flag: str) -> str:
-    """`--max_model_len` and `-tp` become `max-model-len` and `tensor-parallel-size`."""
-    name = flag.lstrip("-").replace("_", "-")
-    return ALIASES.get(name, name)
+    """`--max_model_len` and `-tp` become `max-model-len` and `tensor-parallel-size`; in `--hf_overrides.rope_theta`
+    only the flag's part is respelled, as vLLM does (FlexibleArgumentParser.parse_args): the key is the config's."""
+    name, dot, key = flag.lstrip("-").partition(".")
+    name = name.replace("_", "-")
+    return f"{name}.{key}" if dot else ALIASES.get(name, name)
 
 
 def _spelled(raw: str) -> str:
@@ -78,9 +81,12 @@ class ServeArgs:
 
     @classmethod
     def parse(cls, argv: Iterable[str], release: str | None = None) -> ServeArgs:
-        """Split argv into options the way `release`'s parser does (which flags take none or several values)."""
+        """Split argv into options the way `release`'s parser does (which flags take none or several values), after
+        spelling out the abbreviations that parser takes (vllm_parser.full_spellings: `--max-model-le` is
+        --max-model-len). Without a release no abbreviation is resolved: which prefixes are unambiguous depends on
+        the release."""
         spec = flag_spec(release)
-        tokens = list(argv)
+        tokens = list(argv) if release is None else vllm_parser.full_spellings(list(argv), release)
         options: list[Option] = []
         i = 0
         if tokens and not _looks_like_flag(tokens[0]):

@@ -224,6 +224,17 @@ class _SwitchAction(_Recorded):
         return option_string not in self.negative
 
 
+class _HelpRefusedAction(argparse.Action):
+    """vLLM's parser has argparse's -h/--help (add_help: the derivation leaves the help action out): taken, it prints
+    the help and exits, so the check refuses it; declared so a prefix such as --he is as ambiguous as in vLLM."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        raise ArgumentsRefused(f"{option_string or '--help'}: vllm serve prints its help and exits without serving")
+
+
 def _add(parser: argparse.ArgumentParser, action: dict[str, Any]) -> None:
     names = action["option_strings"]
     kind = action["action"]
@@ -258,6 +269,7 @@ def _add(parser: argparse.ArgumentParser, action: dict[str, Any]) -> None:
 def build_parser(release: str) -> argparse.ArgumentParser:
     facts = release_facts(release)["parser"]
     parser = _Parser(prog="vllm serve", add_help=False, allow_abbrev=facts["allow_abbrev"])
+    parser.add_argument("-h", "--help", action=_HelpRefusedAction)  # first, where argparse's add_help puts it
     for action in facts["actions"]:
         _add(parser, action)
     return parser
@@ -402,3 +414,47 @@ def used_options(argv: list[str], release: str) -> list[str]:
 def other_releases_with(option: str, release: str) -> list[str]:
     """Derived releases whose parser has `option` (read only on the refusal path)."""
     return [r for r in known_releases() if r != release and option in flag_spec(r).options]
+
+
+# -- abbreviations ---------------------------------------------------------------------------------------------------
+
+
+def _full_option(parser: argparse.ArgumentParser, token: str) -> str:
+    """One token as argparse of the release takes it (ArgumentParser._parse_optional): an unambiguous prefix
+    (`--max-model-le`, `--max-model-le=4096`, `-t`) or a short option joined to its value (`-qfp8`) becomes the full
+    option string, `=value` kept; anything else (a value, an ambiguous or unknown flag) is returned as written."""
+    try:
+        match = parser._parse_optional(token)  # the stdlib's own prefix and short-option matching
+    except (ArgumentsRefused, argparse.ArgumentError):  # ambiguous (3.13 raises ArgumentError): vLLM refuses it too
+        return token
+    if isinstance(match, list):  # newer Pythons (3.13) return a list of matches
+        match = match[0] if len(match) == 1 else None
+    if not match or match[0] is None:
+        return token
+    action, option, explicit = match[0], match[1], match[-1]
+    if explicit is not None and action.nargs == 0 and not option.startswith("--"):
+        return token  # `-epx`: argparse reads joined short switches, the split leaves them as written
+    return option if explicit is None else f"{option}={explicit}"
+
+
+def full_spellings(argv: list[str], release: str) -> list[str]:
+    """argv with every option spelled in full, as `release`'s parser resolves it after vLLM's preprocessing
+    (FlexibleArgumentParser.parse_args: underscores become dashes; `--cfg.key` is resolved on `--cfg`, the flag vLLM
+    merges it into; `-O3` and everything after `--` are left to vLLM). Values and flags the parser would refuse
+    (ambiguous prefixes, unknown flags) are unchanged, so every consumer reads what vLLM's parser reads."""
+    parser = build_parser(release)
+    resolved: list[str] = []
+    for index, token in enumerate(argv):
+        if token == "--":
+            return [*resolved, *argv[index:]]
+        if token.startswith("-O") or not token.startswith("-"):
+            resolved.append(token)
+            continue
+        spelled = _spelled_like_vllm([token])[0]
+        name, eq, value = spelled.partition("=")
+        head, dot, key = name.partition(".")
+        if dot and head.startswith("--"):
+            resolved.append(f"{_full_option(parser, head)}.{key}{eq}{value}")
+        else:
+            resolved.append(_full_option(parser, spelled))
+    return resolved

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..check import engine as rules
 from ..check.arguments import ServeArgs
+from ..check.config_source import ConfigRequest
 from ..check.model_facts import locate_model_dir
 from ..check.verdict import check
+from ..check.vllm_parser import full_spellings, release_for
 from ..errors import LauncherError
 from .facts import (
     Effective,
@@ -91,17 +93,25 @@ class Options:
     target: str | None = None
     vllm_version: str | None = None
     config_folders: list[Path] = field(default_factory=list)
-    missing_models: dict[str, str] = field(default_factory=dict)  # model -> why not found, once per run
+    missing_models: dict[str, str] = field(default_factory=dict)  # config location -> why not found, once per run
 
-    def locate(self, model: str) -> str | None:
-        """Why config.json of `model` cannot be found, or None when it can (the hub is asked once per run)."""
-        if model not in self.missing_models:
+    def locate(self, location: str) -> str | None:
+        """Why the config vLLM reads (at `location`: --hf-config-path, else --model) cannot be found, or None when it
+        can (the hub is asked once per run)."""
+        if location not in self.missing_models:
             try:
-                locate_model_dir(model, self.config_folders)
-                self.missing_models[model] = ""
+                locate_model_dir(location, self.config_folders)
+                self.missing_models[location] = ""
             except LauncherError as exc:
-                self.missing_models[model] = str(exc)
-        return self.missing_models[model] or None
+                self.missing_models[location] = str(exc)
+        return self.missing_models[location] or None
+
+
+def _spelled_out(where: list[Token], release: str) -> list[Token]:
+    """The tokens with each abbreviated flag spelled out as the release's parser reads it, so a finding about
+    --max-model-len points at the `--max-model-le` that set it."""
+    texts = full_spellings([token.text for token in where], release)
+    return [replace(token, text=text) for token, text in zip(where, texts, strict=True)]
 
 
 def _flag_at(where: list[Token], name: str) -> Loc | None:
@@ -121,6 +131,20 @@ def _mapped(model: str, mounts: dict[str, Path]) -> str:
         if model == inside or model.startswith(inside + "/"):
             return str(mounts[inside]) + model[len(inside) :]
     return model
+
+
+PATH_FLAGS = ("model", "hf-config-path")  # the serve flags naming where the config vLLM reads is
+
+
+def served_here(parsed: ServeArgs, mounts: dict[str, Path]) -> ServeArgs:
+    """The serve arguments with the container paths of the model and of --hf-config-path as this machine's (bind
+    mounts); the same object when no path changes."""
+    here = parsed
+    for flag in PATH_FLAGS:
+        value = parsed.get(flag)
+        if value and _mapped(value, mounts) != value:
+            here = here.with_option(flag, _mapped(value, mounts))
+    return here
 
 
 # -- locating the findings of the compatibility table ----------------------------------------------------------------
@@ -174,28 +198,28 @@ def _deployment_location(at_key: str, w: Workload, eff: Effective) -> Loc:
 # -- one workload -----------------------------------------------------------------------------------------------------
 
 
-def _parse(eff: Effective, result: Result) -> tuple[dict[str, Any], str | None]:
-    """The serve arguments as rule facts (vLLM's defaults filled in), or why they cannot be read."""
+def _parse(eff: Effective, result: Result, release: str | None) -> tuple[dict[str, Any], str | None, ServeArgs | None]:
+    """The serve arguments as rule facts (vLLM's defaults filled in; abbreviations read as `release`'s parser reads
+    them), or why they cannot be read; and the split arguments."""
     if eff.error:
-        return {}, eff.error
+        return {}, eff.error, None
     try:
-        parsed = ServeArgs.parse(eff.texts)
+        parsed = ServeArgs.parse(eff.texts, release)
         args = {**parsed.facts(), "shutdown_timeout": parsed.get_int("shutdown-timeout")}
     except LauncherError as exc:
-        return {}, str(exc)
+        return {}, str(exc), None
     result.model, result.effective_args = parsed.model, parsed.argv()
     if not parsed.model:
-        return args, "no model given: vLLM needs --model (or the model as the first argument)"
-    return args, None
+        return args, "no model given: vLLM needs --model (or the model as the first argument)", parsed
+    return args, None, parsed
 
 
 def _table_findings(
-    result: Result, eff: Effective, local: str, version: str, options: Options
+    result: Result, eff: Effective, argv: list[str], version: str, options: Options
 ) -> tuple[dict[str, Any], str | None]:
     """The compatibility table on each target; (the first verdict's facts, or why the check could not run)."""
     w, facts = result.workload, dict[str, Any]()
     environ = {k: v.text for k, v in eff.env.items() if k.startswith("VLLM_")}
-    argv = ServeArgs.parse(eff.texts).with_option("model", local).argv() if local != result.model else eff.texts
     for target in result.targets:
         try:
             verdict = check(argv, target, version, options.config_folders, environ)
@@ -216,20 +240,26 @@ def _table_findings(
 def check_workload(w: Workload, options: Options) -> Result:
     eff = effective(w)
     result = Result(w, [], eff.texts)
-    args, error = _parse(eff, result)
-    result.targets, source, unknown_label = targets_for(w, eff.target, options.target)
-    version, image_version_unknown = None, None
+    version, image_version_unknown, version_error = None, None, None
     try:
         version, image_version_unknown = version_for(w, eff.vllm_version, options.vllm_version)
         result.vllm_version = version
     except LauncherError as exc:
-        error = error or str(exc)
-    local = _mapped(result.model, w.mounts) if result.model else None
-    model_error = options.locate(local) if local and error is None else None
+        version_error = str(exc)
+    release = release_for(version) if version else None
+    args, error, parsed = _parse(eff, result, release)
+    if release:
+        eff.where = _spelled_out(eff.where, release)
+    error = error or version_error
+    result.targets, source, unknown_label = targets_for(w, eff.target, options.target)
+    here = served_here(parsed, w.mounts) if parsed is not None and result.model else None
+    request = ConfigRequest.from_args(here) if here is not None else None  # the config vLLM reads, as check does
+    model_error = options.locate(request.location) if request and error is None else None
     facts: dict[str, Any] = {}
-    if local and version and error is None and model_error is None:
-        facts, error = _table_findings(result, eff, local, version, options)
-    billions = params_b(local, options.config_folders) if local and error is None and model_error is None else None
+    if here is not None and version and error is None and model_error is None:
+        argv = eff.texts if here is parsed else here.argv()
+        facts, error = _table_findings(result, eff, argv, version, options)
+    billions = params_b(request, options.config_folders) if request and error is None and model_error is None else None
     deployment = deployment_facts(w, eff, args, result.model, billions)
     deployment.update(
         {

@@ -21,6 +21,7 @@ from packaging.version import Version
 
 from ..check import engine as rules
 from ..check import model_size
+from ..check.config_source import ConfigRequest
 from ..check.model_facts import load_model
 from ..check.platforms import _target_for_name, known_targets
 from ..check.versions import resolve_version
@@ -147,10 +148,11 @@ def version_for(w: Workload, stated: Token | None, cli_version: str | None) -> t
 # -- model size and load time ----------------------------------------------------------------------------------------
 
 
-def params_b(model: str, folders: list[Path]) -> float | None:
-    """All parameters of the model in billions, from config.json (the memory planner's model shapes)."""
+def params_b(request: ConfigRequest, folders: list[Path]) -> float | None:
+    """All parameters of the model in billions, from the config vLLM reads (`request`: --hf-config-path, --revision,
+    --config-format; the memory planner's model shapes)."""
     try:
-        shape = model_size.shape_of(load_model(model, folders))
+        shape = model_size.shape_of(load_model(request.model, folders, request))
     except LauncherError:
         return None
     return sum(model_size.params_per_rank(shape, 1, 1, 1).values()) / 1e9

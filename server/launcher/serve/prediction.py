@@ -93,11 +93,13 @@ def start_report(
     record: Path | None = None,
     redact: Callable[[str], str] = str,
     environ: Mapping[str, str] | None = None,
+    release: str | None = None,
 ) -> StartReport:
     """The report of this start; its prediction is None (and says why in /status) when the plan cannot size it.
     The recorded serve arguments go through `redact` (the front door's redactor: no key reaches the file);
-    `environ` is vLLM's environment (its VLLM_* variables size the plan as they size vLLM)."""
-    args = ServeArgs.parse(vllm_args)
+    `environ` is vLLM's environment (its VLLM_* variables size the plan as they size vLLM); `release` is the derived
+    release whose parser reads the arguments (its abbreviations spelled out)."""
+    args = ServeArgs.parse(vllm_args, release)
     predicted, context = None, {"serve_args": [redact(a) for a in vllm_args], "target": target}
     try:
         model = load_model(args.model or "", config_folders, ConfigRequest.from_args(args))

@@ -31,7 +31,10 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from ..check.arguments import ServeArgs
+from ..check.engine import load_table
 from ..check.verdict import check
+from ..check.versions import resolve_version
+from ..check.vllm_parser import full_spellings, release_for
 from ..errors import LauncherError
 from ..redact import Redactor, install_log_redaction
 from . import metrics
@@ -240,6 +243,20 @@ def cors_of(args: ServeArgs) -> dict[str, object] | None:
     }
 
 
+def spelled_out(vllm_args: list[str], vllm_version: str | None) -> tuple[list[str], str]:
+    """The serve arguments with every abbreviation spelled out as the target release's parser resolves it
+    (`--max-model-le` -> --max-model-len, `--api-k` -> --api-key), and that release. Done first, so the redactor,
+    the check, the front door's own flags (a `--po` is the front door's --port) and vLLM all read one argv; vLLM
+    is given the resolved spelling, which its parser reads exactly as it reads the prefix."""
+    release = release_for(resolve_version(vllm_version, load_table()))
+    return full_spellings(vllm_args, release), release
+
+
+def child_args_of(args: ServeArgs) -> list[str]:
+    """The arguments vLLM is started with: the user's, less the flags the front door owns."""
+    return args.without(*FRONT_DOOR_FLAGS).argv()
+
+
 def _served_model_name(args: ServeArgs) -> str:
     return args.get("served-model-name") or args.model or ""
 
@@ -247,6 +264,7 @@ def _served_model_name(args: ServeArgs) -> str:
 def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
     env: dict[str, str] = {}
     target, version = options.target, options.vllm_version
+    vllm_args, release = spelled_out(vllm_args, version)
     if options.preset:
         preset = load_preset(options.preset)
         vllm_args = preset.merged_args(vllm_args)
@@ -270,17 +288,17 @@ def serve(options: argparse.Namespace, vllm_args: list[str]) -> int:
         return 2
     if port_in_use(options.host, options.port):
         raise LauncherError(f"port {options.port} on {options.host} is already in use; pick another with --port")
-    args = ServeArgs.parse(vllm_args)
+    args = ServeArgs.parse(vllm_args, release)
     api_keys = api_keys_of(args)
     redactor.add(api_keys)
-    child_args = args.without(*FRONT_DOOR_FLAGS).argv()
+    child_args = child_args_of(args)
     vllm = VllmProcess(child_args, free_port(), env=env, redact=redactor.text)
     state = FrontDoorState(
         upstream=f"http://127.0.0.1:{vllm.port}", api_keys=api_keys, limits=limits, redactor=redactor
     )
     state.status = {**verdict.as_dict(), "started_at": time.time(), "vllm_port": vllm.port}
     vllm.on_line = start_report(
-        child_args, target, options.model_configs, state.status, options.record, redactor.text, vllm.env
+        child_args, target, options.model_configs, state.status, options.record, redactor.text, vllm.env, release
     ).feed
     settings = ServeSettings(options.host, options.port, options.startup_timeout, options.drain_timeout)
     supervisor = Supervisor(vllm, state, settings, _served_model_name(args))

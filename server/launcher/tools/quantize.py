@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import settings
+from ..check.config_source import ConfigRequest
 from ..check.model_facts import ModelFacts, load_model, locate_model_dir
 from ..check.platforms import _cgroup_memory
 from ..errors import LauncherError
@@ -67,6 +68,19 @@ def _scheme(name: str) -> Scheme:
 
 
 # -- the source checkpoint --------------------------------------------------------------------------------
+
+
+def worker_config(directory: Path) -> ModelFacts:
+    """The config the worker quantizes: transformers' from_pretrained(directory) reads that directory's config.json,
+    as it is (no revision, no other config path: quantize takes no --revision or --hf-config-path, its parser
+    refuses them), never a Mistral-format params.json, which vLLM's `auto` would prefer beside
+    consolidated*.safetensors. The same ConfigRequest the check uses, fixed to what the worker loads."""
+    if not (directory / "config.json").is_file():
+        raise LauncherError(
+            f"{directory} has no config.json: launcher quantize loads the checkpoint with transformers "
+            "(from_pretrained reads config.json); a Mistral-format checkpoint (params.json only) is not supported"
+        )
+    return load_model(str(directory), request=ConfigRequest(str(directory), str(directory), None, "hf"))
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -168,7 +182,7 @@ def plan(
     """Everything that can be refused, refused before a weight is loaded."""
     scheme = _scheme(scheme_name)
     directory = locate_model_dir(model)
-    facts = load_model(str(directory))
+    facts = worker_config(directory)
     quant = facts.checkpoint_quantization()
     if quant is not None:
         summary = facts.facts()["checkpoint_quant_summary"]
