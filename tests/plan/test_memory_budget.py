@@ -129,9 +129,6 @@ def _profiles() -> list[tuple[str, str, str, str, float]]:
 # Profiles the model does not reach yet, and why (listed in docs/plan-accuracy.md as open misses). The test fails
 # when one of them comes within 2%, so that the list stays true.
 OPEN_ACTIVATION_MISSES = {
-    # planned 3.68 GiB (sampler phase), vLLM 6.69: with 128 heads the MLA prefill's forward tensors (q, the
-    # kv_b_proj output, k, v, the attention output, all [8192, 128, 128..256]) exceed the sampler phase.
-    "plan-deepseek-v3-8l-0.9": "MLA prefill attention tensors",
     # planned 1.26 GiB, vLLM 1.43: 0.17 GiB more than the MLP of 8192 tokens in Gemma-3's 27B layer.
     "plan-gemma3-27b-text-0.9": "Gemma-3 decoder layer beyond its MLP",
     # planned 0.88 GiB (what the same shape measures with --enforce-eager: plan-llama3-8b-0.9), vLLM 1.1 with
@@ -139,6 +136,32 @@ OPEN_ACTIVATION_MISSES = {
     # not yet found in the code.
     "plan-llama3-8b-graphs": "the compiled profile run (torch.compile on) beyond the eager one",
 }
+
+
+@pytest.mark.parametrize(
+    ("max_len", "max_seqs", "block", "tokens"),
+    [
+        (8192, 1024, 16, 65536),  # the H200 DeepSeek start: 8 x 8192 = 4 x 1024 x 16, at the 64Ki cap
+        (2048, 256, 16, 16384),  # 8 full-length requests
+        (163840, 256, 16, 65536),  # long context: capped at 64Ki tokens
+        (1024, 8192, 16, 131072),  # at least one block per sequence, above the cap
+    ],
+)
+def test_mla_profile_workspace_follows_vllm(max_len: int, max_seqs: int, block: int, tokens: int) -> None:
+    """MLACommonMetadataBuilder.determine_chunked_prefill_workspace_size (vLLM 0.26 mla_attention.py)."""
+    assert activation.mla_profile_workspace_tokens(max_len, max_seqs, block) == tokens
+
+
+def test_mla_attention_dominates_deepseek_profile() -> None:
+    """DeepSeek-V3's 128 heads: the profile run's stand-in for the up-projected context ([64Ki, 128, 256] bf16,
+    4 GiB) and the layer's tensors exceed both the MLP and the sampler phase; with TP 8 each rank holds 1/8 of
+    the heads, and the sampler phase (not sharded) is the peak again."""
+    model = ROOT / "bench" / "gpu" / "models" / "plan-deepseek-v3-8l-0.9"
+    base = ["--model", str(model), "--max-model-len", "8192", "--enforce-eager"]
+    one = estimate(ServeArgs.parse(base), load_model(str(model)), from_target("cuda:h200"), environ={})
+    eight = estimate(ServeArgs.parse([*base, "-tp", "8"]), load_model(str(model)), from_target("cuda:h200"), environ={})
+    assert one.activation_gib > 6.0
+    assert one.activation_gib - eight.activation_gib > 2.5
 
 
 def test_peak_activation_within_2_percent_of_every_logged_gpu_profile() -> None:

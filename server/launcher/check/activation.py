@@ -8,8 +8,9 @@ less what was allocated before it (weights, the runner's persistent input buffer
     hidden_states = _dummy_run(max_num_batched_tokens)       # one forward pass of T tokens, N = min(T, seqs)
     _dummy_sampler_run(hidden_states[logits_indices])        # the sampler over N dummy requests
 
-so the peak is the larger of the forward pass's transient tensors and the sampler's, on top of what the
-forward leaves allocated (the fused-MoE workspace, the cuBLAS workspace, the hidden states it returns).
+so the peak is the largest of the forward pass's transient tensors (its MLP, or an MLA layer's attention) and the
+sampler's, on top of what the forward leaves allocated (the fused-MoE workspace, the cuBLAS workspace, the hidden
+states it returns).
 
 Which model runner runs it matters (config/vllm.py use_v2_model_runner): the V2 runner (gpu/model_runner.py)
 is the default for models without experts and for DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES; its sampler works
@@ -23,6 +24,12 @@ Terms (bytes, T tokens, H hidden, I intermediate per rank, a = activation bytes)
   kept): T DP topk (max(I_e, H) + max(2 I_e, H)) a, I_e the experts' width on this rank (I / (TP x DP)
   without EP); none for the monolithic gpt-oss MXFP4 kernels
 - V1 sampler: N V (2 + 4 + 4 + 4) + min(SMs, N) V 4; V2 sampler: N V a
+- MLA attention (layers/attention/mla_attention.py MLAAttention.forward_impl): the profile run has no attention
+  metadata, and each MLA layer allocates a stand-in for the worst-case up-projected context of chunked prefill,
+  [W, heads / TP, qk_nope + v_head] with W = MLACommonMetadataBuilder.determine_chunked_prefill_workspace_size
+  (min(max(8 max_model_len, 4 seqs block), 64Ki) tokens, at least seqs x block), beside the layer's input and
+  residual [T, H], its query [T, heads / TP, qk_nope + qk_rope] and output [T, heads / TP, v_head]; a MoE layer
+  before it has left the fused-MoE workspace allocated
 - cuBLAS workspace (32 MiB on Hopper and newer, from torch's allocator): counted once a bf16 GEMM ran
 - multimodal (V1 runner): encoder outputs of T tokens x out_hidden x (1 + deepstack levels), and the dummy
   pixel values (fp32 from the HF processor) of their T x merge^2 patches
@@ -66,12 +73,14 @@ class Activation:
     cublas_in_forward: float  # the cuBLAS workspace, when a bf16 GEMM runs before the forward's peak
     cublas: float  # the cuBLAS workspace, allocated by the lm_head at the latest
     encoder: float  # multimodal encoder outputs and inputs, held through the profile
+    attention: float = 0.0  # an MLA layer's transient tensors in the profile run, the MoE workspace included
 
     @property
     def peak(self) -> float:
         forward_phase = self.forward + self.workspace + self.cublas_in_forward
+        attention_phase = self.attention + self.cublas_in_forward
         sampler_phase = self.sampler + self.hidden + self.workspace + self.cublas
-        return max(forward_phase, sampler_phase) + self.encoder
+        return max(forward_phase, attention_phase, sampler_phase) + self.encoder
 
     @property
     def gib(self) -> float:
@@ -114,12 +123,33 @@ def encoder_bytes(vision: Mapping[str, Any], tokens: int) -> float:
     return tokens * out_hidden * levels * 2 + tokens * merge * merge * values * 4
 
 
+def mla_profile_workspace_tokens(max_len: int, max_seqs: int, block_size: int) -> int:
+    """MLACommonMetadataBuilder.determine_chunked_prefill_workspace_size (vLLM 0.26), without DCP."""
+    return max(min(max(8 * max_len, 4 * max_seqs * block_size), 64 * 1024), max_seqs * block_size)
+
+
+def mla_attention_bytes(
+    shape: Shape, tokens: int, tp: int, act_bytes: float, max_len: int, max_seqs: int, block_size: int
+) -> float:
+    """The transient tensors of one MLA layer's attention in the profile run (MLAAttention.forward_impl with no
+    attention metadata), and the layer's input and residual."""
+    heads = shape.heads / tp
+    stand_in = mla_profile_workspace_tokens(max_len, max_seqs, block_size) * heads
+    stand_in *= shape.qk_nope_head_dim + shape.v_head_dim
+    query = tokens * heads * (shape.qk_nope_head_dim + shape.qk_rope_head_dim)
+    output = tokens * heads * shape.v_head_dim
+    latent = tokens * ((shape.q_lora_rank or 0) + shape.latent + shape.qk_rope_head_dim)
+    return (stand_in + query + output + latent + 2 * tokens * shape.hidden) * act_bytes
+
+
 def peak_activation(
     shape: Shape,
     *,
     runner: str,
     tokens: int,
     max_seqs: int,
+    max_len: int,
+    block_size: int,
     tp: int,
     dp: int = 1,
     expert_parallel: bool = False,
@@ -152,4 +182,9 @@ def peak_activation(
     # The lm_head (and a MoE router) run through cuBLAS; a bf16 decoder layer does so before the MLP's peak.
     early = float(cublas) if bf16_layers or shape.moe_layers else 0.0
     encoder = encoder_bytes(vision, tokens) if runner == "v1" else 0.0
-    return Activation(runner, forward, sampler, tokens * h * act_bytes, workspace, early, cublas, encoder)
+    attention = 0.0
+    if shape.is_mla:
+        moe_before = workspace if shape.moe_layers and shape.layers > 1 else 0.0
+        attention = mla_attention_bytes(shape, tokens, tp, act_bytes, max_len, max_seqs, block_size) + moe_before
+    hidden = tokens * h * act_bytes
+    return Activation(runner, forward, sampler, hidden, workspace, early, cublas, encoder, attention)

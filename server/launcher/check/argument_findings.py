@@ -5,6 +5,7 @@ The rules are data/argument_rules.yaml; the parser is server/launcher/check/vllm
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from typing import Any
@@ -100,6 +101,79 @@ def repeated_findings(parsed: vllm_parser.Parsed, release: str) -> list[Finding]
     return findings
 
 
+BOUND_WORDS = {"ge": "greater than or equal to", "gt": "greater than", "le": "less than or equal to", "lt": "less than"}
+BOUND_TESTS = {
+    "ge": lambda value, bound: value >= bound,
+    "gt": lambda value, bound: value > bound,
+    "le": lambda value, bound: value <= bound,
+    "lt": lambda value, bound: value < bound,
+}
+
+
+def _given(parsed: vllm_parser.Parsed) -> dict[str, str]:
+    """dest -> the option string the user gave for it last."""
+    return {dest: option for dest, option in parsed.occurrences}
+
+
+def _config_finding(kind: str, message: str, **fix: str) -> Finding:
+    data = _rules()["config"]
+    return Finding(data[kind]["id"], "error", message, data[kind]["fix"].format(**fix), data["source"])
+
+
+def config_findings(parsed: vllm_parser.Parsed, release: str) -> list[Finding]:
+    """What vLLM's config dataclasses refuse among the values the parser accepted (parser.config_fields of the
+    release facts): a number outside its field's bounds, an unknown key in a JSON config argument, a plain string
+    where the field takes an object. pydantic's wording, as vLLM prints it."""
+    fields = vllm_parser.release_facts(release)["parser"].get("config_fields", {})
+    findings = []
+    for dest, option in _given(parsed).items():
+        fact = fields.get(dest)
+        value = getattr(parsed.namespace, dest, None)
+        if fact is None or value is None:
+            continue
+        config_class, _, field = fact["config"].partition(".")
+        head = f"vllm serve (vLLM {release}): 1 validation error for {config_class} {field}:"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            for key, bound in fact.get("bounds", {}).items():
+                if not BOUND_TESTS[key](value, bound):
+                    words = f"{BOUND_WORDS[key]} {bound}"
+                    findings.append(
+                        _config_finding(
+                            "out_of_range",
+                            f"{head} Input should be {words} ({option} {value})",
+                            option=option,
+                            bound=words,
+                        )
+                    )
+        if isinstance(value, dict) and fact.get("unknown_key_refused"):
+            unknown = sorted(str(key) for key in value if key not in fact["keys"])
+            if unknown:
+                close = sorted({m for key in unknown for m in difflib.get_close_matches(key, fact["keys"], 2)})
+                findings.append(
+                    _config_finding(
+                        "unknown_key",
+                        f"vllm serve (vLLM {release}): error: argument {option}: {len(unknown)} validation "
+                        f"error{'s' if len(unknown) > 1 else ''} for {fact['keys_class']} "
+                        + " ".join(f"{key}: Unexpected keyword argument" for key in unknown),
+                        keys=", ".join(unknown),
+                        option=option,
+                        config_class=fact["keys_class"],
+                        release=release,
+                        suggestion=f" (did you mean {' or '.join(close)}?)" if close else "",
+                    )
+                )
+        if isinstance(value, str) and fact.get("string_refused"):
+            findings.append(
+                _config_finding(
+                    "not_an_object",
+                    f"{head} {value!r} is not a JSON object, and vLLM takes a dictionary or a callable there "
+                    f"({fact.get('string_error', '')[:160]})",
+                    option=option,
+                )
+            )
+    return findings
+
+
 def check_arguments(argv: list[str], version: str) -> tuple[list[Finding], Any]:
     """Findings of the target release's parser on argv, and its namespace (None when it refused)."""
     release = vllm_parser.release_for(version)
@@ -120,4 +194,4 @@ def check_arguments(argv: list[str], version: str) -> tuple[list[Finding], Any]:
         for option in dict.fromkeys(vllm_parser.used_options(argv, release))
         if spec.options[option].get("deprecated")
     ]
-    return findings + repeated_findings(parsed, release), parsed.namespace
+    return findings + repeated_findings(parsed, release) + config_findings(parsed, release), parsed.namespace

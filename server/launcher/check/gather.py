@@ -68,7 +68,8 @@ def gather(
     deployment file's container env, for `launcher check --from`); `namespace` is what the release's own parser
     made of argv (check/vllm_parser.py): its --hf-overrides and --disable-sliding-window shape the model config."""
     table = engine.load_table()
-    version = resolve_version(vllm_version, table)
+    platform = platforms.resolve(target, gpu_count=gpu_count)
+    version = resolve_version(vllm_version, table, platform.kind)
     vllm = version_data(version, table)
     args = parse_args(argv, vllm["release"])
     overrides = getattr(namespace, "hf_overrides", None)
@@ -82,6 +83,5 @@ def gather(
         max_len_rules,
         bool(getattr(namespace, "disable_sliding_window", False)),
     )
-    platform = platforms.resolve(target, gpu_count=gpu_count)
     env = vllm_env(os.environ if environ is None else environ)
     return Inputs(args, model, platform, version, vllm, table, env, parsed_facts(namespace))

@@ -218,11 +218,14 @@ def estimate(
     batched, max_seqs = _batch(args, platform, device_gib, world)
     weights += model_buffers_bytes(model, shape, batched, dtype_bytes)
     runner = profile.model_runner(model.config, shape, environ)
+    max_len = facts["max_model_len"] or model.max_model_len_limit() or 2048
     peak = profile.peak_activation(
         shape,
         runner=runner,
         tokens=batched,
         max_seqs=max_seqs,
+        max_len=max_len,
+        block_size=GPU_BLOCK_SIZE,
         tp=tp,
         dp=dp,
         expert_parallel=expert_parallel,
@@ -239,7 +242,6 @@ def estimate(
     per_token = per_layer * stage_layers
     raw_len = args.get("max-model-len")
     auto_len = raw_len is not None and raw_len.strip().lower() in ("auto", "-1")
-    max_len = facts["max_model_len"] or model.max_model_len_limit() or 2048
 
     notes = []
     utilization = float(facts["gpu_memory_utilization"])

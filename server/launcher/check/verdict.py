@@ -66,14 +66,13 @@ def check(
     """The verdict; `environ` replaces this process's environment as the source of VLLM_* variables (a deployment
     file's container env, for `launcher check --from`). The target release's own parser reads argv first (class 1):
     a refusal there is the verdict, before config.json is read."""
-    version = resolve_version(vllm_version, rules.load_table())
+    platform = platforms.resolve(target, gpu_count=None)
+    version = resolve_version(vllm_version, rules.load_table(), platform.kind)
     argument_findings, namespace = check_arguments(argv, version)
     if any(f.severity == "error" for f in argument_findings):
-        return Verdict(
-            False, argument_findings, list(argv), None, platforms.resolve(target, gpu_count=None), version, {}
-        )
+        return Verdict(False, argument_findings, list(argv), None, platform, version, {})
     verdict = evaluate(gather(argv, target, vllm_version, config_folders, environ, namespace=namespace))
-    findings = argument_findings + verdict.findings + vllm_findings(list(argv), version)
+    findings = argument_findings + verdict.findings + vllm_findings(list(argv), version, platform.kind)
     accepted = not any(f.severity == "error" for f in findings)
     return replace(
         verdict, accepted=accepted, findings=sorted(findings, key=lambda f: rules.SEVERITIES.index(f.severity))

