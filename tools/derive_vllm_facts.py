@@ -317,16 +317,81 @@ def _quantization_facts() -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001
             fact["error"] = f"{type(exc).__name__}: {exc}"[:200]
         methods[name] = fact
+    unquantized = _unquantized_checkpoint_facts(list(q.QUANTIZATION_METHODS))
+    for name, outcome in unquantized.items():
+        methods[name]["unquantized_checkpoint"] = outcome
+    # vllm/model_executor/model_loader/weight_utils.py:get_quant_config, executed on a checkpoint with no
+    # quantization config: it raises "Cannot find the config file for <method>" for a method with config files,
+    # and the method's config class raises when it cannot be built without one (compressed-tensors, quark, ...).
+    # Where the execution itself failed (an attribute the stand-in model config lacks), the config files decide.
+    needs = sorted(
+        name
+        for name, fact in methods.items()
+        if "refused" in fact.get("unquantized_checkpoint", {})
+        or (
+            "not_derived" in fact.get("unquantized_checkpoint", {"not_derived": ""})
+            and fact.get("config_filenames")
+            and name != "bitsandbytes"
+        )
+    )
     return {
-        "source": "vllm/model_executor/layers/quantization/__init__.py:get_quantization_config",
+        "source": "vllm/model_executor/layers/quantization/__init__.py:get_quantization_config; "
+        "vllm/model_executor/model_loader/weight_utils.py:get_quant_config (executed)",
         "methods": methods,
         "deprecated": list(getattr(q, "DEPRECATED_QUANTIZATION_METHODS", [])),
-        # vllm/model_executor/model_loader/weight_utils.py:get_quant_config quantizes bitsandbytes in flight
-        # and raises "Cannot find the config file for <method>" when a method with config files has none.
-        "needs_checkpoint_config": sorted(
-            name for name, fact in methods.items() if fact.get("config_filenames") and name != "bitsandbytes"
-        ),
+        "needs_checkpoint_config": needs,
     }
+
+
+def _unquantized_checkpoint_facts(names: list[str]) -> dict[str, Any]:
+    """What vLLM's own get_quant_config does with `--quantization <name>` on a local checkpoint that has no
+    quantization config (config.json without quantization_config, no quantize_config.json): the config class it
+    builds, or what it raises. The model config is a stand-in with the attributes get_quant_config reads; the
+    online shorthands are resolved as ModelConfig does (vllm/config/quantization.py resolve_quantization_config,
+    where the release has it). An AttributeError or KeyError of the stand-in is recorded as not derived."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from vllm.model_executor.model_loader import weight_utils
+
+    try:
+        resolve = importlib.import_module("vllm.config.quantization").resolve_quantization_config
+    except (ImportError, AttributeError):
+        resolve = None
+    folder = tempfile.mkdtemp(prefix="unquantized-")
+    Path(folder, "config.json").write_text("{}")
+    outcomes: dict[str, Any] = {}
+    for name in names:
+        online = None
+        if resolve is not None:
+            try:
+                online = resolve(name, None)
+            except Exception:  # noqa: BLE001 - a shorthand that cannot be resolved alone has no online args
+                online = None
+        model_config = SimpleNamespace(
+            quantization=name,
+            quantization_config=online,
+            hf_config=SimpleNamespace(),
+            hf_overrides={},
+            model=folder,
+            revision=None,
+            model_arch_config=SimpleNamespace(total_num_attention_heads=8, total_num_kv_heads=8),
+        )
+        try:
+            built = weight_utils.get_quant_config(model_config, SimpleNamespace(download_dir=None))
+            outcomes[name] = {"accepted": type(built).__name__}
+        except (AttributeError, KeyError) as exc:
+            outcomes[name] = {"not_derived": f"{type(exc).__name__}: {exc}"[:200]}
+        except Exception as exc:  # noqa: BLE001 - vLLM's refusal is the fact
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:240]
+            # A missing config file, or a config class that cannot be built without the checkpoint's values, is a
+            # checkpoint requirement; anything else (ptpc_fp8: "supported only on ROCm" on the CPU platform the
+            # child runs on) is not, and is recorded apart.
+            needs = "Cannot find the config file" in message or (
+                isinstance(exc, TypeError) and "required positional argument" in message
+            )
+            outcomes[name] = {"refused" if needs else "refused_otherwise": message}
+    return outcomes
 
 
 # CUDA capabilities the attention backends are asked about: Volta, Turing, Ampere (A100, A10/3090), Ada, Hopper,

@@ -42,6 +42,13 @@ CASES = [
     (QWEN, ["-q", "gptq"], "cuda:h100", "0.33.0", {CHECKPOINT}),
     (QWEN, ["-q", "modelopt"], "cuda:h100", "0.26.0", {CHECKPOINT}),  # hf_quant_config.json
     (QWEN, ["-q", "fp8"], "cuda:h100", "0.26.0", set()),  # online: no config files
+    # get_quant_config executed per release on a checkpoint without a quantization config: the config class
+    # cannot be built without the checkpoint's values (TypeError), though it names no config file
+    (QWEN, ["-q", "compressed-tensors"], "cuda:h100", "0.26.0", {CHECKPOINT}),
+    (QWEN, ["-q", "compressed-tensors"], "cuda:h100", "0.17.1", {CHECKPOINT}),
+    (QWEN, ["-q", "quark"], "cuda:h100", "0.33.0", {CHECKPOINT}),
+    (QWEN, ["-q", "torchao"], "cuda:h100", "0.26.0", {CHECKPOINT}),
+    (QWEN, ["-q", "mxfp8"], "cuda:b200", "0.26.0", set()),  # an online shorthand since 0.26 (no hf_quant_config)
     (QWEN, ["-q", "bitsandbytes"], "cuda:h100", "0.26.0", set()),  # quantized in flight
     (QWEN, ["-q", "experts_int8"], "cuda:t4", "0.26.0", {CAPABILITY}),  # min capability 80
     (QWEN, ["-q", "experts_int8"], "cuda:a10g", "0.26.0", set()),
@@ -68,6 +75,12 @@ def test_fp16_ban_follows_the_release() -> None:
     banned_033 = vllm_parser.release_facts("0.33.0")["model_config"]["float16_not_supported"]
     assert "plamo2" in banned_026 and "plamo2" not in banned_033
     assert {"gemma2", "gemma3", "gemma3_text"} <= set(banned_033)
+
+
+def test_checkpoint_refusal_quotes_vllm() -> None:
+    verdict = run_check(QWEN, "-q", "compressed-tensors", version="0.26.0")
+    finding = next(f for f in verdict.findings if f.rule == CHECKPOINT)
+    assert "CompressedTensorsConfig.__init__() missing 3 required positional arguments" in finding.message
 
 
 def test_capability_message_quotes_vllm() -> None:

@@ -53,6 +53,11 @@ def quantization_facts(
             and model["checkpoint_quant_method"] is None
         ),
         "quantization_config_files": method.get("config_filenames"),
+        "quantization_checkpoint_sources": " or ".join(
+            ["a quantization_config in config.json", *(method.get("config_filenames") or [])]
+        ),
+        # what vLLM's get_quant_config raised for the method on a checkpoint without a quantization config
+        "quantization_unquantized_error": (method.get("unquantized_checkpoint") or {}).get("refused"),
     }
 
 
