@@ -96,6 +96,13 @@ def test_quantization_without_a_checkpoint_config_matches_vllm(method: str, refu
         assert quoted.split(": ", 1)[1] in outcome  # vLLM's own words (pydantic wraps a ValueError in its report)
 
 
+def test_sleep_mode_on_cpu_matches_vllm() -> None:
+    argv = ["--model", SMOL, "--enable-sleep-mode"]
+    assert "Sleep mode is not supported on current platform" in (vllm_outcome(argv) or "")
+    assert "cpu-sleep-mode" in {f.rule for f in check(argv, "cpu:avx512", RELEASE).findings}
+    assert "cpu-sleep-mode" not in {f.rule for f in check(argv, "cuda:h100", "0.26.0").findings}
+
+
 @pytest.mark.parametrize(("args", "rule", "phrase"), CASES)
 def test_config_refusals_match_vllm(args: list[str], rule: str | None, phrase: str) -> None:
     argv = ["--model", SMOL, *args]

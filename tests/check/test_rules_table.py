@@ -225,6 +225,8 @@ CASES = [
     ("cpu-kv-fp8-head-size-32", HEAD16, ["--kv-cache-dtype", "fp8"], "cpu:avx512", "0.32.0", True),
     ("cpu-kv-fp8-head-size-32", LLAMA_8B, ["--kv-cache-dtype", "fp8"], "cpu:avx512", "0.32.0", False),
     ("cpu-sparse-mla", DEEPSEEK_V32, [], "cpu:avx512", "0.32.0", True),
+    ("cpu-sleep-mode", LLAMA_8B, ["--enable-sleep-mode"], "cpu:avx512", "0.32.0", True),
+    ("cpu-sleep-mode", LLAMA_8B, ["--enable-sleep-mode"], "cuda:h100", "0.26.0", False),
     ("mxfp4-gpu-too-old", GPT_OSS, [], "cuda:v100", "0.26.0", True),
     ("mxfp4-gpu-too-old", GPT_OSS, [], "cuda:a100", "0.26.0", False),
     ("mxfp4-cpu", GPT_OSS, [], "cpu:avx512", "0.26.0", True),
