@@ -18,10 +18,22 @@ EPLB_EP = "eplb-without-expert-parallel"
 EPLB_ONE = "eplb-without-parallelism"
 BATCH_LEN = "batched-tokens-below-max-model-len"
 BATCH_SEQS = "batched-tokens-below-max-num-seqs"
-CLASS5 = {EPLB_EP, EPLB_ONE, BATCH_LEN, BATCH_SEQS}
+BLOCK_MOE = "block-fp8-moe-per-rank"
+CLASS5 = {EPLB_EP, EPLB_ONE, BATCH_LEN, BATCH_SEQS, BLOCK_MOE}
 
 CASES = [
     # (model, args, release, the class-5 rules that fire)
+    # Qwen3-30B-A3B-FP8: experts of width 768 in 128 x 128 FP8 blocks. Without EP each expert is split over TP x DP
+    # ranks (fused_moe/config.py FusedMoEParallelConfig.make, flatten_tp_across_dp); with EP each rank holds whole
+    # experts (fp8.py Fp8MoEMethod.create_weights checks intermediate_size_per_partition % block_n).
+    (MOE, ["-tp", "2"], "0.26.0", set()),  # 384
+    (MOE, ["-tp", "4"], "0.26.0", {BLOCK_MOE}),  # 192
+    (MOE, ["-dp", "4"], "0.26.0", {BLOCK_MOE}),  # DP 4 splits the experts as TP 4 does
+    (MOE, ["-tp", "2", "-dp", "2"], "0.17.1", {BLOCK_MOE}),
+    (MOE, ["-tp", "4", "--enable-expert-parallel"], "0.26.0", set()),  # whole experts: 768
+    (MOE, ["-dp", "4", "-ep"], "0.26.0", set()),
+    (MOE, ["-dp", "2"], "0.26.0", set()),
+    (MOE, ["-tp", "4"], "0.33.0", set()),  # 0.29+ refines the scale blocks (an info finding, not a refusal)
     (MOE, ["--enable-eplb", "-tp", "2"], "0.26.0", {EPLB_EP}),
     (MOE, ["--enable-eplb", "-tp", "2", "--enable-expert-parallel"], "0.26.0", set()),
     (MOE, ["--enable-eplb", "-ep"], "0.26.0", {EPLB_ONE}),
