@@ -121,7 +121,8 @@ def case_args(case: dict[str, Any]) -> list[str]:
         )
     if not is_exclusive(case) and not own:
         args += SHARED_ARGS
-    if case.get("gpus", 1) > 1 and not {"-tp", "--tensor-parallel-size"} & set(args):
+    parallel_flags = {"-tp", "--tensor-parallel-size", "-dp", "--data-parallel-size"}
+    if case.get("gpus", 1) > 1 and not parallel_flags & set(args):
         args += ["--tensor-parallel-size", str(case["gpus"])]
     return args + HARNESS_ARGS
 
