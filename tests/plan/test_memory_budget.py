@@ -129,8 +129,6 @@ def _profiles() -> list[tuple[str, str, str, str, float]]:
 # Profiles the model does not reach yet, and why (listed in docs/plan-accuracy.md as open misses). The test fails
 # when one of them comes within 2%, so that the list stays true.
 OPEN_ACTIVATION_MISSES = {
-    # planned 1.26 GiB, vLLM 1.43: 0.17 GiB more than the MLP of 8192 tokens in Gemma-3's 27B layer.
-    "plan-gemma3-27b-text-0.9": "Gemma-3 decoder layer beyond its MLP",
     # planned 0.88 GiB (what the same shape measures with --enforce-eager: plan-llama3-8b-0.9), vLLM 1.1 with
     # torch.compile and CUDA graphs on (the front door run's start): the compiled profile run holds 0.22 GiB more,
     # not yet found in the code.
@@ -162,6 +160,31 @@ def test_mla_attention_dominates_deepseek_profile() -> None:
     eight = estimate(ServeArgs.parse([*base, "-tp", "8"]), load_model(str(model)), from_target("cuda:h200"), environ={})
     assert one.activation_gib > 6.0
     assert one.activation_gib - eight.activation_gib > 2.5
+
+
+@pytest.mark.parametrize("release", ["0.17.1", "0.26.0", "0.33.0"])
+def test_eager_liveness_is_derived_per_architecture(release: str) -> None:
+    """Read from each release's model modules (tools/derive_vllm_facts.py activation_liveness): Qwen2MLP and
+    Gemma3MLP keep `gate_up` bound through down_proj, LlamaMLP (and Mistral, which reuses it) rebinds it;
+    GemmaRMSNorm's float32 weight makes its norms out of place."""
+    from launcher.check.vllm_parser import release_facts
+
+    facts = release_facts(release)["activation"]
+    keeps, copies = set(facts["mlp_keeps_gate_up"]), set(facts["out_of_place_norm"])
+    assert {"Qwen2ForCausalLM", "Gemma3ForCausalLM", "Gemma2ForCausalLM"} <= keeps
+    assert not {"LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"} & keeps
+    assert {"Gemma3ForCausalLM", "GemmaForCausalLM"} <= copies
+    assert "Qwen2ForCausalLM" not in copies
+
+
+def test_eager_liveness_only_without_torch_compile() -> None:
+    """Gemma-3 27B's eager layer holds two [T, H] more than Llama's (8192 x 5376 x 2 bytes each); compiled, the
+    buffers are Inductor's to plan and the term is left out."""
+    model = ROOT / "bench" / "gpu" / "models" / "plan-gemma3-27b-text-0.9"
+    base = ["--model", str(model), "--max-model-len", "8192"]
+    eager = estimate(ServeArgs.parse([*base, "--enforce-eager"]), load_model(str(model)), from_target("cuda:h200"))
+    compiled = estimate(ServeArgs.parse(base), load_model(str(model)), from_target("cuda:h200"))
+    assert eager.activation_gib - compiled.activation_gib == pytest.approx(2 * 8192 * 5376 * 2 / GIB, abs=0.011)
 
 
 def test_peak_activation_within_2_percent_of_every_logged_gpu_profile() -> None:

@@ -19,7 +19,12 @@ twice (the second time with a generator, forward_native): bf16 logits, their fp3
 the exponential noise q, all [N, vocab], plus topk_topp_triton's cached [SMs, vocab] fp32 buffer.
 
 Terms (bytes, T tokens, H hidden, I intermediate per rank, a = activation bytes):
-- dense MLP: residual + MLP input + gate_up [T, 2I] + act [T, I] + down output = T (3H + 3I) a
+- dense MLP: residual + MLP input + gate_up [T, 2I] + act [T, I] + down output = T (3H + 3I) a; with
+  --enforce-eager (Python's references decide what is alive) one [T, H] more where the MLP keeps its gate_up output
+  bound through down_proj (Qwen2MLP, Gemma3MLP: `gate_up, _ = ...; x = self.act_fn(gate_up)`), and one more where
+  the norms return new tensors while the model's loop still holds the layer's input (GemmaRMSNorm: its float32
+  weight rules out the in-place fused_add_rms_norm); both derived per architecture (data/vllm/<release>.json
+  `activation`, tools/derive_vllm_facts.py activation_liveness)
 - fused MoE (TritonExperts.workspace_shapes, modular_kernel._allocate_buffers through the workspace manager,
   kept): T DP topk (max(I_e, H) + max(2 I_e, H)) a, I_e the experts' width on this rank (I / (TP x DP)
   without EP); none for the monolithic gpt-oss MXFP4 kernels
@@ -42,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model_size import Shape
+from .vllm_parser import release_facts
 
 GIB = 1024**3
 MIB = 1024**2
@@ -59,6 +65,15 @@ V2_MOE_ARCHITECTURES = frozenset(
 # torch's default cuBLAS workspace (CUBLAS_WORKSPACE_CONFIG :4096:8) on compute capability >= 9.0; older: :4096:2:16:8.
 CUBLAS_WORKSPACE = {9: 32 * MIB, 0: 9 * MIB}
 DEFAULT_MULTIPROCESSORS = 132  # H100 / H200 SXM
+ACTIVATION_RELEASE = "0.26.0"  # the release whose profile run this module follows
+
+
+def eager_extra_hidden(architectures: list[str]) -> int:
+    """How many [T, H] tensors an eager decoder layer of these architectures keeps beyond LlamaDecoderLayer's."""
+    facts = release_facts(ACTIVATION_RELEASE).get("activation") or {}
+    return sum(
+        any(a in facts.get(key, []) for a in architectures) for key in ("mlp_keeps_gate_up", "out_of_place_norm")
+    )
 
 
 @dataclass(frozen=True)
@@ -159,13 +174,16 @@ def peak_activation(
     vision: Mapping[str, Any],
     capability: float | None,
     multiprocessors: int | None,
+    eager_extra: int = 0,
 ) -> Activation:
-    """The peak vLLM's profile_run reaches on one GPU (the last pipeline stage: it also runs the sampler)."""
+    """The peak vLLM's profile_run reaches on one GPU (the last pipeline stage: it also runs the sampler);
+    `eager_extra`: the [T, H] tensors an eager layer of this architecture keeps beyond Llama's (eager_extra_hidden),
+    0 when torch.compile plans the buffers."""
     h, vocab = shape.hidden, shape.vocab
     reqs = min(tokens, max_seqs)
     cublas = cublas_workspace(capability)
     mlp = shape.intermediate / tp if shape.layers > shape.moe_layers else 0
-    forward = tokens * (3 * h + 3 * mlp) * act_bytes
+    forward = tokens * ((3 + eager_extra) * h + 3 * mlp) * act_bytes
     workspace = 0.0
     if shape.moe_layers and not monolithic_moe:
         # fused_moe/config.py FusedMoEParallelConfig.make: without EP the experts are sharded over TP x DP ranks

@@ -218,6 +218,7 @@ def estimate(
     batched, max_seqs = _batch(args, platform, device_gib, world)
     weights += model_buffers_bytes(model, shape, batched, dtype_bytes)
     runner = profile.model_runner(model.config, shape, environ)
+    architectures = list(model.config.get("architectures") or [])
     max_len = facts["max_model_len"] or model.max_model_len_limit() or 2048
     peak = profile.peak_activation(
         shape,
@@ -235,6 +236,7 @@ def estimate(
         vision=model.vision,
         capability=platform.capability,
         multiprocessors=platform.multiprocessors,
+        eager_extra=profile.eager_extra_hidden(architectures) if facts["enforce_eager"] else 0,
     )
     activation = peak.gib
     stage_layers = math.ceil(shape.layers / pp)
