@@ -178,9 +178,50 @@ def test_host_memory_reads_memavailable(tmp_path: Path) -> None:
     assert quantize.host_available_gib(meminfo) <= 20.0
 
 
+# SmolLM2-135M's widest product per token (gate_up: 576 -> 2 x 1536) at vLLM's 17-row padding, and how long one may
+# take for the FP8 server below to answer within its budget: 30 layers x 4 products a step, a few hundred steps.
+FP8_PROBE_SHAPE = (17, 576, 1536)
+FP8_PROBE_BUDGET_S = 0.05
+
+
+def per_tensor_scaled_mm_seconds() -> float:
+    """One torch._scaled_mm as vLLM's CPU FP8 kernel calls it (ChannelWiseTorchFP8ScaledMMLinearKernel: per-tensor
+    dummy scales, float32 out; vllm/model_executor/kernels/linear/scaled_mm/pytorch.py), timed on this CPU, one
+    thread as vLLM's worker runs. The speed depends on the CPU: on an AMX Xeon of this workplace torch 2.13 takes
+    about 0.46 s for it (35x its row-scaled twin), and a 16-token completion about 10 minutes."""
+    import time
+
+    import torch
+
+    rows, inner, cols = FP8_PROBE_SHAPE
+    a = torch.randn(rows, inner).to(torch.float8_e4m3fn)
+    b = torch.randn(cols, inner).to(torch.float8_e4m3fn).t()
+    one = torch.ones(1, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        started = time.perf_counter()
+        torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.float32)
+        return time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fp8_serves_in_time() -> None:
+    """Skips, with the measured reason, where this CPU's FP8 product is too slow to serve the checkpoint."""
+    seconds = per_tensor_scaled_mm_seconds()
+    if seconds > FP8_PROBE_BUDGET_S:
+        pytest.skip(
+            f"torch._scaled_mm with per-tensor scales (vLLM's CPU FP8 path) takes {seconds:.2f} s for one "
+            f"{'x'.join(map(str, FP8_PROBE_SHAPE))} product on this CPU (budget {FP8_PROBE_BUDGET_S} s): serving the "
+            "FP8 checkpoint would take hours here; the checkpoint itself is checked by the tests above"
+        )
+
+
 @pytest.mark.slow
 def test_fp8_checkpoint_serves_on_cpu_and_compares_with_bf16(
-    quantized: tuple[Path, object], front_door: LauncherProcess, tmp_path: Path
+    fp8_serves_in_time: None, quantized: tuple[Path, object], front_door: LauncherProcess, tmp_path: Path
 ) -> None:
     """Ground truth for the quiet cpu-fp8-quantization case: CPU vLLM 0.32 serves the compressed-tensors FP8
     checkpoint (slowly: minutes of warm-up, several times BF16's time per token), and eval compares it with BF16."""
