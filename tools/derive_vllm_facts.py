@@ -641,13 +641,18 @@ def derive(source_root: Path | None, stubs: list[str], timeout: int) -> dict[str
     raise SystemExit("too many missing modules")
 
 
+def _source_root(source_root: Path | None) -> Path:
+    """The unzipped wheel, or the folder the installed vllm package lies in."""
+    return source_root or Path(importlib.util.find_spec("vllm").origin).parent.parent  # type: ignore[union-attr,arg-type]
+
+
 def mm_prefix_lm_model_types(source_root: Path | None) -> list[str]:
     """The model types vLLM builds with bidirectional attention over multimodal positions (use_mm_prefix): the
     MM_PREFIX_LM_MODELS tuples of vllm/config/model.py (0.17) or vllm/transformers_utils/model_arch_config_convertor.py
     (0.26+), read with ast (ModelConfig.is_mm_prefix_lm needs a loaded transformers config to execute)."""
     import ast
 
-    root = source_root or Path(importlib.util.find_spec("vllm").origin).parent.parent  # type: ignore[union-attr,arg-type]
+    root = _source_root(source_root)
     types: set[str] = set()
     for relative in ("vllm/config/model.py", "vllm/transformers_utils/model_arch_config_convertor.py"):
         path = root / relative
@@ -703,7 +708,7 @@ def activation_liveness(source_root: Path | None) -> dict[str, Any]:
     module is the MLP class it instantiates, its own or one imported from a sibling module (mistral.py: LlamaMLP)."""
     import ast
 
-    root = source_root or Path(importlib.util.find_spec("vllm").origin).parent.parent  # type: ignore[union-attr,arg-type]
+    root = _source_root(source_root)
     models = root / "vllm" / "model_executor" / "models"
     registry = ast.parse((models / "registry.py").read_text())
     architectures: dict[str, str] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import operator
 import re
 from typing import Any
 
@@ -102,12 +103,7 @@ def repeated_findings(parsed: vllm_parser.Parsed, release: str) -> list[Finding]
 
 
 BOUND_WORDS = {"ge": "greater than or equal to", "gt": "greater than", "le": "less than or equal to", "lt": "less than"}
-BOUND_TESTS = {
-    "ge": lambda value, bound: value >= bound,
-    "gt": lambda value, bound: value > bound,
-    "le": lambda value, bound: value <= bound,
-    "lt": lambda value, bound: value < bound,
-}
+BOUND_TESTS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
 
 
 def _given(parsed: vllm_parser.Parsed) -> dict[str, str]:

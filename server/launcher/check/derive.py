@@ -61,14 +61,11 @@ def quantization_facts(
     }
 
 
-def scheduler_facts(args: dict[str, Any], model: dict[str, Any], parsed: dict[str, Any]) -> dict[str, Any]:
+def scheduler_facts(args: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
     """The max_model_len the scheduler checks against (vllm/config/scheduler.py verify_max_model_len: the flag, else
-    the derived limit, else 2048) and the ranks an expert-parallel group spans (TP x DP)."""
+    the derived limit, else 2048)."""
     given = args["max_model_len"]
-    return {
-        "effective_max_model_len": given if given else (model["max_model_len_limit"] or 2048),
-        "ep_ranks": args["tensor_parallel_size"] * int(parsed.get("data_parallel_size") or 1),
-    }
+    return {"effective_max_model_len": given if given else (model["max_model_len_limit"] or 2048)}
 
 
 def attention_section(vllm: dict[str, Any]) -> dict[str, Any] | None:
@@ -116,6 +113,7 @@ def derive(
         "kv_heads_per_rank": _per_rank(kv_heads, tp),
         "kv_heads_split_ok": None if kv_heads is None else (kv_heads % tp == 0 or tp % kv_heads == 0),
         "intermediate_per_rank": _per_rank(model["intermediate_size"], tp),
+        "ep_ranks": tp * dp,
         "moe_shard_ranks": moe_shard_ranks,
         "moe_intermediate_per_rank": _per_rank(model["moe_intermediate_size"], moe_shard_ranks),
         "vision_tp": vision_tp,
@@ -158,6 +156,6 @@ def build_facts(
     }
     facts["args"]["parsed"] = parsed or {}
     facts["derived"] = derive(facts["args"], facts["model"], facts["platform"], table, vllm)
-    facts["derived"].update(scheduler_facts(facts["args"], facts["model"], parsed or {}))
+    facts["derived"].update(scheduler_facts(facts["args"], facts["model"]))
     facts["derived"].update(memory.fit_facts(args, model, platform, environ))  # GPU targets only
     return facts

@@ -63,12 +63,14 @@ def gather(
     environ: Mapping[str, str] | None = None,
     gpu_count: int | None = None,
     namespace: Any = None,
+    platform: Platform | None = None,
 ) -> Inputs:
     """Read everything once; `environ` replaces this process's environment as the source of VLLM_* variables (a
     deployment file's container env, for `launcher check --from`); `namespace` is what the release's own parser
-    made of argv (check/vllm_parser.py): its --hf-overrides and --disable-sliding-window shape the model config."""
+    made of argv (check/vllm_parser.py): its --hf-overrides and --disable-sliding-window shape the model config;
+    `platform` is the one the caller already resolved from `target` (check/verdict.py), not probed again."""
     table = engine.load_table()
-    platform = platforms.resolve(target, gpu_count=gpu_count)
+    platform = platform or platforms.resolve(target, gpu_count=gpu_count)
     version = resolve_version(vllm_version, table, platform.kind)
     vllm = version_data(version, table)
     args = parse_args(argv, vllm["release"])

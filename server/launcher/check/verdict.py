@@ -71,7 +71,9 @@ def check(
     argument_findings, namespace = check_arguments(argv, version)
     if any(f.severity == "error" for f in argument_findings):
         return Verdict(False, argument_findings, list(argv), None, platform, version, {})
-    verdict = evaluate(gather(argv, target, vllm_version, config_folders, environ, namespace=namespace))
+    verdict = evaluate(
+        gather(argv, target, vllm_version, config_folders, environ, namespace=namespace, platform=platform)
+    )
     findings = argument_findings + verdict.findings + vllm_findings(list(argv), version, platform.kind)
     accepted = not any(f.severity == "error" for f in findings)
     return replace(
