@@ -2,24 +2,27 @@
 
 `launcher serve` starts vLLM (the Llama-3-8B shape: Llama-3.1-8B-Instruct's config, all 32 layers, random
 weights, `--max-model-len 2048`, vLLM's defaults otherwise: CUDA graphs, torch.compile) behind the front door.
-One warm-up run (discarded) goes to vLLM's own port; then `vllm bench serve` (random dataset, 512 in / 256 out,
---ignore-eos, --max-concurrency C split over --clients processes, each with its own dataset seed so that no prompt
-repeats across runs) alternates direct (A) and front door (B) in the order A B, B A, A B, ...: each pair is a round,
-and the order flips every round so that a drift over time falls on both sides alike. Each run has at least
---prompts prompts and lasts at least --min-seconds (sized from the warm-up's rate). Throughput is counted twice:
-by the clients, and by vLLM itself (its generation-token counter, sampled on its own port during the run), the
-figure a busy client cannot bias; `throughput_ratio` is vLLM's, `client_throughput_ratio` the clients'. Recorded per
-run: throughput, TTFT / ITL p50 and p99 over every request of every client; per round: front door / direct and the
-latency added; over the rounds: the median ratio and its spread (max - min). The JSON is rewritten after every run;
-a round that would not finish before --deadline is not started.
+The load is `vllm bench serve`'s (random dataset, 512 in / 256 out, --ignore-eos), split over --clients worker
+processes (load_client.py: vLLM's benchmark imported once per device call, the clients of a run started together,
+each with its own dataset seed so that no prompt repeats across runs or clients). Per concurrency (a series): one
+warm-up run (discarded) on vLLM's own port, then direct (A) and front door (B) alternate in the order A B, B A,
+A B, ...: each pair is a round, and the order flips every round so that a drift over time falls on both sides alike.
+
+Throughput is vLLM's own count: its generation-token counter sampled on its own port every 0.5 s during each run,
+over the run's steady window (the counter between 5% and 95% of the run's tokens: the ramp-up of the first batch
+and the drain of the last requests left out), a figure that neither the clients' pace nor their start can bias.
+Runs are sized so that the steady window lasts at least --min-seconds (from the warm-up's rate, then from the last
+round's). Also recorded: the clients' own count, TTFT / ITL p50 and p99 over every request of every client; per
+round the front door / direct ratio and the latency added; per series the median ratio and its spread (max - min).
+The JSON is rewritten after every round; a round that would not finish before --deadline is not started.
 
     # on the GPU machine, after `make gpu-install` (PYTHONPATH is set here: server/ and /tmp/site):
-    python3 -m bench.gpu.front_door --out $OUT [--rounds 3] [--concurrency 64] [--clients 4] [--min-seconds 60]
+    python3 -m bench.gpu.front_door --out $OUT [--rounds 3] [--concurrency 64 256] [--clients 4] [--min-seconds 60]
     # a session over several device calls (a call has 10 minutes; 3 rounds of 60 s runs at two concurrencies do
-    # not fit one): the first call leaves launcher and vLLM running, the next ones go on with its rounds
-    python3 -m bench.gpu.front_door --out $OUT --rounds 2 --keep-running
-    python3 -m bench.gpu.front_door --out $OUT --rounds 3 --resume
-    # here, without a GPU: a stand-in vLLM (tests/harness/fake_vllm.py) and a tiny load, to try the harness
+    # not fit one): the first call leaves launcher and vLLM running, the next ones go on with its series
+    python3 -m bench.gpu.front_door --out $OUT --concurrency 64 256 --keep-running
+    python3 -m bench.gpu.front_door --out $OUT --concurrency 64 256 --resume
+    # here, without a GPU: a stand-in vLLM (tests/harness/fake_vllm.py), vLLM's benchmark from .venv, a tiny load
     .venv/bin/python -m bench.gpu.front_door --dry-run --out bench/out/front-door-dry
 """
 
@@ -29,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import signal
 import statistics
 import subprocess
@@ -38,15 +42,17 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import machine, models
 from .ground_truth import HARNESS_ENV, free_port, say
+from .load_client import MARK
 
 GENERATION_COUNTER = "vllm:generation_tokens_total"
-FAKE_ENTRYPOINT = "tests.harness.fake_vllm"
-SESSION = "session.json"  # in --scratch: what --resume needs of a --keep-running call  # --dry-run's stand-in for vLLM
+FAKE_ENTRYPOINT = "tests.harness.fake_vllm"  # --dry-run's stand-in for vLLM
+SESSION = "session.json"  # in --scratch: what --resume needs of a --keep-running call
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
+STEADY_TRIM = 0.05  # the share of a run's tokens left out at each end of its steady window
 
 
 def model_dir(scratch: Path) -> Path:
@@ -98,9 +104,17 @@ class CounterSampler(threading.Thread):
                 self.samples.append((time.monotonic(), value))
             self.done.wait(self.interval)
 
+    def time_at(self, value: float) -> float:
+        """When the counter reached `value`, interpolated between the two samples around it."""
+        for (t0, v0), (t1, v1) in zip(self.samples, self.samples[1:], strict=False):
+            if v1 >= value:
+                return t1 if v1 == v0 else t0 + (t1 - t0) * (value - v0) / (v1 - v0)
+        return self.samples[-1][0]
+
     def throughput(self) -> dict[str, float]:
-        """Tokens vLLM generated per second between the last sample before the counter moved and the first one at
-        its final value: the server's own count, whatever the clients' pace of reading."""
+        """Tokens vLLM generated per second: over the whole run (from the last sample before the counter moved to
+        the first one at its final value) and over its steady window (from STEADY_TRIM of the run's tokens to
+        1 - STEADY_TRIM), the server's own count, whatever the clients' pace of reading or their start."""
         if len(self.samples) < 3 or self.samples[-1][1] <= self.samples[0][1]:
             return {}
         first_value, last_value = self.samples[0][1], self.samples[-1][1]
@@ -110,22 +124,22 @@ class CounterSampler(threading.Thread):
         if seconds <= 0:
             return {}
         tokens = last_value - first_value
+        low, high = first_value + STEADY_TRIM * tokens, last_value - STEADY_TRIM * tokens
+        steady_seconds = self.time_at(high) - self.time_at(low)
+        steady = {"server_steady_output_throughput": (high - low) / steady_seconds} if steady_seconds > 0 else {}
         return {
+            **steady,
+            "server_steady_seconds": round(steady_seconds, 2),
             "server_output_throughput": tokens / seconds,
             "server_seconds": round(seconds, 2),
             "server_tokens": tokens,
         }
 
 
-def client_command(model: Path, port: int, prompts: int, concurrency: int, seed: int, result: Path) -> list[str]:
-    """One `vllm bench serve` client: the random dataset (its own seed: no prompt repeats, no prefix-cache hit
-    across runs or clients), detailed results kept for the percentiles over all clients."""
+def client_args(model: Path, port: int, prompts: int, concurrency: int, seed: int, result: Path) -> list[str]:
+    """One client's `vllm bench serve` arguments: the random dataset (its own seed: no prompt repeats, no
+    prefix-cache hit across runs or clients), detailed results kept for the percentiles over all clients."""
     return [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.cli.main",
-        "bench",
-        "serve",
         "--backend",
         "vllm",
         "--base-url",
@@ -155,6 +169,80 @@ def client_command(model: Path, port: int, prompts: int, concurrency: int, seed:
     ]
 
 
+def _pump(stream: IO[str], log: IO[str], answers: queue.Queue[dict[str, Any]]) -> None:
+    """A worker's output into its log, its answers (the MARK lines) into `answers`."""
+    for line in stream:
+        if line.startswith(MARK):
+            answers.put(json.loads(line[len(MARK) :]))
+        else:
+            log.write(line)
+            log.flush()
+    answers.put({"error": "the client exited"})
+
+
+class Clients:
+    """`count` load_client.py workers: started once, each run given to all of them at the same moment."""
+
+    def __init__(self, count: int, env: dict[str, str], logs: Path):
+        self.count, self.env, self.logs = count, env, logs
+        self.workers: list[tuple[subprocess.Popen[str], queue.Queue[dict[str, Any]], IO[str]]] = []
+
+    def start(self, timeout: float = 180) -> None:
+        for index in range(self.count):
+            log = open(self.logs / f"client{index}.log", "a")  # closed in stop()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.gpu.load_client"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                text=True,
+                bufsize=1,
+            )
+            answers: queue.Queue[dict[str, Any]] = queue.Queue()
+            threading.Thread(target=_pump, args=(process.stdout, log, answers), daemon=True).start()
+            self.workers.append((process, answers, log))
+        for answer in self._collect(timeout):
+            if "error" in answer:
+                raise RuntimeError(f"a load client did not start: {answer['error']}")
+
+    def _collect(self, timeout: float) -> list[dict[str, Any]]:
+        ends = time.monotonic() + timeout
+        out = []
+        for _, answers, _ in self.workers:
+            try:
+                out.append(answers.get(timeout=max(0.1, ends - time.monotonic())))
+            except queue.Empty:
+                out.append({"error": f"no answer within {timeout:.0f} s"})
+        return out
+
+    def run(self, argvs: list[list[str]], timeout: float) -> list[dict[str, Any]]:
+        """One run: each worker its arguments, then every answer (or a timeout's error, after which the workers
+        are restarted: a worker still busy with the last run would take the next one late)."""
+        for (process, _, log), argv in zip(self.workers, argvs, strict=True):
+            log.write(f"\n=== {' '.join(argv)}\n")
+            assert process.stdin is not None
+            process.stdin.write(json.dumps(argv) + "\n")
+            process.stdin.flush()
+        answers = self._collect(timeout)
+        if any("no answer" in a.get("error", "") for a in answers):
+            self.stop()
+            self.start()
+        return answers
+
+    def stop(self) -> None:
+        for process, _, log in self.workers:
+            with contextlib.suppress(OSError):
+                assert process.stdin is not None
+                process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+        self.workers = []
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -182,97 +270,56 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench(
+    clients: Clients,
     model: Path,
     ports: tuple[int, int],
-    load: tuple[int, int, int],
+    load: tuple[int, int],
     logs: Path,
     name: str,
-    env: dict[str, str],
     timeout: float,
     seed: int,
 ) -> dict[str, Any]:
-    """One run against ports[0] (vLLM's counter is read on ports[1], vLLM's own port): `clients` processes of
-    `vllm bench serve` at once, prompts and concurrency split between them; the client-side and the server-side
-    figures, or the end of a client's log as `error`."""
+    """One run against ports[0] (vLLM's counter is read on ports[1], vLLM's own port): every client at once,
+    prompts and concurrency split between them; the client-side and the server-side figures, or `error`."""
     port, counter_port = ports
-    prompts, concurrency, clients = load
+    prompts, concurrency = load
+    results = [logs / f"{name}-client{i}.json" for i in range(clients.count)]
+    argvs = [
+        client_args(model, port, prompts // clients.count, max(1, concurrency // clients.count), seed * 100 + i, r)
+        for i, r in enumerate(results)
+    ]
     sampler = CounterSampler(counter_port)
     sampler.start()
     started = time.perf_counter()
-    if env.get("LAUNCHER_VLLM_ENTRYPOINT") == FAKE_ENTRYPOINT:
-        try:
-            return {**dry_bench(port, prompts, concurrency), **sampler.throughput(), "clients": 1}
-        finally:
-            sampler.done.set()
-            sampler.join()
-    processes, results = [], [logs / f"{name}-client{i}.json" for i in range(clients)]
-    for index, result in enumerate(results):
-        command = client_command(
-            model, port, prompts // clients, max(1, concurrency // clients), seed * 100 + index, result
-        )
-        log = open(logs / f"{name}-client{index}.log", "wb")  # closed below, when the client has exited
-        processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log))
     try:
-        for process, log in processes:
-            try:
-                process.wait(timeout=max(1.0, timeout - (time.perf_counter() - started)))
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
+        answers = clients.run(argvs, timeout)
     finally:
         sampler.done.set()
         sampler.join()
     wall = round(time.perf_counter() - started, 1)
+    errors = [a["error"] for a in answers if "error" in a]
     try:
         loaded = [json.loads(result.read_text()) for result in results]
-    except (OSError, json.JSONDecodeError):
-        tail = (logs / f"{name}-client0.log").read_text(errors="replace")[-600:]
-        return {"error": tail, "wall_seconds": wall}
-    return {**aggregate(loaded), **sampler.throughput(), "clients": clients, "wall_seconds": wall}
-
-
-def dry_bench(port: int, prompts: int, concurrency: int) -> dict[str, Any]:
-    """--dry-run's stand-in for `vllm bench serve`: non-streamed 16-token completions, the same keys."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    body = json.dumps({"model": "dry", "prompt": "x", "max_tokens": 16}).encode()
-
-    def one(_: int) -> float:
-        start = time.perf_counter()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/completions", data=body, headers={"content-type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-        return (time.perf_counter() - start) * 1000
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(one, range(prompts)))
-    duration = time.perf_counter() - started
-    return {
-        "output_throughput": prompts * 16 / duration,
-        "request_throughput": prompts / duration,
-        "completed": prompts,
-        "duration": duration,
-        "p50_ttft_ms": percentile(latencies, 50),
-        "p99_ttft_ms": percentile(latencies, 99),
-        "p50_itl_ms": 0.0,
-        "p99_itl_ms": 0.0,
-        "wall_seconds": round(duration, 1),
-    }
+    except (OSError, json.JSONDecodeError) as exc:
+        return {"error": "; ".join(errors) or f"no result: {exc}", "wall_seconds": wall}
+    return {**aggregate(loaded), **sampler.throughput(), "clients": clients.count, "wall_seconds": wall}
 
 
 def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
-    """Front door against direct for one round: throughput ratio and the latency it adds."""
+    """Front door against direct for one round: throughput ratios and the latency it adds."""
     if "error" in direct or "error" in door:
         return {}
-    server = {}
-    if direct.get("server_output_throughput") and door.get("server_output_throughput"):
-        server["throughput_ratio"] = round(door["server_output_throughput"] / direct["server_output_throughput"], 4)
+
+    def ratio(key: str) -> float | None:
+        return round(door[key] / direct[key], 4) if direct.get(key) and door.get(key) else None
+
+    ratios = {
+        "throughput_ratio": ratio("server_steady_output_throughput"),  # vLLM's count over the steady windows
+        "server_whole_run_throughput_ratio": ratio("server_output_throughput"),
+        "client_throughput_ratio": ratio("output_throughput"),
+    }
     return {
-        **server,  # vLLM's own count of the tokens it generated: the figure the clients' pace cannot bias
-        "client_throughput_ratio": round(door["output_throughput"] / direct["output_throughput"], 4),
+        **{key: value for key, value in ratios.items() if value is not None},
         **{
             f"{key.replace('_ms', '')}_added_ms": round(door[key] - direct[key], 3)
             for key in ("p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms")
@@ -281,13 +328,13 @@ def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median and spread of the per-round figures."""
-    done = [r["compare"] for r in rounds if r.get("compare")]
+    """Median and spread of the per-round figures, and the shortest steady window of any run."""
+    done = [r for r in rounds if r.get("compare")]
     if not done:
         return {}
     out: dict[str, Any] = {"rounds": len(done)}
-    for key in done[0]:
-        values = [d[key] for d in done]
+    for key in done[0]["compare"]:
+        values = [r["compare"][key] for r in done if key in r["compare"]]
         out[key] = {
             "median": round(statistics.median(values), 4),
             "min": min(values),
@@ -295,6 +342,8 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "spread": round(max(values) - min(values), 4),
             "per_round": values,
         }
+    windows = [r[side].get("server_steady_seconds") for r in done for side in ("direct", "front_door")]
+    out["shortest_steady_seconds"] = min((w for w in windows if w is not None), default=None)
     return out
 
 
@@ -325,18 +374,6 @@ def start_launcher(
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def write(out: Path, body: dict[str, Any], logs: Path) -> None:
     name = machine.results_path(body["gpu"], "front-door").name
     (out / f"{name}.tmp").write_text(json.dumps(body, indent=2) + "\n")
@@ -350,12 +387,12 @@ def options_of(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/out/gpu"))
     parser.add_argument("--scratch", default="/var/tmp/front-door")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds in all (a resumed session counts its own)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per series (a resumed session counts its own)")
     parser.add_argument("--prompts", type=int, default=1000, help="prompts per measured run, at least")
-    parser.add_argument("--warmup-prompts", type=int, default=512)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--clients", type=int, default=4, help="`vllm bench serve` processes sharing the load")
-    parser.add_argument("--min-seconds", type=float, default=60, help="each measured run lasts at least this long")
+    parser.add_argument("--warmup-prompts", type=int, default=512, help="at least; 4 x the concurrency when more")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[64], help="one series each, in this order")
+    parser.add_argument("--clients", type=int, default=4, help="`vllm bench serve` workers sharing the load")
+    parser.add_argument("--min-seconds", type=float, default=60, help="each run's steady window lasts this long")
     parser.add_argument("--quantization", default="", help="e.g. fp8 (default: BF16)")
     parser.add_argument("--kv-cache-dtype", default="", help="e.g. fp8 (default: the model's dtype)")
     parser.add_argument("--deadline", type=float, default=560, help="seconds: start no run that would end later")
@@ -376,19 +413,14 @@ def new_body(options: argparse.Namespace, args: list[str]) -> dict[str, Any]:
         "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
         "weights), --max-model-len 2048, CUDA graphs and torch.compile on",
         "vllm_args": args,
-        "load": {
-            **LOAD,
-            "prompts": options.prompts,
-            "concurrency": options.concurrency,
-            "warmup_prompts": options.warmup_prompts,
-            "clients": options.clients,
-        },
-        "method": "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, A B ...; warm-up "
-        "run discarded; each run split over several client processes, each with its own dataset seed (no prompt "
-        "repeats); throughput_ratio from vLLM's own generation-token counter, client_throughput_ratio from the "
-        "clients' count",
+        "load": {**LOAD, "clients": options.clients, "min_steady_seconds": options.min_seconds},
+        "method": "same vLLM process; A = direct (vLLM's port), B = front door; per concurrency a discarded warm-up, "
+        "then rounds A B, B A, A B ...; each run split over several client workers started together, each with its "
+        "own dataset seed (no prompt repeats); throughput_ratio from vLLM's own generation-token counter over each "
+        f"run's steady window ({STEADY_TRIM:.0%} of its tokens left out at each end), client_throughput_ratio from "
+        "the clients' count",
         "dry_run": options.dry_run,
-        "rounds": [],
+        "series": [],
     }
 
 
@@ -398,18 +430,15 @@ def live_session(scratch: Path, options: argparse.Namespace, args: list[str]) ->
         session: dict[str, Any] = json.loads((scratch / SESSION).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    load = session["body"]["load"]
-    same = session["body"]["vllm_args"] == args and (load["concurrency"], load["clients"]) == (
-        options.concurrency,
-        options.clients,
-    )
+    body = session["body"]
+    same = body["vllm_args"] == args and body["load"]["clients"] == options.clients
     if not same or get_json(f"http://127.0.0.1:{session['port']}/ready") is None:
         return None
     return session
 
 
 def start(options: argparse.Namespace, model: Path, args: list[str], env: dict[str, str], logs: Path) -> dict[str, Any]:
-    """Start `launcher serve`, wait until it is ready, warm up on vLLM's port, size the runs: a new session."""
+    """Start `launcher serve` and wait until it is ready: a new session."""
     started = time.monotonic()
     body = new_body(options, args)
     port = free_port()
@@ -426,52 +455,103 @@ def start(options: argparse.Namespace, model: Path, args: list[str], env: dict[s
         return session
     body["ready_seconds"] = round(time.monotonic() - started, 1)
     body["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
-    direct = session["direct"] = int(status["vllm_port"])
-    say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {direct})")
-    load = (options.warmup_prompts, options.concurrency, options.clients)
-    warmup = body["warmup"] = bench(model, (direct, direct), load, logs, "warmup", env, timeout=240, seed=999)
-    say(f"warm-up: {warmup}")
-    overhead = warmup.get("wall_seconds", 60) - (warmup.get("duration") or 0)  # the clients' start (imports)
-    rate = options.warmup_prompts / (warmup.get("duration") or 60)  # prompts per second at this concurrency
-    prompts = max(options.prompts, int(rate * options.min_seconds * 1.3) + 1)  # the warm-up is the slowest
-    prompts += -prompts % options.clients
-    body["load"]["prompts"] = session["prompts"] = prompts
-    session["run_seconds"] = overhead + prompts / rate
+    session["direct"] = int(status["vllm_port"])
+    say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {session['direct']})")
     return session
 
 
-def run_rounds(
-    session: dict[str, Any], options: argparse.Namespace, model: Path, env: dict[str, str], paths: tuple[Path, Path]
-) -> None:
-    """Rounds until --rounds are done or the next would end after --deadline; the JSON rewritten after each."""
-    out, logs = paths
-    body, started = session["body"], time.monotonic()
+def prompts_for(rate: float, options: argparse.Namespace, clients: int) -> int:
+    """Prompts for a run whose steady window lasts --min-seconds at `rate` prompts per second (10% to spare)."""
+    prompts = max(options.prompts, int(rate * options.min_seconds / (1 - 2 * STEADY_TRIM) * 1.1) + 1)
+    return prompts + -prompts % clients
+
+
+def rate_of(run: dict[str, Any]) -> float:
+    """Prompts per second of a run: vLLM's steady token rate over the output length, else the clients' rate."""
+    tokens = run.get("server_steady_output_throughput")
+    return tokens / LOAD["output_len"] if tokens else run.get("request_throughput") or 1.0
+
+
+def new_series(
+    concurrency: int, options: argparse.Namespace, session: dict[str, Any], clients: Clients, paths: tuple[Path, Path]
+) -> dict[str, Any]:
+    """A concurrency's series: its warm-up on vLLM's port (discarded) sizes its runs."""
+    model, logs = paths
+    warmup_prompts = max(options.warmup_prompts, 4 * concurrency)
+    load = (warmup_prompts + -warmup_prompts % clients.count, concurrency)
+    direct = session["direct"]
+    warmup = bench(clients, model, (direct, direct), load, logs, f"c{concurrency}-warmup", timeout=300, seed=999)
+    say(f"c{concurrency} warm-up: {warmup}")
+    prompts = prompts_for(rate_of(warmup), options, clients.count)
+    # the clients' start is paid once per call: a run is its prompts at the warm-up's rate plus the initial request
+    run_seconds = prompts / rate_of(warmup) + max(0.0, warmup.get("wall_seconds", 0) - warmup.get("duration", 0))
+    return {"concurrency": concurrency, "prompts": prompts, "run_seconds": run_seconds, "warmup": warmup, "rounds": []}
+
+
+def run_series(
+    series: dict[str, Any],
+    options: argparse.Namespace,
+    session: dict[str, Any],
+    clients: Clients,
+    paths: tuple[Path, Path, Path],
+    deadline: float,
+) -> bool:
+    """Rounds until --rounds are done (True) or the next would end after `deadline` (False); JSON after each."""
+    model, out, logs = paths
+    body = session["body"]
     ports = {"direct": session["direct"], "front_door": session["port"]}
-    while len(body["rounds"]) < options.rounds:
-        index = len(body["rounds"])
-        if time.monotonic() - started + 2 * session["run_seconds"] * 1.1 > options.deadline:
-            body["stopped"] = f"round {index + 1} not started: it would end after {options.deadline:.0f} s"
-            return
+    concurrency = series["concurrency"]
+    while len(series["rounds"]) < options.rounds:
+        index = len(series["rounds"])
+        if time.monotonic() + 2 * series["run_seconds"] * 1.1 > deadline:
+            series["stopped"] = f"round {index + 1} not started: it would end after the call's deadline"
+            return False
         order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
-        entry: dict[str, Any] = {"round": index + 1, "order": list(order)}
+        entry: dict[str, Any] = {"round": index + 1, "order": list(order), "prompts": series["prompts"]}
         for position, side in enumerate(order):
             entry[side] = bench(
+                clients,
                 model,
                 (ports[side], session["direct"]),
-                (session["prompts"], options.concurrency, options.clients),
+                (series["prompts"], concurrency),
                 logs,
-                f"round{index + 1}-{side}",
-                env,
-                timeout=session["run_seconds"] * 3,
-                seed=10 * (index + 1) + position,
+                f"c{concurrency}-round{index + 1}-{side}",
+                timeout=series["run_seconds"] * 3,
+                seed=1000 * concurrency + 10 * (index + 1) + position,
             )
-            say(f"round {index + 1} {side}: {entry[side]}")
-            session["run_seconds"] = entry[side].get("wall_seconds", session["run_seconds"])
+            say(f"c{concurrency} round {index + 1} {side}: {entry[side]}")
         entry["compare"] = compare(entry["direct"], entry["front_door"])
-        body["rounds"].append(entry)
-        body["summary"] = summary(body["rounds"])
-        body.pop("stopped", None)
+        series["rounds"].append(entry)
+        series["summary"] = summary(series["rounds"])
+        series.pop("stopped", None)
+        done = [entry[side] for side in order if "error" not in entry[side]]
+        if done:  # the next round sized from this one's slower side: every steady window at least --min-seconds
+            rate = min(rate_of(run) for run in done)
+            series["prompts"] = prompts_for(rate, options, clients.count)
+            series["run_seconds"] = max(run["wall_seconds"] for run in done) * series["prompts"] / entry["prompts"]
         write(out, body, logs)
+    return True
+
+
+def run_session(
+    session: dict[str, Any],
+    options: argparse.Namespace,
+    clients: Clients,
+    paths: tuple[Path, Path, Path],
+    deadline: float,
+) -> None:
+    """Each --concurrency's series in turn, new ones after a warm-up, until done or `deadline` (monotonic)."""
+    model, _, logs = paths
+    by_concurrency = {s["concurrency"]: s for s in session["body"]["series"]}
+    for concurrency in options.concurrency:
+        series = by_concurrency.get(concurrency)
+        if series is None:
+            if deadline - time.monotonic() < 240:  # a warm-up and one round
+                return
+            series = new_series(concurrency, options, session, clients, (model, logs))
+            session["body"]["series"].append(series)
+        if not run_series(series, options, session, clients, paths, deadline):
+            return
 
 
 def stop_group(pid: int) -> None:
@@ -498,16 +578,23 @@ def main(argv: list[str] | None = None) -> int:
     model = model_dir(scratch)
     args = ["--quantization", options.quantization] if options.quantization else []
     args += ["--kv-cache-dtype", options.kv_cache_dtype] if options.kv_cache_dtype else []
+    clients = Clients(options.clients, env, logs)
+    starting = threading.Thread(target=clients.start, daemon=True)  # imports while vLLM loads
+    starting.start()
     session = live_session(scratch, options, args) if options.resume else None
     if options.resume:
         say("resuming the session in " + str(scratch) if session else "no live session to resume: a new one")
     session = session or start(options, model, args, env, logs)
     body = session["body"]
     try:
+        starting.join()
+        if len(clients.workers) < clients.count:
+            body["error"] = "the load clients did not start (their logs are in the tarball)"
         if "error" not in body:
-            run_rounds(session, options, model, env, (out, logs))
+            run_session(session, options, clients, (model, out, logs), started + options.deadline)
         return 1 if "error" in body else 0
     finally:
+        clients.stop()
         keep = options.keep_running and "error" not in body
         if keep:
             (scratch / SESSION).write_text(json.dumps(session))
@@ -517,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         body["seconds"] = round(body.get("seconds", 0) + time.monotonic() - started, 1)
         body["launcher_left_running"] = keep
         write(out, body, logs)
-        say(json.dumps(body.get("summary", body.get("error")), indent=2))
+        say(json.dumps({s["concurrency"]: s.get("summary") for s in body["series"]} or body.get("error"), indent=2))
 
 
 if __name__ == "__main__":

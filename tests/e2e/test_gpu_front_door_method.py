@@ -37,21 +37,44 @@ def test_server_count_spans_the_window_in_which_the_counter_moved() -> None:
     # idle at 500 until t=2, generating 100 tokens/s until t=6, idle again at 900
     sampler.samples = [(0.0, 500.0), (1.0, 500.0), (2.0, 500.0), (3.0, 600.0), (4.0, 700.0), (5.0, 800.0)]
     sampler.samples += [(6.0, 900.0), (7.0, 900.0)]
-    assert sampler.throughput() == {"server_output_throughput": 100.0, "server_seconds": 4.0, "server_tokens": 400.0}
+    figures = sampler.throughput()
+    assert figures["server_output_throughput"] == 100.0
+    assert (figures["server_seconds"], figures["server_tokens"]) == (4.0, 400.0)
     sampler.samples = [(0.0, 5.0), (1.0, 5.0), (2.0, 5.0)]  # nothing generated: no figure rather than a wrong one
     assert sampler.throughput() == {}
 
 
-def test_round_ratio_prefers_the_server_count() -> None:
-    direct = {"output_throughput": 100.0, "server_output_throughput": 200.0}
-    door = {"output_throughput": 110.0, "server_output_throughput": 198.0}
+def test_steady_window_leaves_out_the_ramp_and_the_drain() -> None:
+    sampler = front_door.CounterSampler(port=0)
+    # 1000 tokens: 50 in the first second (ramp-up), then 100 tokens/s for 9 s, then the last 50 over 5 s (drain)
+    sampler.samples = [(0.0, 0.0), (1.0, 50.0)] + [(1.0 + i, 50.0 + 100 * i) for i in range(1, 10)]
+    sampler.samples += [(15.0, 1000.0), (16.0, 1000.0)]
+    figures = sampler.throughput()
+    assert figures["server_output_throughput"] == pytest.approx(1000 / 15)  # the whole run, ramp and drain in
+    assert figures["server_steady_output_throughput"] == pytest.approx(100.0)  # 5% .. 95% of the tokens: 1 s .. 10 s
+    assert figures["server_steady_seconds"] == pytest.approx(9.0)
+
+
+def test_round_ratio_prefers_the_servers_steady_count() -> None:
+    direct = {"output_throughput": 100.0, "server_output_throughput": 200.0, "server_steady_output_throughput": 210.0}
+    door = {"output_throughput": 110.0, "server_output_throughput": 198.0, "server_steady_output_throughput": 205.8}
     for side in (direct, door):
         side.update(p50_ttft_ms=10.0, p99_ttft_ms=20.0, p50_itl_ms=1.0, p99_itl_ms=2.0)
     ratios = front_door.compare(direct, door)
-    assert ratios["throughput_ratio"] == pytest.approx(0.99)
+    assert ratios["throughput_ratio"] == pytest.approx(0.98)
+    assert ratios["server_whole_run_throughput_ratio"] == pytest.approx(0.99)
     assert ratios["client_throughput_ratio"] == pytest.approx(1.1)
-    del door["server_output_throughput"]
+    del door["server_steady_output_throughput"]
     assert "throughput_ratio" not in front_door.compare(direct, door)
+
+
+def test_runs_are_sized_for_a_steady_window_of_min_seconds() -> None:
+    options = front_door.options_of(["--min-seconds", "60", "--prompts", "100"])
+    prompts = front_door.prompts_for(rate=30.0, options=options, clients=4)
+    assert prompts % 4 == 0
+    assert prompts * 0.9 / 30.0 >= 60  # the steady 90% of the run at 30 prompts/s lasts the minute
+    rate = front_door.rate_of({"server_steady_output_throughput": 7680.0, "request_throughput": 20.0})
+    assert rate == pytest.approx(30.0)  # vLLM's token rate over 256 output tokens, not the clients' count
 
 
 def test_a_session_is_resumed_only_when_it_is_live_and_measured_the_same_thing(tmp_path: Path) -> None:
@@ -71,17 +94,17 @@ def test_a_session_is_resumed_only_when_it_is_live_and_measured_the_same_thing(t
         options = front_door.options_of(["--resume", "--concurrency", "64", "--clients", "4"])
         assert front_door.live_session(tmp_path, options, []) is None  # no session left by an earlier call
 
-        def leave(concurrency: int, port: int) -> None:
-            body = {"vllm_args": [], "load": {"concurrency": concurrency, "clients": 4}}
+        def leave(clients: int, port: int) -> None:
+            body = {"vllm_args": [], "load": {"clients": clients}}
             (tmp_path / front_door.SESSION).write_text(json.dumps({"pid": 1, "port": port, "body": body}))
 
-        leave(64, server.server_address[1])
-        assert front_door.live_session(tmp_path, options, []) is not None  # live, the same series
+        leave(4, server.server_address[1])
+        assert front_door.live_session(tmp_path, options, []) is not None  # live, the same vLLM and load
         assert front_door.live_session(tmp_path, options, ["--quantization", "fp8"]) is None  # other vLLM args
-        leave(256, server.server_address[1])
-        assert front_door.live_session(tmp_path, options, []) is None  # another concurrency
+        leave(8, server.server_address[1])
+        assert front_door.live_session(tmp_path, options, []) is None  # the load split otherwise
     finally:
         server.shutdown()
         server.server_close()
-    leave(64, server.server_address[1])
+    leave(4, server.server_address[1])
     assert front_door.live_session(tmp_path, options, []) is None  # the launcher is gone
