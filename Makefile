@@ -62,6 +62,7 @@ GPU_RECIPE ?= ../shared/gpu
 GPU_TOOLS := .gpu/tools/install-on-device.sh
 GPU_DEADLINE ?= 540
 GPU_PARALLEL ?= 10
+FD_CONCURRENCY ?= 64 256
 OUT ?= bench/out/gpu
 
 # A device call carries 64 MiB in all: the tracked tree (7.4 MiB on 2026-12-02: derived facts and attention samples)
@@ -88,8 +89,8 @@ gpu-verify-dry-run: ## here: the ground-truth harness with a stand-in for vLLM (
 	$(PY) -m bench.gpu.ground_truth run --dry-run --target cuda:h200 --gpus 1 --gpu-name "NVIDIA H200" \
 		--scratch bench/out/dry-run --out bench/out/dry-run --deadline 120 --budget 100
 
-gpu-front-door: ## on the GPU machine after gpu-install: front door vs direct, A-B-B-A, into $(OUT)
-	python3 -m bench.gpu.front_door --out $(OUT)
+gpu-front-door: ## on the GPU machine after gpu-install: front door vs direct, A-B-B-A, into $(OUT) (FD_ARGS: --resume --keep-running ...)
+	python3 -m bench.gpu.front_door --out $(OUT) --concurrency $(FD_CONCURRENCY) $(FD_ARGS)
 
 gpu-plan-starts: ## on the GPU machine after gpu-install: launcher serve --record per plan case, into $(OUT)
 	python3 -m bench.gpu.plan_starts --out $(OUT) --deadline $(GPU_DEADLINE) $(if $(CASES),--cases $(CASES))
