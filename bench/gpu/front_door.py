@@ -136,9 +136,11 @@ class CounterSampler(threading.Thread):
         }
 
 
-def client_args(model: Path, port: int, prompts: int, concurrency: int, seed: int, result: Path) -> list[str]:
-    """One client's `vllm bench serve` arguments: the random dataset (its own seed: no prompt repeats, no
-    prefix-cache hit across runs or clients), detailed results kept for the percentiles over all clients."""
+def client_args(model: Path, port: int, load: tuple[int, int, float], seed: int, result: Path) -> list[str]:
+    """One client's `vllm bench serve` arguments (load: prompts, concurrency, length range ratio): the random
+    dataset (its own seed: no prompt repeats, no prefix-cache hit across runs or clients), detailed results kept
+    for the percentiles over all clients."""
+    prompts, concurrency, range_ratio = load
     return [
         "--backend",
         "vllm",
@@ -152,6 +154,8 @@ def client_args(model: Path, port: int, prompts: int, concurrency: int, seed: in
         str(LOAD["input_len"]),
         "--random-output-len",
         str(LOAD["output_len"]),
+        "--random-range-ratio",
+        str(range_ratio),
         "--num-prompts",
         str(prompts),
         "--max-concurrency",
@@ -273,7 +277,7 @@ def bench(
     clients: Clients,
     model: Path,
     ports: tuple[int, int],
-    load: tuple[int, int],
+    load: tuple[int, int, float],
     logs: Path,
     name: str,
     timeout: float,
@@ -282,12 +286,10 @@ def bench(
     """One run against ports[0] (vLLM's counter is read on ports[1], vLLM's own port): every client at once,
     prompts and concurrency split between them; the client-side and the server-side figures, or `error`."""
     port, counter_port = ports
-    prompts, concurrency = load
+    prompts, concurrency, range_ratio = load
+    share = (prompts // clients.count, max(1, concurrency // clients.count), range_ratio)
     results = [logs / f"{name}-client{i}.json" for i in range(clients.count)]
-    argvs = [
-        client_args(model, port, prompts // clients.count, max(1, concurrency // clients.count), seed * 100 + i, r)
-        for i, r in enumerate(results)
-    ]
+    argvs = [client_args(model, port, share, seed * 100 + i, r) for i, r in enumerate(results)]
     sampler = CounterSampler(counter_port)
     sampler.start()
     started = time.perf_counter()
@@ -342,7 +344,7 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "spread": round(max(values) - min(values), 4),
             "per_round": values,
         }
-    windows = [r[side].get("server_steady_seconds") for r in done for side in ("direct", "front_door")]
+    windows = [r[side].get("server_steady_seconds") for r in done for side in r["order"]]
     out["shortest_steady_seconds"] = min((w for w in windows if w is not None), default=None)
     return out
 
@@ -375,12 +377,21 @@ def start_launcher(
 
 
 def write(out: Path, body: dict[str, Any], logs: Path) -> None:
-    name = machine.results_path(body["gpu"], "front-door").name
+    name = machine.results_path(body["gpu"], body["results"]).name
     (out / f"{name}.tmp").write_text(json.dumps(body, indent=2) + "\n")
     (out / f"{name}.tmp").replace(out / name)
     with tarfile.open(out / "front-door-logs.tar.gz.tmp", "w:gz") as tar:
         tar.add(logs, arcname="logs")
     (out / "front-door-logs.tar.gz.tmp").replace(out / "front-door-logs.tar.gz")
+
+
+# --precisions: each a launcher of its own on the same GPU, all up at once (a fixed KV cache each, so that vLLM
+# skips the memory profiling the others' allocations would skew), measured through their front doors in turn
+PRECISIONS = {
+    "bf16": [],
+    "fp8": ["--quantization", "fp8"],
+    "fp8-kv-fp8": ["--quantization", "fp8", "--kv-cache-dtype", "fp8"],
+}
 
 
 def options_of(argv: list[str] | None = None) -> argparse.Namespace:
@@ -393,8 +404,26 @@ def options_of(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64], help="one series each, in this order")
     parser.add_argument("--clients", type=int, default=4, help="`vllm bench serve` workers sharing the load")
     parser.add_argument("--min-seconds", type=float, default=60, help="each run's steady window lasts this long")
+    parser.add_argument(
+        "--range-ratio",
+        type=float,
+        default=0.0,
+        help="input and output lengths uniform in L x [1 - r, 1 + r] (vLLM's --random-range-ratio): requests of a "
+        "wave no longer start and end together",
+    )
     parser.add_argument("--quantization", default="", help="e.g. fp8 (default: BF16)")
     parser.add_argument("--kv-cache-dtype", default="", help="e.g. fp8 (default: the model's dtype)")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--noise-floor", action="store_true", help="B is vLLM's port again: what two identical runs differ by"
+    )
+    modes.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=sorted(PRECISIONS),
+        help="one launcher per precision, all at once, each through its front door, in turn (ratios to the first)",
+    )
+    parser.add_argument("--kv-cache-gib", type=float, default=26, help="with --precisions: each one's fixed KV cache")
     parser.add_argument("--deadline", type=float, default=560, help="seconds: start no run that would end later")
     parser.add_argument("--ready-timeout", type=float, default=300)
     parser.add_argument(
@@ -407,56 +436,105 @@ def options_of(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def new_body(options: argparse.Namespace, args: list[str]) -> dict[str, Any]:
+def launchers_of(options: argparse.Namespace) -> list[dict[str, Any]]:
+    """What to start: one launcher (its --quantization / --kv-cache-dtype), or one per --precisions entry."""
+    if options.precisions:
+        memory = ["--gpu-memory-utilization", "0.3", "--kv-cache-memory-bytes", str(int(options.kv_cache_gib * 2**30))]
+        return [{"name": name, "args": PRECISIONS[name] + memory} for name in options.precisions]
+    args = ["--quantization", options.quantization] if options.quantization else []
+    args += ["--kv-cache-dtype", options.kv_cache_dtype] if options.kv_cache_dtype else []
+    return [{"name": "bf16" if not args else "-".join(args[1::2]), "args": args}]
+
+
+def sides_of(session: dict[str, Any], noise_floor: bool) -> list[tuple[str, int, int]]:
+    """A round's sides (name, port the clients load, vLLM port whose counter is read), in A B order."""
+    launchers = session["launchers"]
+    if len(launchers) > 1:
+        return [(launcher["name"], launcher["port"], launcher["direct"]) for launcher in launchers]
+    only = launchers[0]
+    second = ("direct_again", only["direct"]) if noise_floor else ("front_door", only["port"])
+    return [("direct", only["direct"], only["direct"]), (*second, only["direct"])]
+
+
+def new_body(options: argparse.Namespace, launchers: list[dict[str, Any]]) -> dict[str, Any]:
+    if options.precisions:
+        mode = (
+            "precisions: one launcher per precision on the same GPU, all up at once (each --gpu-memory-utilization "
+            "0.3 and a fixed KV cache), each run through that precision's front door; rounds in the order given, then "
+            "reversed (A B C, C B A, ...); ratios to the first precision"
+        )
+    elif options.noise_floor:
+        mode = "noise floor: A and B both vLLM's own port, the same process; rounds A B, B A, ..."
+    else:
+        mode = "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, A B ..."
     return {
         **machine.facts("NVIDIA H200" if options.dry_run else None),
+        "results": "front-door-precisions" if options.precisions else "front-door",
         "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
         "weights), --max-model-len 2048, CUDA graphs and torch.compile on",
-        "vllm_args": args,
-        "load": {**LOAD, "clients": options.clients, "min_steady_seconds": options.min_seconds},
-        "method": "same vLLM process; A = direct (vLLM's port), B = front door; per concurrency a discarded warm-up, "
-        "then rounds A B, B A, A B ...; each run split over several client workers started together, each with its "
-        "own dataset seed (no prompt repeats); throughput_ratio from vLLM's own generation-token counter over each "
-        f"run's steady window ({STEADY_TRIM:.0%} of its tokens left out at each end), client_throughput_ratio from "
-        "the clients' count",
+        "launchers": [{"name": launcher["name"], "vllm_args": launcher["args"]} for launcher in launchers],
+        "load": {
+            **LOAD,
+            "range_ratio": options.range_ratio,
+            "clients": options.clients,
+            "min_steady_seconds": options.min_seconds,
+        },
+        "method": f"{mode}; per concurrency a discarded warm-up on each vLLM; each run split over several client "
+        "workers started together, each with its own dataset seed (no prompt repeats); throughput_ratio from vLLM's "
+        f"own generation-token counter over each run's steady window ({STEADY_TRIM:.0%} of its tokens left out at "
+        "each end), client_throughput_ratio from the clients' count",
+        "noise_floor": options.noise_floor,
         "dry_run": options.dry_run,
         "series": [],
     }
 
 
-def live_session(scratch: Path, options: argparse.Namespace, args: list[str]) -> dict[str, Any] | None:
-    """The session a --keep-running call left, when its launcher still answers and it measured the same thing."""
+def live_session(scratch: Path, options: argparse.Namespace) -> dict[str, Any] | None:
+    """The session a --keep-running call left, when its launchers still answer and it measures the same thing."""
     try:
         session: dict[str, Any] = json.loads((scratch / SESSION).read_text())
     except (OSError, json.JSONDecodeError):
         return None
     body = session["body"]
-    same = body["vllm_args"] == args and body["load"]["clients"] == options.clients
-    if not same or get_json(f"http://127.0.0.1:{session['port']}/ready") is None:
-        return None
-    return session
+    wanted = [(launcher["name"], launcher["args"]) for launcher in launchers_of(options)]
+    running = [(launcher["name"], launcher["vllm_args"]) for launcher in body["launchers"]]
+    same = running == wanted and body["load"]["clients"] == options.clients
+    same = same and (body["load"].get("range_ratio"), body.get("noise_floor")) == (
+        options.range_ratio,
+        options.noise_floor,
+    )
+    alive = all(get_json(f"http://127.0.0.1:{launcher['port']}/ready") is not None for launcher in session["launchers"])
+    return session if same and alive else None
 
 
-def start(options: argparse.Namespace, model: Path, args: list[str], env: dict[str, str], logs: Path) -> dict[str, Any]:
-    """Start `launcher serve` and wait until it is ready: a new session."""
+def start(options: argparse.Namespace, model: Path, env: dict[str, str], logs: Path) -> dict[str, Any]:
+    """Start the launchers at once and wait until every one is ready: a new session."""
     started = time.monotonic()
-    body = new_body(options, args)
-    port = free_port()
-    launcher = start_launcher(model, port, args, env, logs / "launcher.log", options.dry_run)
-    session: dict[str, Any] = {"pid": launcher.pid, "port": port, "body": body}
-    status = None
-    while time.monotonic() - started < options.ready_timeout and launcher.poll() is None:
-        if get_json(f"http://127.0.0.1:{port}/ready") is not None:
-            status = get_json(f"http://127.0.0.1:{port}/status")
+    launchers = launchers_of(options)
+    body = new_body(options, launchers)
+    session: dict[str, Any] = {"launchers": [], "body": body}
+    for launcher in launchers:
+        port = free_port()
+        log = logs / f"launcher-{launcher['name']}.log"
+        process = start_launcher(model, port, launcher["args"], env, log, options.dry_run)
+        session["launchers"].append({**launcher, "pid": process.pid, "port": port, "process": process})
+    for launcher, record in zip(session["launchers"], body["launchers"], strict=True):
+        status = None
+        while time.monotonic() - started < options.ready_timeout and launcher["process"].poll() is None:
+            if get_json(f"http://127.0.0.1:{launcher['port']}/ready") is not None:
+                status = get_json(f"http://127.0.0.1:{launcher['port']}/status")
+                break
+            time.sleep(1)
+        if status is None:
+            body["error"] = f"launcher serve ({launcher['name']}) did not become ready"
             break
-        time.sleep(1)
-    if status is None:
-        body["error"] = "launcher serve did not become ready"
-        return session
-    body["ready_seconds"] = round(time.monotonic() - started, 1)
-    body["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
-    session["direct"] = int(status["vllm_port"])
-    say(f"ready in {body['ready_seconds']} s (front door {port}, vLLM {session['direct']})")
+        record["ready_seconds"] = round(time.monotonic() - started, 1)
+        record["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
+        launcher["direct"] = int(status["vllm_port"])
+        ports = f"front door {launcher['port']}, vLLM {launcher['direct']}"
+        say(f"{launcher['name']} ready in {record['ready_seconds']} s ({ports})")
+    for launcher in session["launchers"]:
+        launcher.pop("process")
     return session
 
 
@@ -475,17 +553,31 @@ def rate_of(run: dict[str, Any]) -> float:
 def new_series(
     concurrency: int, options: argparse.Namespace, session: dict[str, Any], clients: Clients, paths: tuple[Path, Path]
 ) -> dict[str, Any]:
-    """A concurrency's series: its warm-up on vLLM's port (discarded) sizes its runs."""
+    """A concurrency's series: a warm-up on each vLLM's own port (discarded) sizes its runs."""
     model, logs = paths
     warmup_prompts = max(options.warmup_prompts, 4 * concurrency)
-    load = (warmup_prompts + -warmup_prompts % clients.count, concurrency)
-    direct = session["direct"]
-    warmup = bench(clients, model, (direct, direct), load, logs, f"c{concurrency}-warmup", timeout=300, seed=999)
-    say(f"c{concurrency} warm-up: {warmup}")
-    prompts = prompts_for(rate_of(warmup), options, clients.count)
+    load = (warmup_prompts + -warmup_prompts % clients.count, concurrency, options.range_ratio)
+    warmups = {}
+    for launcher in session["launchers"]:
+        direct = launcher["direct"]
+        name = f"c{concurrency}-{launcher['name']}-warmup"
+        warmups[launcher["name"]] = bench(clients, model, (direct, direct), load, logs, name, timeout=300, seed=999)
+        say(f"c{concurrency} {launcher['name']} warm-up: {warmups[launcher['name']]}")
+    slowest = min(warmups.values(), key=rate_of)
+    prompts = prompts_for(rate_of(slowest), options, clients.count)
     # the clients' start is paid once per call: a run is its prompts at the warm-up's rate plus the initial request
-    run_seconds = prompts / rate_of(warmup) + max(0.0, warmup.get("wall_seconds", 0) - warmup.get("duration", 0))
-    return {"concurrency": concurrency, "prompts": prompts, "run_seconds": run_seconds, "warmup": warmup, "rounds": []}
+    run_seconds = prompts / rate_of(slowest) + max(0.0, slowest.get("wall_seconds", 0) - slowest.get("duration", 0))
+    return {"concurrency": concurrency, "prompts": prompts, "run_seconds": run_seconds, "warmup": warmups, "rounds": []}
+
+
+def round_compare(entry: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """B against A for two sides (front door / direct); each side against the first for more (precisions)."""
+    if len(names) == 2:
+        return compare(entry[names[0]], entry[names[1]])
+    out: dict[str, Any] = {}
+    for name in names[1:]:
+        out.update({f"{name}_{key}": value for key, value in compare(entry[names[0]], entry[name]).items()})
+    return out
 
 
 def run_series(
@@ -499,33 +591,38 @@ def run_series(
     """Rounds until --rounds are done (True) or the next would end after `deadline` (False); JSON after each."""
     model, out, logs = paths
     body = session["body"]
-    ports = {"direct": session["direct"], "front_door": session["port"]}
+    sides = sides_of(session, options.noise_floor)
+    names = [name for name, _, _ in sides]
     concurrency = series["concurrency"]
     while len(series["rounds"]) < options.rounds:
         index = len(series["rounds"])
-        if time.monotonic() + 2 * series["run_seconds"] * 1.1 > deadline:
+        if time.monotonic() + len(sides) * series["run_seconds"] * 1.1 > deadline:
             series["stopped"] = f"round {index + 1} not started: it would end after the call's deadline"
             return False
-        order = ("direct", "front_door") if index % 2 == 0 else ("front_door", "direct")
-        entry: dict[str, Any] = {"round": index + 1, "order": list(order), "prompts": series["prompts"]}
-        for position, side in enumerate(order):
-            entry[side] = bench(
+        order = sides if index % 2 == 0 else sides[::-1]
+        entry: dict[str, Any] = {
+            "round": index + 1,
+            "order": [name for name, _, _ in order],
+            "prompts": series["prompts"],
+        }
+        for position, (name, port, counter_port) in enumerate(order):
+            entry[name] = bench(
                 clients,
                 model,
-                (ports[side], session["direct"]),
-                (series["prompts"], concurrency),
+                (port, counter_port),
+                (series["prompts"], concurrency, options.range_ratio),
                 logs,
-                f"c{concurrency}-round{index + 1}-{side}",
+                f"c{concurrency}-round{index + 1}-{name}",
                 timeout=series["run_seconds"] * 3,
                 seed=1000 * concurrency + 10 * (index + 1) + position,
             )
-            say(f"c{concurrency} round {index + 1} {side}: {entry[side]}")
-        entry["compare"] = compare(entry["direct"], entry["front_door"])
+            say(f"c{concurrency} round {index + 1} {name}: {entry[name]}")
+        entry["compare"] = round_compare(entry, names)
         series["rounds"].append(entry)
         series["summary"] = summary(series["rounds"])
         series.pop("stopped", None)
-        done = [entry[side] for side in order if "error" not in entry[side]]
-        if done:  # the next round sized from this one's slower side: every steady window at least --min-seconds
+        done = [entry[name] for name in names if "error" not in entry[name]]
+        if done:  # the next round sized from this one's slowest side: every steady window at least --min-seconds
             rate = min(rate_of(run) for run in done)
             series["prompts"] = prompts_for(rate, options, clients.count)
             series["run_seconds"] = max(run["wall_seconds"] for run in done) * series["prompts"] / entry["prompts"]
@@ -546,7 +643,7 @@ def run_session(
     for concurrency in options.concurrency:
         series = by_concurrency.get(concurrency)
         if series is None:
-            if deadline - time.monotonic() < 240:  # a warm-up and one round
+            if deadline - time.monotonic() < 120 + 60 * len(session["launchers"]):  # warm-ups and one round
                 return
             series = new_series(concurrency, options, session, clients, (model, logs))
             session["body"]["series"].append(series)
@@ -555,11 +652,14 @@ def run_session(
 
 
 def stop_group(pid: int) -> None:
-    """SIGTERM to a process group, SIGKILL after 60 s (the launcher drains, then stops vLLM)."""
+    """SIGTERM to a process group, SIGKILL after 60 s (the launcher drains, then stops vLLM). A launcher this
+    process started is reaped here: unreaped, it would stay in its group as a zombie until the SIGKILL."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
         for _ in range(60):
             time.sleep(1)
+            with contextlib.suppress(ChildProcessError):  # started by an earlier call: init reaps it
+                os.waitpid(pid, os.WNOHANG)
             os.killpg(pid, 0)  # ProcessLookupError once the group is gone
         os.killpg(pid, signal.SIGKILL)
 
@@ -576,15 +676,13 @@ def main(argv: list[str] | None = None) -> int:
         extra.update(LAUNCHER_VLLM_ENTRYPOINT=FAKE_ENTRYPOINT, FAKE_VLLM="token-ms=2")
     env = machine.child_env(environ={**os.environ, **extra})
     model = model_dir(scratch)
-    args = ["--quantization", options.quantization] if options.quantization else []
-    args += ["--kv-cache-dtype", options.kv_cache_dtype] if options.kv_cache_dtype else []
     clients = Clients(options.clients, env, logs)
     starting = threading.Thread(target=clients.start, daemon=True)  # imports while vLLM loads
     starting.start()
-    session = live_session(scratch, options, args) if options.resume else None
+    session = live_session(scratch, options) if options.resume else None
     if options.resume:
         say("resuming the session in " + str(scratch) if session else "no live session to resume: a new one")
-    session = session or start(options, model, args, env, logs)
+    session = session or start(options, model, env, logs)
     body = session["body"]
     try:
         starting.join()
@@ -599,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
         if keep:
             (scratch / SESSION).write_text(json.dumps(session))
         else:
-            stop_group(session["pid"])
+            for launcher in session["launchers"]:
+                stop_group(launcher["pid"])
             (scratch / SESSION).unlink(missing_ok=True)
         body["seconds"] = round(body.get("seconds", 0) + time.monotonic() - started, 1)
         body["launcher_left_running"] = keep

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,19 +94,56 @@ def test_a_session_is_resumed_only_when_it_is_live_and_measured_the_same_thing(t
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         options = front_door.options_of(["--resume", "--concurrency", "64", "--clients", "4"])
-        assert front_door.live_session(tmp_path, options, []) is None  # no session left by an earlier call
+        assert front_door.live_session(tmp_path, options) is None  # no session left by an earlier call
 
-        def leave(clients: int, port: int) -> None:
-            body = {"vllm_args": [], "load": {"clients": clients}}
-            (tmp_path / front_door.SESSION).write_text(json.dumps({"pid": 1, "port": port, "body": body}))
+        def leave(clients: int, port: int, args: list[str] | None = None) -> None:
+            launcher = {"name": "bf16", "args": args or [], "pid": 1, "port": port, "direct": port}
+            record = {"name": "bf16", "vllm_args": args or [], "ready_seconds": 100.0, "launcher_start": {}}
+            body = {"launchers": [record], "load": {"clients": clients, "range_ratio": 0.0}, "noise_floor": False}
+            (tmp_path / front_door.SESSION).write_text(json.dumps({"launchers": [launcher], "body": body}))
 
         leave(4, server.server_address[1])
-        assert front_door.live_session(tmp_path, options, []) is not None  # live, the same vLLM and load
-        assert front_door.live_session(tmp_path, options, ["--quantization", "fp8"]) is None  # other vLLM args
+        assert front_door.live_session(tmp_path, options) is not None  # live, the same vLLM and load
+        fp8 = front_door.options_of(["--resume", "--clients", "4", "--quantization", "fp8"])
+        assert front_door.live_session(tmp_path, fp8) is None  # other vLLM arguments
+        wider = front_door.options_of(["--resume", "--clients", "4", "--range-ratio", "0.5"])
+        assert front_door.live_session(tmp_path, wider) is None  # another load
         leave(8, server.server_address[1])
-        assert front_door.live_session(tmp_path, options, []) is None  # the load split otherwise
+        assert front_door.live_session(tmp_path, options) is None  # the load split otherwise
     finally:
         server.shutdown()
         server.server_close()
     leave(4, server.server_address[1])
-    assert front_door.live_session(tmp_path, options, []) is None  # the launcher is gone
+    assert front_door.live_session(tmp_path, options) is None  # the launcher is gone
+
+
+def test_precisions_get_one_launcher_each_and_rounds_compare_to_the_first() -> None:
+    options = front_door.options_of(["--precisions", "bf16", "fp8", "fp8-kv-fp8", "--kv-cache-gib", "26"])
+    launchers = front_door.launchers_of(options)
+    assert [launcher["name"] for launcher in launchers] == ["bf16", "fp8", "fp8-kv-fp8"]
+    assert all("--kv-cache-memory-bytes" in launcher["args"] for launcher in launchers)  # no memory profiling
+    run = {"output_throughput": 100.0, "p50_ttft_ms": 10.0, "p99_ttft_ms": 20.0, "p50_itl_ms": 1.0, "p99_itl_ms": 2.0}
+    entry = {
+        "bf16": {**run, "server_steady_output_throughput": 100.0},
+        "fp8": {**run, "server_steady_output_throughput": 110.0},
+        "fp8-kv-fp8": {**run, "server_steady_output_throughput": 112.0},
+    }
+    ratios = front_door.round_compare(entry, ["bf16", "fp8", "fp8-kv-fp8"])
+    assert ratios["fp8_throughput_ratio"] == pytest.approx(1.1)
+    assert ratios["fp8-kv-fp8_throughput_ratio"] == pytest.approx(1.12)
+    session = {"launchers": [{"name": n, "port": 10 + i, "direct": 20 + i} for i, n in enumerate(entry)]}
+    assert front_door.sides_of(session, noise_floor=False) == [
+        ("bf16", 10, 20),
+        ("fp8", 11, 21),
+        ("fp8-kv-fp8", 12, 22),
+    ]
+    one = {"launchers": [{"name": "bf16", "port": 10, "direct": 20}]}
+    assert front_door.sides_of(one, noise_floor=False) == [("direct", 20, 20), ("front_door", 10, 20)]
+    assert front_door.sides_of(one, noise_floor=True) == [("direct", 20, 20), ("direct_again", 20, 20)]
+
+
+def test_stopping_a_launcher_this_process_started_does_not_wait_for_its_zombie() -> None:
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    started = time.monotonic()
+    front_door.stop_group(child.pid)
+    assert time.monotonic() - started < 10  # reaped at the first check, not SIGKILLed after 60 s
