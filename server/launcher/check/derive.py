@@ -11,6 +11,7 @@ from . import memory, vllm_parser
 from .arguments import ServeArgs
 from .attention_backend import attention_facts
 from .model_facts import ModelFacts
+from .model_size import ExpertSplit
 from .platforms import Platform
 
 
@@ -98,12 +99,8 @@ def derive(
     checkpoint = model["checkpoint_quant_method"]
     kv_heads = model["num_key_value_heads"]
     quantization = args["quantization"] or model["checkpoint_quant_method"]
-    # fused_moe/config.py FusedMoEParallelConfig.make (0.17-0.33): without expert parallelism each expert is sharded
-    # over all TP x DP ranks (flatten_tp_across_dp); with it (EP over TP x DP ranks) every rank holds whole experts.
     parsed = args.get("parsed") or {}
-    dp = int(parsed.get("data_parallel_size") or 1)
-    expert_parallel = bool(parsed.get("enable_expert_parallel")) and tp * dp > 1
-    moe_shard_ranks = 1 if expert_parallel else tp * dp
+    experts = ExpertSplit.of(tp, int(parsed.get("data_parallel_size") or 1), bool(parsed.get("enable_expert_parallel")))
     derived: dict[str, Any] = {
         "quantization": quantization,
         "online_fp8": args["quantization"] in table["fp8_methods"]["online"] and checkpoint is None,
@@ -113,9 +110,9 @@ def derive(
         "kv_heads_per_rank": _per_rank(kv_heads, tp),
         "kv_heads_split_ok": None if kv_heads is None else (kv_heads % tp == 0 or tp % kv_heads == 0),
         "intermediate_per_rank": _per_rank(model["intermediate_size"], tp),
-        "ep_ranks": tp * dp,
-        "moe_shard_ranks": moe_shard_ranks,
-        "moe_intermediate_per_rank": _per_rank(model["moe_intermediate_size"], moe_shard_ranks),
+        "ep_ranks": experts.ranks,
+        "moe_shard_ranks": experts.shard_ranks,
+        "moe_intermediate_per_rank": _per_rank(model["moe_intermediate_size"], experts.shard_ranks),
         "vision_tp": vision_tp,
         "vision_intermediate_per_rank": _per_rank(model["vision_intermediate_size"], vision_tp),
         "accepted_quantization_flags": table["quantization_accepted_for_checkpoint"].get(checkpoint, [checkpoint]),

@@ -36,6 +36,7 @@ from . import kv_cache
 from .arguments import ServeArgs
 from .model_facts import ModelFacts
 from .model_size import (
+    ExpertSplit,
     MemoryModelError,
     Shape,
     kv_bytes_per_token_layer,
@@ -193,10 +194,8 @@ def estimate(
     shape = shape_of(model)
     tp, pp = int(facts["tensor_parallel_size"]), int(facts["pipeline_parallel_size"])
     dp = args.get_int("data-parallel-size", 1) or 1
-    # fused_moe/config.py FusedMoEParallelConfig.make: the experts are split over all TP x DP ranks, as whole
-    # experts with --enable-expert-parallel, else each expert's intermediate (flatten_tp_across_dp).
-    expert_parallel = args.flag("enable-expert-parallel")
-    expert_ranks = tp * dp
+    experts = ExpertSplit.of(tp, dp, args.flag("enable-expert-parallel"))
+    expert_parallel, expert_ranks = experts.expert_parallel, experts.ranks
     vision_tp = 1 if facts["mm_encoder_tp_mode"] == "data" else tp
     dtype_bytes = _dtype_bytes(args)
     scheme = weight_scheme(model, facts["quantization"], dtype_bytes)

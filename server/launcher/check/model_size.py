@@ -23,6 +23,27 @@ from .engine import load_table
 from .kv_cache import CHUNKED, FULL, MLA, SLIDING, LayerSpec
 from .model_facts import ModelFacts
 
+
+@dataclass(frozen=True)
+class ExpertSplit:
+    """How vLLM spreads a MoE layer's experts over the ranks (fused_moe/config.py FusedMoEParallelConfig.make,
+    0.17-0.33): over all TP x DP ranks (flatten_tp_across_dp); with expert parallelism, which needs more than one
+    rank, every rank holds whole experts, else each expert's intermediate is split over all of them."""
+
+    ranks: int
+    expert_parallel: bool
+
+    @classmethod
+    def of(cls, tp: int, dp: int, enable_expert_parallel: bool) -> ExpertSplit:
+        ranks = tp * dp
+        return cls(ranks, enable_expert_parallel and ranks > 1)
+
+    @property
+    def shard_ranks(self) -> int:
+        """The ranks one expert's intermediate is split over: 1 with expert parallelism."""
+        return 1 if self.expert_parallel else self.ranks
+
+
 # Modules vLLM builds as LinearBase (quantizable) and those it leaves in the model dtype.
 LINEAR = ("attn", "indexer_q", "dense_mlp", "experts", "shared_experts", "vision")
 UNQUANTIZED = ("embed", "lm_head", "router", "indexer_k")
