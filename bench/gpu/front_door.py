@@ -349,11 +349,11 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def start_launcher(
-    model: Path, port: int, args: list[str], env: dict[str, str], log_path: Path, dry_run: bool
-) -> subprocess.Popen[bytes]:
-    own = ["--skip-check"] if dry_run else []  # the CPU here is not what the arguments are for
-    command = [
+def launcher_command(port: int, vllm_args: list[str], dry_run: bool) -> list[str]:
+    """`launcher serve` on 127.0.0.1:port in front of `vllm serve <vllm_args>` (--skip-check in a dry run: the CPU
+    here is not what the arguments are for)."""
+    own = ["--skip-check"] if dry_run else []
+    return [
         sys.executable,
         "-m",
         "launcher.cli",
@@ -364,16 +364,23 @@ def start_launcher(
         "127.0.0.1",
         *own,
         "--",
-        "--model",
-        str(model),
-        "--load-format",
-        "dummy",
-        "--max-model-len",
-        "2048",
-        *args,
+        *vllm_args,
     ]
+
+
+def start_launcher(
+    model: Path, port: int, args: list[str], env: dict[str, str], log_path: Path, dry_run: bool
+) -> subprocess.Popen[bytes]:
+    """The Llama-3-8B shape with random weights, --max-model-len 2048, behind the front door, in its own session."""
+    vllm_args = ["--model", str(model), "--load-format", "dummy", "--max-model-len", "2048", *args]
     with open(log_path, "wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return subprocess.Popen(
+            launcher_command(port, vllm_args, dry_run),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def write(out: Path, body: dict[str, Any], logs: Path) -> None:

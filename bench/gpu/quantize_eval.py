@@ -45,11 +45,22 @@ from pathlib import Path
 from typing import Any
 
 from . import machine
-from .front_door import FAKE_ENTRYPOINT, LOAD, Clients, bench, get_json, prompts_for, rate_of, stop_group
+from .front_door import (
+    FAKE_ENTRYPOINT,
+    LOAD,
+    Clients,
+    bench,
+    get_json,
+    launcher_command,
+    prompts_for,
+    rate_of,
+    stop_group,
+)
 from .ground_truth import GIB, HARNESS_ENV, VLLM_VERSION, free_port, launcher_check, pack_logs, say
 from .quant_bundle import EVAL_SITE, MODELS, QUANT_PYTHON
 
 SIDES = ("bf16", "fp8")
+LEFTOVERS = "launchers.json"  # in --scratch: the process groups of the launchers this call started
 MODEL_NAME = "SmolLM2-135M-Instruct"
 # The throughput figures a round compares, FP8 / BF16 (higher is better), and the latencies (lower is better).
 THROUGHPUT_KEYS = {
@@ -231,12 +242,27 @@ def step_check(run: Run) -> None:
 
 def start_server(run: Run, side: str) -> None:
     port = free_port()
-    own = ["--skip-check"] if run.options.dry_run else []  # the CPU here is not what the arguments are for
-    command = [sys.executable, "-m", "launcher.cli", "serve", "--port", str(port), "--host", "127.0.0.1", *own]
-    command += ["--", *run.serve_args(side)]
+    command = launcher_command(port, run.serve_args(side), run.options.dry_run)
     with open(run.logs / f"{side}-launcher.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=run.env, start_new_session=True)
     run.servers[side] = {"pid": process.pid, "process": process, "port": port, "started": time.monotonic()}
+    pids = {name: server["pid"] for name, server in run.servers.items()}
+    (run.scratch / LEFTOVERS).write_text(json.dumps(pids))  # a call cut short leaves them running: the next stops them
+
+
+def stop_leftovers(scratch: Path) -> list[int]:
+    """The launchers an earlier call started and did not stop (it was killed): their process groups, by id."""
+    try:
+        pids = list(json.loads((scratch / LEFTOVERS).read_text()).values())
+    except (OSError, ValueError):
+        return []
+    threads = [threading.Thread(target=stop_group, args=(pid,)) for pid in pids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (scratch / LEFTOVERS).unlink(missing_ok=True)
+    return pids
 
 
 def step_serve(run: Run) -> bool:
@@ -400,6 +426,7 @@ def stop_servers(run: Run) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    (run.scratch / LEFTOVERS).unlink(missing_ok=True)
 
 
 def options_of(argv: list[str] | None = None) -> argparse.Namespace:
@@ -436,10 +463,18 @@ def options_of(argv: list[str] | None = None) -> argparse.Namespace:
     return options
 
 
+def on_term(*_: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the stopping in `finally` is not cut short again
+    sys.exit(143)
+
+
 def main(argv: list[str] | None = None) -> int:
     options = options_of(argv)
     run = Run(options)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` ends the call: the launchers go too
+    signal.signal(signal.SIGTERM, on_term)  # `timeout` ends the call: the launchers go too
+    leftovers = stop_leftovers(run.scratch)
+    if leftovers:
+        say(f"stopped the launchers an earlier call left running: {leftovers}")
     facts: dict[str, Any] = {}
     gather = threading.Thread(
         target=lambda: facts.update(machine.facts("NVIDIA H200" if options.dry_run else None)), daemon=True
@@ -447,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     gather.start()
     run.body.update(
         dry_run=options.dry_run,
+        leftovers_stopped=leftovers,
         model=str(run.model),
         fp8_dir=str(run.fp8),
         env={key: run.env.get(key) for key in (*HARNESS_ENV, "LAUNCHER_QUANT_PYTHON", "LAUNCHER_VLLM_ENTRYPOINT")},
