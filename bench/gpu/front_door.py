@@ -329,6 +329,17 @@ def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def spread_of(values: list[float]) -> dict[str, Any]:
+    """Per-round figures as median, min, max, spread (max - min) and the rounds themselves."""
+    return {
+        "median": round(statistics.median(values), 4),
+        "min": min(values),
+        "max": max(values),
+        "spread": round(max(values) - min(values), 4),
+        "per_round": values,
+    }
+
+
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Median and spread of the per-round figures, and the shortest steady window of any run."""
     done = [r for r in rounds if r.get("compare")]
@@ -336,14 +347,7 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {"rounds": len(done)}
     for key in done[0]["compare"]:
-        values = [r["compare"][key] for r in done if key in r["compare"]]
-        out[key] = {
-            "median": round(statistics.median(values), 4),
-            "min": min(values),
-            "max": max(values),
-            "spread": round(max(values) - min(values), 4),
-            "per_round": values,
-        }
+        out[key] = spread_of([r["compare"][key] for r in done if key in r["compare"]])
     windows = [r[side].get("server_steady_seconds") for r in done for side in r["order"]]
     out["shortest_steady_seconds"] = min((w for w in windows if w is not None), default=None)
     return out

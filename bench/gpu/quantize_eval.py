@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -54,6 +53,7 @@ from .front_door import (
     launcher_command,
     prompts_for,
     rate_of,
+    spread_of,
     stop_group,
 )
 from .ground_truth import GIB, HARNESS_ENV, VLLM_VERSION, free_port, launcher_check, pack_logs, say
@@ -102,13 +102,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     for key in {**THROUGHPUT_KEYS, **LATENCY_KEYS}:
         values = [r["ratios"][key] for r in done if key in r["ratios"]]
         if values:
-            out[key] = {
-                "median": round(statistics.median(values), 4),
-                "min": min(values),
-                "max": max(values),
-                "spread": round(max(values) - min(values), 4),
-                "per_round": values,
-            }
+            out[key] = spread_of(values)
     windows = [r[side].get("server_steady_seconds") for r in done for side in SIDES]
     out["shortest_steady_seconds"] = min((w for w in windows if w is not None), default=None)
     return out
