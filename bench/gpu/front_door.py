@@ -49,6 +49,7 @@ from .ground_truth import HARNESS_ENV, free_port, say
 from .load_client import MARK
 
 GENERATION_COUNTER = "vllm:generation_tokens_total"
+PREFIX_COUNTERS = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total")  # v1/metrics/loggers.py
 FAKE_ENTRYPOINT = "tests.harness.fake_vllm"  # --dry-run's stand-in for vLLM
 SESSION = "session.json"  # in --scratch: what --resume needs of a --keep-running call
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
@@ -56,14 +57,16 @@ STEADY_TRIM = 0.05  # the share of a run's tokens left out at each end of its st
 
 
 def model_dir(scratch: Path) -> Path:
-    """The whole Llama-3-8B shape (Llama-3.1-8B-Instruct's config, all 32 layers) with the harness tokenizer."""
+    """The whole Llama-3-8B shape (Llama-3.1-8B-Instruct's config, all 32 layers) with a tokenizer of its whole
+    vocabulary (models.build_wide_tokenizer: random prompts that do not share prefixes)."""
     case = {"id": "llama3-8b-full", "source": "meta-llama__Llama-3.1-8B-Instruct"}
     target = scratch / "models" / case["id"]
     target.mkdir(parents=True, exist_ok=True)
-    (target / "config.json").write_text(json.dumps(models.shrunk_config(case), indent=2))
-    tokenizer = scratch / "tokenizer"
+    config = models.shrunk_config(case)
+    (target / "config.json").write_text(json.dumps(config, indent=2))
+    tokenizer = scratch / f"tokenizer-{config['vocab_size']}"
     if not (tokenizer / "tokenizer.json").is_file():
-        models.build_tokenizer(tokenizer)
+        models.build_wide_tokenizer(tokenizer, config["vocab_size"])
     for item in tokenizer.iterdir():
         (target / item.name).write_bytes(item.read_bytes())
     return target
@@ -77,15 +80,33 @@ def get_json(url: str) -> dict[str, Any] | None:
         return None
 
 
-def generation_tokens(port: int) -> float | None:
-    """vLLM's generation-token counter from its own /metrics (summed over label sets), None when it has none."""
+def counters(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """vLLM's counters from its own /metrics, each summed over its label sets; those it has not, left out."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode(errors="replace")
     except Exception:  # a sample lost is a sample lost; the window needs only its ends
-        return None
-    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(GENERATION_COUNTER)]
-    return sum(values) if values else None
+        return {}
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            found[name] = found.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def generation_tokens(port: int) -> float | None:
+    """vLLM's generation-token counter, None when it has none."""
+    return counters(port, (GENERATION_COUNTER,)).get(GENERATION_COUNTER)
+
+
+def prefix_hit_rate(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The share of the run's prompt tokens vLLM's prefix cache answered (its hits over its queries), if it says."""
+    hits, queries = PREFIX_COUNTERS[1], PREFIX_COUNTERS[0]
+    if not all(name in counts for name in PREFIX_COUNTERS for counts in (before, after)):
+        return {}
+    asked = after[queries] - before[queries]
+    return {"prefix_cache_hit_rate": round((after[hits] - before[hits]) / asked, 4)} if asked > 0 else {}
 
 
 class CounterSampler(threading.Thread):
@@ -291,6 +312,7 @@ def bench(
     results = [logs / f"{name}-client{i}.json" for i in range(clients.count)]
     argvs = [client_args(model, port, share, seed * 100 + i, r) for i, r in enumerate(results)]
     sampler = CounterSampler(counter_port)
+    prefix_before = counters(counter_port, PREFIX_COUNTERS)
     sampler.start()
     started = time.perf_counter()
     try:
@@ -298,13 +320,14 @@ def bench(
     finally:
         sampler.done.set()
         sampler.join()
+    cached = prefix_hit_rate(prefix_before, counters(counter_port, PREFIX_COUNTERS))
     wall = round(time.perf_counter() - started, 1)
     errors = [a["error"] for a in answers if "error" in a]
     try:
         loaded = [json.loads(result.read_text()) for result in results]
     except (OSError, json.JSONDecodeError) as exc:
         return {"error": "; ".join(errors) or f"no result: {exc}", "wall_seconds": wall}
-    return {**aggregate(loaded), **sampler.throughput(), "clients": clients.count, "wall_seconds": wall}
+    return {**aggregate(loaded), **sampler.throughput(), **cached, "clients": clients.count, "wall_seconds": wall}
 
 
 def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:

@@ -147,3 +147,26 @@ def test_stopping_a_launcher_this_process_started_does_not_wait_for_its_zombie()
     started = time.monotonic()
     front_door.stop_group(child.pid)
     assert time.monotonic() - started < 10  # reaped at the first check, not SIGKILLed after 60 s
+
+
+def test_prefix_cache_share_of_a_run() -> None:
+    queries, hits = front_door.PREFIX_COUNTERS
+    before = {queries: 1000.0, hits: 100.0}
+    assert front_door.prefix_hit_rate(before, {queries: 11000.0, hits: 600.0}) == {"prefix_cache_hit_rate": 0.05}
+    assert front_door.prefix_hit_rate(before, {queries: 1000.0, hits: 100.0}) == {}  # no prompt in the run
+    assert front_door.prefix_hit_rate({}, {queries: 5.0, hits: 1.0}) == {}  # a vLLM without the counters
+
+
+def test_load_prompts_do_not_share_prefixes(tmp_path: Path) -> None:
+    """vLLM's random dataset takes consecutive ids from a random offset into the tokenizer's vocabulary: the load's
+    tokenizer has the model's whole vocabulary (over build_tokenizer's ~450 ids the prompts were shifts of one
+    cycle), and decoding then encoding keeps every id (the dataset re-encodes what it decoded)."""
+    from transformers import AutoTokenizer
+
+    from bench.gpu import models
+
+    models.build_wide_tokenizer(tmp_path, 128256)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    ids = list(range(5000, 5512))
+    assert tokenizer.encode(tokenizer.decode(ids), add_special_tokens=False) == ids  # the round trip keeps the ids
+    assert tokenizer.vocab_size == 128256
