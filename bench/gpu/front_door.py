@@ -41,8 +41,9 @@ import tarfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from . import machine, models
 from .ground_truth import HARNESS_ENV, free_port, say
@@ -53,6 +54,7 @@ PREFIX_COUNTERS = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_to
 FAKE_ENTRYPOINT = "tests.harness.fake_vllm"  # --dry-run's stand-in for vLLM
 SESSION = "session.json"  # in --scratch: what --resume needs of a --keep-running call
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
+T = TypeVar("T")
 STEADY_TRIM = 0.05  # the share of a run's tokens left out at each end of its steady window
 
 
@@ -352,6 +354,12 @@ def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def round_order(sides: Sequence[T], index: int) -> Sequence[T]:
+    """The sides in the order given for even rounds, reversed for odd ones (A B, B A, ...; A B C, C B A, ...): a
+    drift over time falls on every side alike."""
+    return sides if index % 2 == 0 else sides[::-1]
+
+
 def spread_of(values: list[float]) -> dict[str, Any]:
     """Per-round figures as median, min, max, spread (max - min) and the rounds themselves."""
     return {
@@ -369,7 +377,7 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     if not done:
         return {}
     out: dict[str, Any] = {"rounds": len(done)}
-    for key in done[0]["compare"]:
+    for key in dict.fromkeys(key for r in done for key in r["compare"]):  # every figure some round has
         out[key] = spread_of([r["compare"][key] for r in done if key in r["compare"]])
     windows = [r[side].get("server_steady_seconds") for r in done for side in r["order"]]
     out["shortest_steady_seconds"] = min((w for w in windows if w is not None), default=None)
@@ -633,7 +641,7 @@ def run_series(
         if time.monotonic() + len(sides) * series["run_seconds"] * 1.1 > deadline:
             series["stopped"] = f"round {index + 1} not started: it would end after the call's deadline"
             return False
-        order = sides if index % 2 == 0 else sides[::-1]
+        order = round_order(sides, index)
         entry: dict[str, Any] = {
             "round": index + 1,
             "order": [name for name, _, _ in order],

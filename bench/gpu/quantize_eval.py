@@ -53,8 +53,9 @@ from .front_door import (
     launcher_command,
     prompts_for,
     rate_of,
-    spread_of,
+    round_order,
     stop_group,
+    summary,
 )
 from .ground_truth import GIB, HARNESS_ENV, VLLM_VERSION, free_port, launcher_check, pack_logs, say
 from .quant_bundle import EVAL_SITE, MODELS, QUANT_PYTHON
@@ -90,27 +91,6 @@ def round_ratios(bf16: dict[str, Any], fp8: dict[str, Any]) -> dict[str, float]:
         if bf16.get(key) and fp8.get(key):
             out[name] = round(fp8[key] / bf16[key], 4)
     return out
-
-
-def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per ratio over the rounds that have one: median, min, max, spread (max - min), the per-round values; and
-    the shortest steady window of any run (the figure each run was sized for)."""
-    done = [r for r in rounds if r.get("ratios")]
-    if not done:
-        return {}
-    out: dict[str, Any] = {"rounds": len(done)}
-    for key in {**THROUGHPUT_KEYS, **LATENCY_KEYS}:
-        values = [r["ratios"][key] for r in done if key in r["ratios"]]
-        if values:
-            out[key] = spread_of(values)
-    windows = [r[side].get("server_steady_seconds") for r in done for side in SIDES]
-    out["shortest_steady_seconds"] = min((w for w in windows if w is not None), default=None)
-    return out
-
-
-def order_of(index: int) -> tuple[str, str]:
-    """Round 0: BF16 then FP8; round 1: FP8 then BF16; ... (A B, B A, A B: a drift falls on both sides alike)."""
-    return SIDES if index % 2 == 0 else (SIDES[1], SIDES[0])
 
 
 def eval_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -376,7 +356,7 @@ def step_throughput(run: Run, clients: Clients) -> None:
         if time.monotonic() + 2 * seconds * 1.1 > run.deadline - options.stop_reserve:
             entry["stopped"] = f"round {index + 1} not started: it would end after the deadline"
             break
-        order = order_of(index)
+        order = round_order(SIDES, index)
         result: dict[str, Any] = {"round": index + 1, "order": list(order), "prompts": prompts}
         for side in order:
             result[side] = bench(
@@ -390,9 +370,9 @@ def step_throughput(run: Run, clients: Clients) -> None:
                 seed=1000 + index,  # the same prompts for both sides of a round, new ones each round
             )
             say(f"round {index + 1} {side}: {result[side]}")
-        result["ratios"] = round_ratios(result["bf16"], result["fp8"])
+        result["compare"] = round_ratios(result["bf16"], result["fp8"])
         entry["rounds"].append(result)
-        entry["summary"] = summarize(entry["rounds"])
+        entry["summary"] = summary(entry["rounds"])
         done = [result[side] for side in SIDES if "error" not in result[side]]
         if done:  # the next round sized from this one's slower side
             rate = min(rate_of(r) for r in done)

@@ -15,7 +15,7 @@ from typing import IO, cast
 
 import pytest
 
-from bench.gpu import quant_bundle, quantize_eval
+from bench.gpu import front_door, quant_bundle, quantize_eval
 
 
 def side(steady: float, whole: float, client: float, ttft: float = 10.0, itl: float = 2.0) -> dict[str, float]:
@@ -49,20 +49,22 @@ def test_summary_median_spread_and_shortest_window() -> None:
     for index, fp8 in enumerate((1100.0, 1050.0, 1200.0)):
         bf16_run, fp8_run = side(1000, 1000, 1000), side(fp8, fp8, fp8)
         fp8_run["server_steady_seconds"] = 30.0 + index
-        rounds.append({"bf16": bf16_run, "fp8": fp8_run, "ratios": quantize_eval.round_ratios(bf16_run, fp8_run)})
-    rounds.append({"bf16": {"error": "x"}, "fp8": side(1, 1, 1), "ratios": {}})  # left out, not counted as 0
-    summary = quantize_eval.summarize(rounds)
+        ratios = quantize_eval.round_ratios(bf16_run, fp8_run)
+        rounds.append({"order": list(quantize_eval.SIDES), "bf16": bf16_run, "fp8": fp8_run, "compare": ratios})
+    failed = {"order": ["bf16", "fp8"], "bf16": {"error": "x"}, "fp8": side(1, 1, 1), "compare": {}}
+    rounds.append(failed)  # left out, not counted as 0
+    summary = front_door.summary(rounds)
     assert summary["rounds"] == 3
     figure = summary["throughput_ratio"]
     assert figure["per_round"] == [1.1, 1.05, 1.2]
     assert (figure["median"], figure["min"], figure["max"]) == (1.1, 1.05, 1.2)
     assert figure["spread"] == pytest.approx(0.15)
     assert summary["shortest_steady_seconds"] == 30.0
-    assert quantize_eval.summarize([]) == {}
+    assert front_door.summary([]) == {}
 
 
 def test_rounds_alternate_a_b_b_a() -> None:
-    assert [quantize_eval.order_of(i) for i in range(4)] == [
+    assert [front_door.round_order(quantize_eval.SIDES, i) for i in range(4)] == [
         ("bf16", "fp8"),
         ("fp8", "bf16"),
         ("bf16", "fp8"),

@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model_size import Shape
+from .model_size import ExpertSplit, Shape
 from .vllm_parser import release_facts
 
 GIB = 1024**3
@@ -167,7 +167,7 @@ def peak_activation(
     block_size: int,
     tp: int,
     dp: int = 1,
-    expert_parallel: bool = False,
+    experts: ExpertSplit | None = None,
     act_bytes: float,
     bf16_layers: bool,
     monolithic_moe: bool,
@@ -186,10 +186,9 @@ def peak_activation(
     forward = tokens * ((3 + eager_extra) * h + 3 * mlp) * act_bytes
     workspace = 0.0
     if shape.moe_layers and not monolithic_moe:
-        # fused_moe/config.py FusedMoEParallelConfig.make: without EP the experts are sharded over TP x DP ranks
-        # (flatten_tp_across_dp); with EP each rank holds whole experts. With DP the naive DP/EP prepare step
-        # all-gathers every DP rank's tokens before the experts run.
-        local = shape.expert_intermediate / (1 if expert_parallel else tp * dp)
+        # Each expert's width on this rank (ExpertSplit: whole with EP, else split over TP x DP). With DP the naive
+        # DP/EP prepare step all-gathers every DP rank's tokens before the experts run.
+        local = shape.expert_intermediate / (experts or ExpertSplit.of(tp, dp, False)).shard_ranks
         gathered = tokens * dp
         workspace = gathered * shape.experts_per_token * (max(local, h) + max(2 * local, h)) * act_bytes
     if runner == "v1":

@@ -228,7 +228,7 @@ def estimate(
         block_size=GPU_BLOCK_SIZE,
         tp=tp,
         dp=dp,
-        expert_parallel=expert_parallel,
+        experts=experts,
         act_bytes=dtype_bytes,
         bf16_layers=scheme.bytes["attn"] >= dtype_bytes,
         monolithic_moe=scheme.label.startswith("MXFP4"),
