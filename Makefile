@@ -11,7 +11,7 @@ CPU_MEMORY_UTILIZATION ?= 0.3
 
 .PHONY: help install model run check preflight test test-fast lint bench bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
 	gpu-verify gpu-verify-dry-run gpu-front-door gpu-plan-starts gpu-merge gpu-quant-bundle gpu-quant-stash \
-	gpu-quant-install gpu-quantize-eval gpu-quantize-eval-dry-run
+	gpu-quant-install gpu-quantize-eval gpu-quantize-eval-dry-run gpu-cutlass-bundle gpu-cutlass-install
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,9 +52,10 @@ test-fast: install ## unit tests only (no vLLM start)
 test: install model lint quantize-env ## everything, real CPU vLLM included
 	$(VENV)/bin/pytest -q -m "not containers"
 
-docs: install ## regenerate docs/compatibility.md, docs/settings.md and docs/ground-truth.md from their data
+docs: install ## regenerate docs/compatibility.md, docs/settings.md, docs/ground-truth*.md and docs/gpu-performance-*.md from their data
 	$(PY) tools/render_docs.py
 	$(PY) -m bench.gpu.render
+	$(PY) -m bench.gpu.render_performance
 
 # The GPU machine (/work/shared/gpu/README.md): one target per device command, sent back to back. Here:
 # gpu-bundle, then on the device `make gpu-stash` with each part but the last carried (.gpu/p1, .gpu/p2, ... one part
@@ -98,6 +99,23 @@ gpu-plan-starts: ## on the GPU machine after gpu-install: launcher serve --recor
 
 gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) into bench/results/
 	$(PY) -m bench.gpu.ground_truth merge $(RUN)
+
+# nvidia-cutlass-dsl, which the vLLM bundle leaves out (97 MB): vLLM 0.26 imports it for head size 512 on Hopper
+# (case attn-head-size-512). Two parts, one device call each after the vLLM bundle's; machine.python_path puts its
+# dsl_packages on PYTHONPATH (the wheel's .pth file does that in a real site-packages, never in a --target directory).
+GPU_CUTLASS := nvidia-cutlass-dsl==4.6.0 nvidia-cutlass-dsl-libs-base==4.6.0 nvidia-cutlass-dsl-libs-core==4.6.0 \
+	nvidia-cutlass-dsl-libs-cu13==4.6.0 nvidia-cuda-nvdisasm==13.5.37
+
+gpu-cutlass-bundle: install ## here: nvidia-cutlass-dsl 4.6.0 and what it needs beyond the device image, as .gpu/c1 and .gpu/c2
+	rm -rf .gpu/cutlass .gpu/c1 .gpu/c2 && mkdir -p .gpu/cutlass .gpu/c1 .gpu/c2
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+		--platform manylinux_2_17_x86_64 -d .gpu/cutlass $(GPU_CUTLASS)
+	tar cf .gpu/cutlass.tar -C .gpu/cutlass . && sha256sum .gpu/cutlass.tar | cut -c1-64 > .gpu/c2/cutlass.sha256
+	split -b 50M -d -a 2 .gpu/cutlass.tar .gpu/cutlass.tar. && mv .gpu/cutlass.tar.00 .gpu/c1/ && mv .gpu/cutlass.tar.01 .gpu/c2/
+	rm .gpu/cutlass.tar && du -sh .gpu/c1 .gpu/c2
+
+gpu-cutlass-install: ## on the GPU machine after gpu-install: carry .gpu/c1, then .gpu/c2 (the second call installs)
+	bash bench/gpu/cutlass-install.sh
 
 # Issue #7 on the GPU (bench/gpu/QUANTIZE_EVAL.md): llm-compressor and lm-eval, each with what it needs beyond the
 # device image (lm-eval: beyond the vLLM bundle too), at the versions QUANT_REF_PYTHON and $(PY) run, plus SmolLM2,

@@ -586,6 +586,12 @@ def prompts_for(rate: float, options: argparse.Namespace, clients: int) -> int:
     return prompts + -prompts % clients
 
 
+def prompts_for_all(runs: list[dict[str, Any]], options: argparse.Namespace, clients: int) -> int:
+    """Prompts for the next runs of these sides: sized at the fastest side's rate, the one whose steady window is
+    shortest, so that every side's lasts --min-seconds (the slowest side's run then takes longer)."""
+    return prompts_for(max(rate_of(run) for run in runs), options, clients)
+
+
 def rate_of(run: dict[str, Any]) -> float:
     """Prompts per second of a run: vLLM's steady token rate over the output length, else the clients' rate."""
     tokens = run.get("server_steady_output_throughput")
@@ -606,7 +612,7 @@ def new_series(
         warmups[launcher["name"]] = bench(clients, model, (direct, direct), load, logs, name, timeout=300, seed=999)
         say(f"c{concurrency} {launcher['name']} warm-up: {warmups[launcher['name']]}")
     slowest = min(warmups.values(), key=rate_of)
-    prompts = prompts_for(rate_of(slowest), options, clients.count)
+    prompts = prompts_for_all(list(warmups.values()), options, clients.count)
     # the clients' start is paid once per call: a run is its prompts at the warm-up's rate plus the initial request
     run_seconds = prompts / rate_of(slowest) + max(0.0, slowest.get("wall_seconds", 0) - slowest.get("duration", 0))
     return {"concurrency": concurrency, "prompts": prompts, "run_seconds": run_seconds, "warmup": warmups, "rounds": []}
@@ -664,9 +670,8 @@ def run_series(
         series["summary"] = summary(series["rounds"])
         series.pop("stopped", None)
         done = [entry[name] for name in names if "error" not in entry[name]]
-        if done:  # the next round sized from this one's slowest side: every steady window at least --min-seconds
-            rate = min(rate_of(run) for run in done)
-            series["prompts"] = prompts_for(rate, options, clients.count)
+        if done:  # the next round sized from this one's runs: every steady window at least --min-seconds
+            series["prompts"] = prompts_for_all(done, options, clients.count)
             series["run_seconds"] = max(run["wall_seconds"] for run in done) * series["prompts"] / entry["prompts"]
         write(out, body, logs)
     return True
@@ -686,6 +691,9 @@ def run_session(
         series = by_concurrency.get(concurrency)
         if series is None:
             if deadline - time.monotonic() < 120 + 60 * len(session["launchers"]):  # warm-ups and one round
+                reason = f"c{concurrency} not started: its warm-ups and one round would end after the deadline"
+                session["body"].setdefault("not_started", []).append(reason)
+                say(reason)
                 return
             series = new_series(concurrency, options, session, clients, (model, logs))
             session["body"]["series"].append(series)

@@ -21,13 +21,19 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "bench" / "results"
 # Where install-on-device.sh puts the bundle's wheels (/work/shared/gpu/README.md); SITE overrides it.
 DEFAULT_SITE = "/tmp/site"
+# Paths a wheel's .pth file adds when it is installed into a real site-packages; a PYTHONPATH directory never runs
+# .pth files, so these are put on PYTHONPATH by hand: nvidia-cutlass-dsl (vLLM 0.26's CuTe-DSL attention, `import
+# cutlass`) keeps its packages under nvidia_cutlass_dsl/dsl_packages (its nvidia_cutlass_dsl_packages.pth).
+PTH_PATHS = ("nvidia_cutlass_dsl/dsl_packages",)
 
 
 def python_path(environ: Mapping[str, str] | None = None) -> str:
     """server/ of this checkout, the bundle's site directory (when there), then what PYTHONPATH already had."""
     environ = os.environ if environ is None else environ
     site = environ.get("SITE", DEFAULT_SITE)
-    parts = [str(ROOT / "server"), str(ROOT)] + ([site] if Path(site).is_dir() else [])
+    sites = [site] if Path(site).is_dir() else []
+    sites += [str(Path(site) / extra) for extra in PTH_PATHS if (Path(site) / extra).is_dir()]
+    parts = [str(ROOT / "server"), str(ROOT), *sites]
     parts += [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in parts]
     return os.pathsep.join(parts)
 

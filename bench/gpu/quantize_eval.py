@@ -51,7 +51,7 @@ from .front_door import (
     bench,
     get_json,
     launcher_command,
-    prompts_for,
+    prompts_for_all,
     rate_of,
     round_order,
     stop_group,
@@ -348,9 +348,8 @@ def step_throughput(run: Run, clients: Clients) -> None:
         entry["stopped"] = "a warm-up failed"
         run.write()
         return
-    rate = min(rate_of(w) for w in runs)
-    prompts = prompts_for(rate, options, clients.count)
-    seconds = max(prompts / rate + max(0.0, w.get("wall_seconds", 0) - w.get("duration", 0)) for w in runs)
+    prompts = prompts_for_all(runs, options, clients.count)
+    seconds = max(prompts / rate_of(w) + max(0.0, w.get("wall_seconds", 0) - w.get("duration", 0)) for w in runs)
     run.write()
     for index in range(options.rounds):
         if time.monotonic() + 2 * seconds * 1.1 > run.deadline - options.stop_reserve:
@@ -374,9 +373,8 @@ def step_throughput(run: Run, clients: Clients) -> None:
         entry["rounds"].append(result)
         entry["summary"] = summary(entry["rounds"])
         done = [result[side] for side in SIDES if "error" not in result[side]]
-        if done:  # the next round sized from this one's slower side
-            rate = min(rate_of(r) for r in done)
-            new_prompts = prompts_for(rate, options, clients.count)
+        if done:  # the next round sized from this one's runs: both steady windows at least --min-seconds
+            new_prompts = prompts_for_all(done, options, clients.count)
             seconds = max(r["wall_seconds"] for r in done) * new_prompts / prompts
             prompts = new_prompts
         run.write()

@@ -171,21 +171,28 @@ def render(results: dict[str, Any], source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def write_or_check(fresh: dict[Path, str], command: str) -> int:
+    """Write each generated page, or with --check say which are out of date (exit 1)."""
     stale = []
-    for record in replay.records():
-        doc = doc_for(record)
-        fresh = render(json.loads(record.read_text()), str(record.relative_to(ROOT)))
+    for doc, text in fresh.items():
         if "--check" in sys.argv:
-            if not doc.is_file() or doc.read_text() != fresh:
+            if not doc.is_file() or doc.read_text() != text:
                 stale.append(str(doc.relative_to(ROOT)))
             continue
-        doc.write_text(fresh)
+        doc.write_text(text)
         print(f"wrote {doc.relative_to(ROOT)}")
     if stale:
-        print(f"{', '.join(stale)} out of date: run python -m bench.gpu.render", file=sys.stderr)
+        print(f"{', '.join(stale)} out of date: run {command}", file=sys.stderr)
         return 1
     return 0
+
+
+def main() -> int:
+    fresh = {
+        doc_for(record): render(json.loads(record.read_text()), str(record.relative_to(ROOT)))
+        for record in replay.records()
+    }
+    return write_or_check(fresh, "python -m bench.gpu.render")
 
 
 if __name__ == "__main__":

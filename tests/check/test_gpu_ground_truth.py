@@ -13,6 +13,7 @@ rules are fixed and the note is then written with the fix.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bench.gpu import models, replay
+from bench.gpu import machine, models, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,10 +79,9 @@ def test_verdict_matches_vllm_on_the_gpu(gpu: str, case: dict[str, Any]) -> None
     )
 
 
-def test_docs_tables_are_generated_from_the_results() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.gpu.render", "--check"], cwd=ROOT, capture_output=True, text=True
-    )
+@pytest.mark.parametrize("renderer", ["bench.gpu.render", "bench.gpu.render_performance"])
+def test_docs_tables_are_generated_from_the_results(renderer: str) -> None:
+    done = subprocess.run([sys.executable, "-m", renderer, "--check"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -114,3 +114,18 @@ def test_every_case_has_valid_harness_arguments() -> None:
             assert "--kv-cache-memory-bytes" in args, case["id"]
     with pytest.raises(ValueError, match="exclusive"):
         ground_truth.case_args({"id": "x", "args": ["--gpu-memory-utilization", "0.5"]})
+
+
+def test_packages_a_pth_file_would_add_are_on_the_childrens_path(tmp_path: Path) -> None:
+    """nvidia-cutlass-dsl's `cutlass` lives where its .pth points; --target installs never run .pth files."""
+    dsl = tmp_path / "nvidia_cutlass_dsl" / "dsl_packages" / "cutlass"
+    dsl.mkdir(parents=True)
+    (dsl / "__init__.py").write_text("WHERE = 'dsl_packages'\n")
+    env = machine.child_env(environ={"SITE": str(tmp_path), "PATH": os.environ["PATH"]})
+    done = subprocess.run(
+        [sys.executable, "-c", "import cutlass; print(cutlass.WHERE)"], env=env, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "dsl_packages", done.stderr
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    assert machine.python_path({"SITE": str(bare)}).split(os.pathsep)[2:] == [str(bare)]

@@ -79,6 +79,15 @@ def test_runs_are_sized_for_a_steady_window_of_min_seconds() -> None:
     assert rate == pytest.approx(30.0)  # vLLM's token rate over 256 output tokens, not the clients' count
 
 
+def test_sides_of_different_speed_each_get_the_steady_minute() -> None:
+    # the H200 precision run of 2026-12-02 sized its runs at BF16's rate: FP8's steady windows lasted 48-50 s
+    options = front_door.options_of(["--min-seconds", "60", "--prompts", "100"])
+    bf16, fp8 = ({"server_steady_output_throughput": rate * 256} for rate in (25.0, 34.0))
+    prompts = front_door.prompts_for_all([bf16, fp8], options, clients=4)
+    for side in (bf16, fp8):
+        assert prompts * 0.9 / front_door.rate_of(side) >= 60
+
+
 def test_a_session_is_resumed_only_when_it_is_live_and_measured_the_same_thing(tmp_path: Path) -> None:
     class Ready(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)

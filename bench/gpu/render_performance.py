@@ -1,0 +1,193 @@
+"""docs/gpu-performance-<gpu>.md from the GPU harnesses' records: the tables are generated, never typed.
+
+Reads bench/results/<gpu>-front-door.json (front door against direct), <gpu>-front-door-precisions.json (BF16 vs
+FP8 vs FP8 + FP8 KV through the front door) and <gpu>-quantize-eval.json (`launcher quantize` + `launcher eval`);
+a GPU with none of them gets no page.
+
+    python -m bench.gpu.render_performance          rewrite them
+    python -m bench.gpu.render_performance --check  exit 1 when one is out of date
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import machine
+from . import render as render_ground_truth
+
+ROOT = machine.ROOT
+KINDS = ("front-door", "front-door-precisions", "quantize-eval")
+
+
+def _records() -> dict[str, dict[str, Path]]:
+    """Per GPU slug, the records it has, by kind."""
+    found: dict[str, dict[str, Path]] = {}
+    for kind in KINDS:
+        for path in sorted(machine.RESULTS_DIR.glob(f"*-{kind}.json")):
+            gpu = path.name.removesuffix(f"-{kind}.json")
+            found.setdefault(gpu, {})[kind] = path
+    return found
+
+
+def _ratio(stat: dict[str, Any], digits: int = 3) -> tuple[str, str, str]:
+    """(per round, median, spread) of a summary entry."""
+    rounds = ", ".join(f"{r:.{digits}f}" for r in stat["per_round"])
+    return rounds, f"{stat['median']:.{digits}f}", f"{stat['spread']:.{digits}f}"
+
+
+def _runs(series: dict[str, Any], side: str) -> list[dict[str, Any]]:
+    return [r[side] for r in series["rounds"] if side in r]
+
+
+def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def _steady(runs: list[dict[str, Any]]) -> str:
+    """The steady-window seconds and prefix-cache hit rate cells of these runs."""
+    hits = [r["prefix_cache_hit_rate"] for r in runs if "prefix_cache_hit_rate" in r]
+    seconds = _span([r["server_steady_seconds"] for r in runs], "{:.1f}")
+    return f"{seconds} | {_span(hits, '{:.1%}') if hits else 'not recorded'}"
+
+
+def _setup(record: dict[str, Any]) -> str:
+    load = record["throughput"]["load"] if "throughput" in record else record["load"]
+    return (
+        f"{record['gpu']} (capability {record['capability']}, {record['memory_mib']:,} MiB, driver {record['driver']}),"
+        f" vLLM {record['vllm']}, torch {record['torch']}, {record['date'][:16].replace('T', ' ')} UTC; load: vLLM's"
+        f" `{load['dataset']}` dataset, {load['input_len']} in / {load['output_len']} out, `--ignore-eos`,"
+        f" {load['clients']} client workers per run"
+    )
+
+
+def front_door(record: dict[str, Any], source: str) -> list[str]:
+    lines = [
+        "## Front door against direct",
+        "",
+        f"`{source}`: {_setup(record)}. {record['model']}. Method: {record['method']}",
+        "",
+        "| concurrency | rounds | front door / direct per round | median | spread | direct tokens/s | steady s |"
+        " prefix-cache hits | p50 TTFT added, ms (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for series in record["series"]:
+        summary = series["summary"]
+        direct = _runs(series, "direct")
+        lines.append(
+            f"| {series['concurrency']} | {summary['rounds']} | {' | '.join(_ratio(summary['throughput_ratio']))} |"
+            f" {_span([r['server_steady_output_throughput'] for r in direct])} |"
+            f" {_steady(direct + _runs(series, 'front_door'))} | {summary['p50_ttft_added_ms']['median']:+.0f} |"
+        )
+    return lines
+
+
+def precisions(record: dict[str, Any], source: str) -> list[str]:
+    launchers = record["launchers"]
+    base = launchers[0]["name"]
+    lines = [
+        "## Precisions through the front door",
+        "",
+        f"`{source}`: {_setup(record)}. {record['model']}. Method: {record['method']}",
+        "",
+        f"| precision | vLLM arguments | weights GiB | KV tokens (vLLM) | concurrency | tokens/s (vLLM, steady) |"
+        f" / {base} per round | median | spread | steady s | prefix-cache hits |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for series in record["series"]:
+        summary = series["summary"]
+        for launcher in launchers:
+            name = launcher["name"]
+            observed = launcher["launcher_start"]["observed"]
+            runs = _runs(series, name)
+            ratio = summary.get(f"{name}_throughput_ratio")
+            cells = _ratio(ratio) if ratio else ("(the base)", "", "")
+            lines.append(
+                f"| {name} | `{' '.join(launcher['vllm_args'])}` | {observed['weights_gib']} |"
+                f" {observed['kv_tokens']:,} | {series['concurrency']} |"
+                f" {_span([r['server_steady_output_throughput'] for r in runs])} | {' | '.join(cells)} |"
+                f" {_steady(runs)} |"
+            )
+    return lines
+
+
+def quantize_eval(record: dict[str, Any], source: str) -> list[str]:
+    report = record["quantize"]["report"]
+    evaluation = record["eval"]
+    throughput = record["throughput"]
+    lines = [
+        "## `launcher quantize` and `launcher eval`",
+        "",
+        f"`{source}`: {_setup(record)}. Method: {record['method']}",
+        "",
+        f"Quantized `{Path(report['source']).name}` to {report['scheme']} in {record['quantize']['seconds']} s"
+        f" ({report['layers_quantized']} layers, kept {', '.join(report['layers_kept'])}; size ratio"
+        f" {report['size_ratio']}; llm-compressor {report['versions']['llmcompressor']}). vLLM served it as"
+        f" `{record['serve']['fp8']['observed'].get('quantization')}`.",
+        "",
+        "| side | `launcher check` | ready s | weights GiB (vLLM) | "
+        + " | ".join(
+            f"`{task}` ({evaluation['bf16']['n-shot'][task]}-shot, {evaluation['limit']} items)"
+            for task in evaluation["tasks"]
+        )
+        + " | tokens/s (vLLM, steady) |",
+        "| --- | --- | --- | --- | " + " | ".join("---" for _ in evaluation["tasks"]) + " | --- |",
+    ]
+    for side in ("bf16", "fp8"):
+        check = record["check"][side]
+        scores = []
+        for task in evaluation["tasks"]:
+            result = evaluation[side]["results"][task]
+            metric = next(k for k in result if k.startswith("exact_match,") or k.startswith("acc,"))
+            error = result[metric.replace(",", "_stderr,", 1)]
+            scores.append(f"{result[metric]:.3f} +/- {error:.3f}")
+        lines.append(
+            f"| {side} | {'accepted' if check['accepted'] else 'rejected'} ({check['seconds']} s) |"
+            f" {record['serve'][side]['ready_seconds']} | {record['serve'][side]['observed']['weights_gib']} |"
+            f" {' | '.join(scores)} |"
+            f" {_span([r['server_steady_output_throughput'] for r in _runs(throughput, side)])} |"
+        )
+    summary = throughput["summary"]
+    rounds, median, spread = _ratio(summary["throughput_ratio"])
+    recovery = ", ".join(f"`{k}` {v}" for k, v in evaluation["recovery"].items())
+    lines += [
+        "",
+        f"Recovery (FP8 / BF16): {recovery}. Throughput FP8 / BF16 at concurrency {throughput['load']['concurrency']}"
+        f" over {summary['rounds']} rounds: {rounds} (median {median}, spread {spread}; shortest steady window"
+        f" {summary['shortest_steady_seconds']} s).",
+    ]
+    return lines
+
+
+def render(gpu: str, records: dict[str, Path]) -> str:
+    lines = [
+        f"# Measured on the GPU: {gpu.upper()}",
+        "",
+        "<!-- generated by `python -m bench.gpu.render_performance` from "
+        + ", ".join(str(p.relative_to(ROOT)) for p in records.values())
+        + "; do not edit -->",
+        "",
+        "Ratios are per round (each round runs every side once, the order reversed from one round to the next)."
+        " Throughput is vLLM's own generation-token counter over each run's steady window (5% of its tokens left out"
+        " at each end); spread is max - min of the per-round ratios. How to re-run: `bench/gpu/LOAN_PLAN.md`.",
+    ]
+    sections = {"front-door": front_door, "front-door-precisions": precisions, "quantize-eval": quantize_eval}
+    for kind, path in records.items():
+        lines += ["", *sections[kind](json.loads(path.read_text()), str(path.relative_to(ROOT)))]
+    return "\n".join(lines) + "\n"
+
+
+def doc_for(gpu: str) -> Path:
+    return ROOT / "docs" / f"gpu-performance-{gpu}.md"
+
+
+def main() -> int:
+    fresh = {doc_for(gpu): render(gpu, records) for gpu, records in _records().items()}
+    return render_ground_truth.write_or_check(fresh, "python -m bench.gpu.render_performance")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
