@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .errors import LauncherError
+
 SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"})
 MASK = "***"
 # A value shorter than this is not searched for in text (a one-letter "secret" would mask every line).
@@ -27,12 +29,23 @@ def is_secret_name(name: str) -> bool:
     return any(word in SECRET_WORDS for word in words)
 
 
+# What every derived release has had; kept when a release's facts cannot be read (the redactor must still work
+# while the error about that file is being printed).
+KNOWN_SECRET_OPTIONS = ("--api-key", "--hf-token")
+
+
 @functools.cache
 def _secret_options() -> tuple[str, ...]:
     """The secret-bearing long options of every derived vLLM release (--api-key, --hf-token, ...)."""
     from .check.vllm_parser import flag_spec, known_releases
 
-    options = {o for r in known_releases() for o in flag_spec(r).options if o.startswith("--") and is_secret_name(o)}
+    options = set(KNOWN_SECRET_OPTIONS)
+    for release in known_releases():
+        try:
+            spec = flag_spec(release)
+        except LauncherError:  # a broken data file: its own error says so, masking goes on without it
+            continue
+        options.update(o for o in spec.options if o.startswith("--") and is_secret_name(o))
     return tuple(sorted(options))
 
 

@@ -22,6 +22,7 @@ from packaging.version import Version
 
 from ..errors import LauncherError
 from ..resources import data_file
+from .release_schema import validate_release_facts
 
 DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 BINARY = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -124,8 +125,10 @@ def release_for(version: str) -> str:
 
 @functools.cache
 def release_facts(release: str) -> dict[str, Any]:
+    """data/vllm/<release>.json, checked against release_schema before anything reads it."""
     with (data_file("vllm") / f"{release}.json").open(encoding="utf-8") as handle:
         facts: dict[str, Any] = json.load(handle)
+    validate_release_facts(facts, f"data/vllm/{release}.json")
     return facts
 
 
