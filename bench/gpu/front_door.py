@@ -436,6 +436,10 @@ PRECISIONS = {
 }
 
 
+# --dry-run's defaults: a load that fake_vllm serves in seconds (two rounds at concurrency 4, 2 s steady windows).
+DRY_RUN_LOAD: dict[str, Any] = {"prompts": 16, "warmup_prompts": 8, "min_seconds": 2.0, "rounds": 2, "concurrency": [4]}
+
+
 def options_of(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/out/gpu"))
@@ -475,7 +479,11 @@ def options_of(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--resume", action="store_true", help="go on with the session a --keep-running call left")
     parser.add_argument("--dry-run", action="store_true", help="tests/harness/fake_vllm.py instead of vLLM, tiny load")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if options.dry_run:  # the tiny load, where the command line does not say otherwise
+        parser.set_defaults(**DRY_RUN_LOAD)
+        options = parser.parse_args(argv)
+    return options
 
 
 def launchers_of(options: argparse.Namespace) -> list[dict[str, Any]]:

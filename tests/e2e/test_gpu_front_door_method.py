@@ -179,3 +179,10 @@ def test_load_prompts_do_not_share_prefixes(tmp_path: Path) -> None:
     ids = list(range(5000, 5512))
     assert tokenizer.encode(tokenizer.decode(ids), add_special_tokens=False) == ids  # the round trip keeps the ids
     assert tokenizer.vocab_size == 128256
+
+
+def test_a_dry_run_defaults_to_a_tiny_load_the_command_line_can_override() -> None:
+    dry = front_door.options_of(["--dry-run"])
+    assert (dry.prompts, dry.min_seconds, dry.concurrency) == (16, 2.0, [4])
+    assert front_door.options_of(["--dry-run", "--min-seconds", "5"]).min_seconds == 5
+    assert front_door.options_of([]).min_seconds == 60  # the GPU's defaults are untouched
