@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -65,7 +66,7 @@ def cause(row: dict[str, Any], warmup: dict[str, Any] | None = None) -> str:
         if key in planned and key in logged and abs(planned[key] - logged[key]) >= 0.02:
             parts.append(f"{label}: planned {planned[key]:.2f} GiB, vLLM {logged[key]:.2f} GiB")
     if warmup and "--enforce-eager" not in row.get("serve_args", []) and "non_kv_gib" in planned:
-        eager = sorted(warmup["eager_gib"])[len(warmup["eager_gib"]) // 2]
+        eager = statistics.median(warmup["eager_gib"])
         pairs = ", ".join(f"{v:+.2f}" for v in warmup["increase_gib"])
         parts.append(
             f"split by bench/cpu_compile_warmup.py: with --enforce-eager vLLM {eager:.2f} GiB, planned "

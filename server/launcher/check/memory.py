@@ -205,23 +205,19 @@ def estimate(
     tp, pp = int(facts["tensor_parallel_size"]), int(facts["pipeline_parallel_size"])
     dp = args.get_int("data-parallel-size", 1) or 1
     experts = ExpertSplit.of(tp, dp, args.flag("enable-expert-parallel"))
-    expert_parallel, expert_ranks = experts.expert_parallel, experts.ranks
     vision_tp = 1 if facts["mm_encoder_tp_mode"] == "data" else tp
     dtype_bytes = _dtype_bytes(args)
     scheme = weight_scheme(model, facts["quantization"], dtype_bytes)
     kv_label, kv_elem = kv_cache_dtype(str(facts["kv_cache_dtype"]), model, dtype_bytes)
 
     # Weights on the fullest pipeline stage: its share of the layers plus embeddings (first) or lm_head (last).
-    weight_bytes = {
-        cat: n * scheme.bytes[cat]
-        for cat, n in params_per_rank(shape, tp, expert_ranks, vision_tp, expert_parallel).items()
-    }
+    weight_bytes = {cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, tp, experts, vision_tp).items()}
     layer_share = math.ceil(shape.layers / pp) / shape.layers
     in_layers = sum(v for k, v in weight_bytes.items() if k not in ("embed", "lm_head", "vision"))
     first = weight_bytes["embed"] + weight_bytes["vision"] + in_layers * layer_share
     last = weight_bytes["lm_head"] + in_layers * layer_share
     weights = (first + last - in_layers * layer_share) if pp == 1 else max(first, last)
-    whole = {cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, 1, 1, 1).items()}
+    whole = {cat: n * scheme.bytes[cat] for cat, n in params_per_rank(shape, 1, ExpertSplit(), 1).items()}
 
     world = tp * pp
     batched, max_seqs = _batch(args, platform, device_gib, world)
@@ -262,7 +258,7 @@ def estimate(
     # there the flag changes nothing; 0.32's both). On the CPU it would move weights from memory to memory.
     offloads = platform.kind != "cpu" and bool(profile.runner_facts(args.release).get(runner, {}).get("offloader"))
     if offloads:
-        offload = offloaded_bytes(shape, tp, expert_ranks, expert_parallel, stage_layers, scheme.bytes, limit) / GIB
+        offload = offloaded_bytes(shape, tp, experts, stage_layers, scheme.bytes, limit) / GIB
     else:
         offload = 0.0
     weights -= offload * GIB

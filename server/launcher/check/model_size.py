@@ -30,8 +30,8 @@ class ExpertSplit:
     0.17-0.33): over all TP x DP ranks (flatten_tp_across_dp); with expert parallelism, which needs more than one
     rank, every rank holds whole experts, else each expert's intermediate is split over all of them."""
 
-    ranks: int
-    expert_parallel: bool
+    ranks: int = 1
+    expert_parallel: bool = False
 
     @classmethod
     def of(cls, tp: int, dp: int, enable_expert_parallel: bool) -> ExpertSplit:
@@ -227,9 +227,7 @@ def shape_of(model: ModelFacts) -> Shape:
 # -- parameters per GPU -------------------------------------------------------------------------------
 
 
-def params_per_rank(
-    shape: Shape, tp: int, expert_ranks: int, vision_tp: int, expert_parallel: bool = False
-) -> dict[str, float]:
+def params_per_rank(shape: Shape, tp: int, experts: ExpertSplit, vision_tp: int) -> dict[str, float]:
     """Parameters one tensor-parallel rank holds, per category, for all layers (pipeline stages split them).
     With expert parallelism the fullest rank holds ceil(experts / (TP x DP)) whole experts
     (fused_moe/layer.py determine_expert_map); without it every rank holds 1/TP of each expert."""
@@ -255,7 +253,7 @@ def params_per_rank(
     dense_layers = layers - shape.moe_layers
     params["dense_mlp"] = dense_layers * 3 * h * shape.intermediate / tp
     if shape.moe_layers:
-        local = math.ceil(shape.experts / expert_ranks) if expert_parallel else shape.experts / expert_ranks
+        local = math.ceil(shape.experts / experts.ranks) if experts.expert_parallel else shape.experts / experts.ranks
         params["experts"] = shape.moe_layers * local * 3 * h * shape.expert_intermediate
         params["shared_experts"] = shape.moe_layers * 3 * h * shape.shared_intermediate / tp
         params["router"] = shape.moe_layers * h * shape.experts

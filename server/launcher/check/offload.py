@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 
-from .model_size import Shape
+from .model_size import ExpertSplit, Shape
 
 
 def _attention(shape: Shape, tp: int) -> list[tuple[str, float]]:
@@ -30,19 +30,17 @@ def _attention(shape: Shape, tp: int) -> list[tuple[str, float]]:
     return [("attn", qkv), ("attn", h * shape.heads * shape.head_dim / tp)]
 
 
-def layer_parameters(
-    shape: Shape, tp: int, expert_ranks: int, expert_parallel: bool, moe: bool
-) -> list[tuple[str, float]]:
+def layer_parameters(shape: Shape, tp: int, experts: ExpertSplit, moe: bool) -> list[tuple[str, float]]:
     """(category, parameter count) of one decoder layer's large tensors, in vLLM's registration order."""
     h = shape.hidden
     found = _attention(shape, tp)
     if not moe:
         inner = shape.intermediate / tp
         return [*found, ("dense_mlp", 2 * h * inner), ("dense_mlp", h * inner)]
-    if expert_parallel:
-        local, inner = math.ceil(shape.experts / expert_ranks), shape.expert_intermediate
+    if experts.expert_parallel:
+        local, inner = math.ceil(shape.experts / experts.ranks), shape.expert_intermediate
     else:
-        local, inner = shape.experts, shape.expert_intermediate / expert_ranks  # sharded over TP x DP
+        local, inner = shape.experts, shape.expert_intermediate / experts.ranks  # sharded over TP x DP
     found += [("router", h * shape.experts), ("experts", local * 2 * h * inner), ("experts", local * h * inner)]
     if shape.shared_intermediate:
         shared = shape.shared_intermediate / tp
@@ -51,21 +49,20 @@ def layer_parameters(
 
 
 def _tensors(
-    shape: Shape, tp: int, expert_ranks: int, expert_parallel: bool, layers: int, bytes_per: Mapping[str, float]
+    shape: Shape, tp: int, experts: ExpertSplit, layers: int, bytes_per: Mapping[str, float]
 ) -> Iterator[float]:
     moe_share = shape.moe_layers / shape.layers if shape.layers else 0.0
     moe_layers = round(moe_share * layers)
     for index in range(layers):  # dense layers first (DeepSeek's first_k_dense_replace)
         moe = index >= layers - moe_layers
-        for category, count in layer_parameters(shape, tp, expert_ranks, expert_parallel, moe):
+        for category, count in layer_parameters(shape, tp, experts, moe):
             yield count * bytes_per[category]
 
 
 def offloaded_bytes(
     shape: Shape,
     tp: int,
-    expert_ranks: int,
-    expert_parallel: bool,
+    experts: ExpertSplit,
     layers: int,
     bytes_per: Mapping[str, float],
     limit_bytes: float,
@@ -74,7 +71,7 @@ def offloaded_bytes(
     if limit_bytes <= 0:
         return 0.0
     moved = 0.0
-    for size in _tensors(shape, tp, expert_ranks, expert_parallel, layers, bytes_per):
+    for size in _tensors(shape, tp, experts, layers, bytes_per):
         if moved >= limit_bytes:
             break
         moved += size

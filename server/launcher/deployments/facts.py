@@ -156,7 +156,7 @@ def params_b(request: ConfigRequest, folders: list[Path]) -> float | None:
         shape = model_size.shape_of(load_model(request.model, folders, request))
     except LauncherError:
         return None
-    return sum(model_size.params_per_rank(shape, 1, 1, 1).values()) / 1e9
+    return sum(model_size.params_per_rank(shape, 1, model_size.ExpertSplit(), 1).values()) / 1e9
 
 
 def load_needed_s(billions: float | None) -> float | None:

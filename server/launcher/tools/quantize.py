@@ -111,9 +111,9 @@ def parameter_count(model: ModelFacts, directory: Path) -> int:
     shards = sorted(directory.glob("*.safetensors"))
     if shards:
         return sum(math.prod(entry["shape"]) for path in shards for entry in safetensors_header(path).values())
-    from ..check.model_size import params_per_rank, shape_of
+    from ..check.model_size import ExpertSplit, params_per_rank, shape_of
 
-    return int(sum(params_per_rank(shape_of(model), 1, 1, 1).values()))
+    return int(sum(params_per_rank(shape_of(model), 1, ExpertSplit(), 1).values()))
 
 
 def host_available_gib(meminfo: Path = Path("/proc/meminfo")) -> float:
