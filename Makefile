@@ -100,13 +100,17 @@ gpu-plan-starts: ## on the GPU machine after gpu-install: launcher serve --recor
 gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) into bench/results/
 	$(PY) -m bench.gpu.ground_truth merge $(RUN)
 
-# nvidia-cutlass-dsl, which the vLLM bundle leaves out (97 MB): vLLM 0.26 imports it for head size 512 on Hopper
-# (case attn-head-size-512). Two parts, one device call each after the vLLM bundle's; machine.python_path puts its
-# dsl_packages on PYTHONPATH (the wheel's .pth file does that in a real site-packages, never in a --target directory).
+# nvidia-cutlass-dsl and quack-kernels, which vLLM 0.26 requires (Requires-Dist: nvidia-cutlass-dsl[cu13]==4.6.0,
+# quack-kernels>=0.4.0) and the vLLM bundle leaves out (98 MB): head size 512 on Hopper needs cutlass (case
+# attn-head-size-512), and once cutlass imports, every start's kernel warm-up needs quack (vLLM's
+# _warmup_ll_bf16_router_gemm; the 2026-12-02 14:17 start failed without it). quack-kernels 0.6.0 is the newest that
+# accepts cutlass-dsl 4.6.0 (0.6.5 wants >=4.7), what pip resolves for vLLM 0.26. Two parts, one device call each
+# after the vLLM bundle's; machine.python_path puts cutlass's dsl_packages on PYTHONPATH (the wheel's .pth file does
+# that in a real site-packages, never in a --target directory).
 GPU_CUTLASS := nvidia-cutlass-dsl==4.6.0 nvidia-cutlass-dsl-libs-base==4.6.0 nvidia-cutlass-dsl-libs-core==4.6.0 \
-	nvidia-cutlass-dsl-libs-cu13==4.6.0 nvidia-cuda-nvdisasm==13.5.37
+	nvidia-cutlass-dsl-libs-cu13==4.6.0 nvidia-cuda-nvdisasm==13.5.37 quack-kernels==0.6.0 torch-c-dlpack-ext==0.1.5
 
-gpu-cutlass-bundle: install ## here: nvidia-cutlass-dsl 4.6.0 and what it needs beyond the device image, as .gpu/c1 and .gpu/c2
+gpu-cutlass-bundle: install ## here: nvidia-cutlass-dsl 4.6.0, quack-kernels 0.6.0 and what they need beyond the device image, as .gpu/c1 and .gpu/c2
 	rm -rf .gpu/cutlass .gpu/c1 .gpu/c2 && mkdir -p .gpu/cutlass .gpu/c1 .gpu/c2
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 		--platform manylinux_2_17_x86_64 -d .gpu/cutlass $(GPU_CUTLASS)

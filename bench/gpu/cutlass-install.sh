@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine, after the vLLM bundle's install: keep the carried nvidia-cutlass-dsl part(s) (.gpu/c1, .gpu/c2
+# On the GPU machine, after the vLLM bundle's install: keep the carried nvidia-cutlass-dsl + quack-kernels part(s) (.gpu/c1, .gpu/c2
 # from `make gpu-cutlass-bundle`, one device call each) in /var/tmp/cparts; the call that carries .gpu/c2 (it holds
 # the sum) joins, checks and installs them into /tmp/site, then imports cutlass the way the harness's children do.
 set -euo pipefail
@@ -15,4 +15,4 @@ echo "$(cat .gpu/c2/cutlass.sha256)  /var/tmp/cutlass.tar" | sha256sum -c --quie
 rm -rf /var/tmp/cw && mkdir -p /var/tmp/cw && tar xf /var/tmp/cutlass.tar -C /var/tmp/cw
 python3 -m pip install -q --no-index --no-deps --target "$SITE" /var/tmp/cw/*.whl 2>&1 | grep -v -e WARNING -e '^$' || true
 PYTHONPATH=$(python3 -c 'from bench.gpu import machine; print(machine.python_path())') \
-    python3 -c 'import cutlass, cutlass.cute; print("cutlass from", cutlass.__file__)'
+    python3 -c 'import cutlass, cutlass.cute, quack.compile_utils; print("cutlass from", cutlass.__file__, "and quack", quack.__version__)'

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
+import math
 import os
 import queue
 import signal
@@ -371,14 +373,40 @@ def spread_of(values: list[float]) -> dict[str, Any]:
     }
 
 
+def pair_ratios(per_round: list[float]) -> list[float]:
+    """Each two consecutive rounds' ratios as one figure, their geometric mean: the order flips from one round to
+    the next (A B, B A), so a drift that is linear over the pair's runs (A1 > B1 > B2 > A2) lowers one ratio as
+    much as it raises the other and cancels here, where it widens the per-round spread."""
+    return [round(math.sqrt(a * b), 4) for a, b in itertools.pairwise(per_round)]
+
+
+def drift(done: list[dict[str, Any]]) -> dict[str, float]:
+    """Per side, its last run's steady throughput against its first (the GPU, vLLM's state, the load changing
+    over the series: what the alternating order is there to cancel)."""
+    out: dict[str, float] = {}
+    for side in done[0]["order"]:
+        rates = [
+            r[side]["server_steady_output_throughput"] for r in done if "server_steady_output_throughput" in r[side]
+        ]
+        if len(rates) > 1:
+            out[side] = round(rates[-1] / rates[0] - 1, 4)
+    return out
+
+
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median and spread of the per-round figures, and the shortest steady window of any run."""
+    """Median and spread of the per-round figures and of the throughput ratios' round pairs (`pair_ratios`), each
+    side's drift over the series, and the shortest steady window of any run."""
     done = [r for r in rounds if r.get("compare")]
     if not done:
         return {}
     out: dict[str, Any] = {"rounds": len(done)}
     for key in dict.fromkeys(key for r in done for key in r["compare"]):  # every figure some round has
         out[key] = spread_of([r["compare"][key] for r in done if key in r["compare"]])
+    for key in [key for key in out if key.endswith("throughput_ratio") and len(out[key]["per_round"]) > 1]:
+        pairs = spread_of(pair_ratios(out[key]["per_round"]))
+        pairs["per_pair"] = pairs.pop("per_round")
+        out[key.removesuffix("ratio") + "pair_ratio"] = pairs
+    out["steady_throughput_drift"] = drift(done)
     windows = [r[side].get("server_steady_seconds") for r in done for side in r["order"]]
     out["shortest_steady_seconds"] = min((w for w in windows if w is not None), default=None)
     return out

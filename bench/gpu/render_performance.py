@@ -64,24 +64,51 @@ def _setup(record: dict[str, Any]) -> str:
     )
 
 
+def _pairs(summary: dict[str, Any]) -> str:
+    """The round pairs' throughput ratios (front_door.pair_ratios) and their median: a drift cancelled."""
+    pairs = summary.get("throughput_pair_ratio")
+    if not pairs:
+        return "(one round)"
+    per_pair = ", ".join(f"{r:.3f}" for r in pairs["per_pair"])
+    return per_pair if len(pairs["per_pair"]) == 1 else f"{per_pair} (median {pairs['median']:.3f})"
+
+
+def _drift(summary: dict[str, Any]) -> str:
+    drift = summary.get("steady_throughput_drift", {})
+    return ", ".join(f"{side} {value:+.1%}" for side, value in drift.items()) or "-"
+
+
 def front_door(record: dict[str, Any], source: str) -> list[str]:
     lines = [
         "## Front door against direct",
         "",
         f"`{source}`: {_setup(record)}. {record['model']}. Method: {record['method']}",
         "",
-        "| concurrency | rounds | front door / direct per round | median | spread | direct tokens/s | steady s |"
-        " prefix-cache hits | p50 TTFT added, ms (median) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| concurrency | rounds | prompts per run | front door / direct per round | median | spread |"
+        " round pairs | first to last run | direct tokens/s | steady s | prefix-cache hits |"
+        " p50 TTFT added per round, ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for series in record["series"]:
         summary = series["summary"]
         direct = _runs(series, "direct")
+        ttft = ", ".join(f"{ms:+.0f}" for ms in summary["p50_ttft_added_ms"]["per_round"])
         lines.append(
-            f"| {series['concurrency']} | {summary['rounds']} | {' | '.join(_ratio(summary['throughput_ratio']))} |"
+            f"| {series['concurrency']} | {summary['rounds']} | {_span([r['prompts'] for r in series['rounds']])} |"
+            f" {' | '.join(_ratio(summary['throughput_ratio']))} | {_pairs(summary)} | {_drift(summary)} |"
             f" {_span([r['server_steady_output_throughput'] for r in direct])} |"
-            f" {_steady(direct + _runs(series, 'front_door'))} | {summary['p50_ttft_added_ms']['median']:+.0f} |"
+            f" {_steady(direct + _runs(series, 'front_door'))} | {ttft} |"
         )
+    stopped = [f"c{s['concurrency']}: {s['stopped']}" for s in record["series"] if s.get("stopped")]
+    stopped += record.get("not_started", [])
+    if stopped:
+        lines += ["", "Not measured: " + "; ".join(stopped) + "."]
+    lines += [
+        "",
+        "Round pairs: the geometric mean of two consecutive rounds' ratios; the order flips from one round to the next,"
+        " so a drift linear over the pair's four runs cancels in it. First to last run: each side's steady throughput"
+        " in its last run against its first.",
+    ]
     return lines
 
 

@@ -70,6 +70,41 @@ def test_round_ratio_prefers_the_servers_steady_count() -> None:
     assert "throughput_ratio" not in front_door.compare(direct, door)
 
 
+def abba_rounds(rates: list[tuple[float, float]]) -> list[dict[str, object]]:
+    """Rounds in the harness's order (A B, B A, ...) from (direct, front door) steady rates."""
+    rounds: list[dict[str, object]] = []
+    for index, (a, b) in enumerate(rates):
+        direct, door = ({"server_steady_output_throughput": rate, "server_steady_seconds": 61.0} for rate in (a, b))
+        for side in (direct, door):
+            side.update(p50_ttft_ms=10.0, p99_ttft_ms=20.0, p50_itl_ms=1.0, p99_itl_ms=2.0)
+        order = list(front_door.round_order(["direct", "front_door"], index))
+        rounds.append(
+            {"order": order, "direct": direct, "front_door": door, "compare": front_door.compare(direct, door)}
+        )
+    return rounds
+
+
+def test_round_pairs_cancel_a_linear_drift_the_rounds_alone_show_as_spread() -> None:
+    # no overhead, throughput falling 1% per run: A1 1000, B1 990, B2 980, A2 970, A3 960, B3 950
+    summary = front_door.summary(abba_rounds([(1000.0, 990.0), (970.0, 980.0), (960.0, 950.0)]))
+    per_round = summary["throughput_ratio"]
+    assert per_round["spread"] > 0.02  # 0.990, 1.010, 0.990: the drift, not the front door
+    pairs = summary["throughput_pair_ratio"]
+    assert len(pairs["per_pair"]) == 2
+    assert all(ratio == pytest.approx(1.0, abs=5e-4) for ratio in pairs["per_pair"])
+    assert summary["steady_throughput_drift"] == {
+        "direct": pytest.approx(-0.04),
+        "front_door": pytest.approx(-0.0404, abs=1e-4),
+    }
+
+
+def test_a_real_overhead_survives_the_pairing() -> None:
+    summary = front_door.summary(abba_rounds([(1000.0, 970.0), (1000.0, 970.0), (1000.0, 970.0)]))
+    assert summary["throughput_pair_ratio"]["median"] == pytest.approx(0.97)
+    assert summary["steady_throughput_drift"] == {"direct": 0.0, "front_door": 0.0}
+    assert "throughput_pair_ratio" not in front_door.summary(abba_rounds([(1000.0, 970.0)]))  # one round: no pair
+
+
 def test_runs_are_sized_for_a_steady_window_of_min_seconds() -> None:
     options = front_door.options_of(["--min-seconds", "60", "--prompts", "100"])
     prompts = front_door.prompts_for(rate=30.0, options=options, clients=4)
