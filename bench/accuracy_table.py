@@ -11,9 +11,12 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from bench import cpu_compile_warmup
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "plan-vs-vllm-cpu.json"
@@ -43,11 +46,12 @@ def warmup_increases() -> dict[str, dict[str, Any]]:
     if not WARMUP.is_file():
         return {}
     measured = json.loads(WARMUP.read_text())
-    return {
-        r["case"]: {**r, "planner_gib": measured["planner_constant_gib"]}
-        for r in measured["cases"]
-        if "increase_median_gib" in r
-    }
+    with tempfile.TemporaryDirectory() as scratch:
+        return {
+            r["case"]: {**r, "planner_gib": cpu_compile_warmup.planned_increase_gib(r["case"], Path(scratch))}
+            for r in measured["cases"]
+            if "increase_median_gib" in r
+        }
 
 
 def cause(row: dict[str, Any], warmup: dict[str, Any] | None = None) -> str:
@@ -72,7 +76,7 @@ def cause(row: dict[str, Any], warmup: dict[str, Any] | None = None) -> str:
             f"split by bench/cpu_compile_warmup.py: with --enforce-eager vLLM {eager:.2f} GiB, planned "
             f"{planned['non_kv_gib'] - warmup['planner_gib']:.2f}; the compile warm-up vLLM "
             f"{warmup['increase_median_gib']:+.2f} GiB (pairs {pairs}), "
-            f"planned {warmup['planner_gib']:+.2f} for every model"
+            f"planned {warmup['planner_gib']:+.2f}"
         )
     return "cause: " + "; ".join(parts) if parts else "cause: not found"
 
@@ -135,7 +139,36 @@ def render(result: dict[str, Any]) -> str:
             f"{row['observed'].get('kv_tokens', 0):,} | {shown or failure[:200]} | "
             f"{'; '.join(misses + ([cause(row, on_cpu.get(row['case']))] if misses else [])) or '-'} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + warmup_section(warmups)) + "\n"
+
+
+def warmup_section(warmups: dict[str, dict[str, Any]]) -> list[str]:
+    """bench/cpu_compile_warmup.py's cases and probes: vLLM's compiled - eager worker memory beside the plan's."""
+    if not warmups:
+        return []
+    lines = [
+        "",
+        "## The CPU compile warm-up",
+        "",
+        "From `bench/results/cpu-compile-warmup.json` (`make bench-cpu-compile`): the CPU worker's memory besides the"
+        ' KV cache (vLLM\'s "consumed by non-kv usages") started compiled and with --enforce-eager, in the order'
+        " eager, compiled, compiled, eager, against the planner's difference (check/memory.py"
+        " cpu_compile_warmup_bytes: the compiled graph per layer, the routed experts' scratch of the warm-up batch).",
+        "",
+        "| case | measured | eager GiB (vLLM) | compiled GiB (vLLM) | compiled - eager | planned | miss |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in warmups.items():
+        measured = row["increase_median_gib"]
+        lines.append(
+            f"| {name} | {row.get('date', '-')} | {_span(row['eager_gib'])} | {_span(row['compiled_gib'])} |"
+            f" {measured:+.3f} | {row['planner_gib']:+.3f} | {row['planner_gib'] - measured:+.3f} |"
+        )
+    return lines
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}" if min(values) == max(values) else f"{min(values):.2f}-{max(values):.2f}"
 
 
 def main() -> int:

