@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -174,6 +175,27 @@ def test_checkpoint_sizes(model: str, low: float, high: float) -> None:
 
 def test_modelopt_fp8_kv_from_the_checkpoint() -> None:
     assert plan_of("nvidia__Llama-3.1-70B-Instruct-FP8", "-tp", "4").kv_cache_dtype.startswith("fp8")
+
+
+def test_modelopt_exclusions_are_read_from_the_key_of_their_file(tmp_path: Path) -> None:
+    """modelopt.py from_config: hf_quant_config.json excludes with exclude_modules, config.json's quantization_config
+    with ignore (its exclude_modules unread); what is not excluded, the lm_head included, is FP8. The H200 start of
+    verdict-modelopt-fp8-q-awq logged 1.92 GiB of weights: its lm_head in FP8 despite exclude_modules."""
+    from launcher.check.model_size import weight_scheme
+
+    legacy = weight_scheme(load_model(model_dir("nvidia__Llama-3.1-70B-Instruct-FP8")), None, 2)
+    assert legacy.bytes["lm_head"] == 2 and legacy.bytes["attn"] == 1  # hf_quant_config.json: exclude lm_head
+    config = json.loads((Path(model_dir(LLAMA_8B)) / "config.json").read_text())
+    schemes = {}
+    for key in ("exclude_modules", "ignore"):
+        folder = tmp_path / key
+        folder.mkdir()
+        quantization = {"quant_method": "modelopt", "quant_algo": "FP8", key: ["lm_head"]}
+        (folder / "config.json").write_text(json.dumps({**config, "quantization_config": quantization}))
+        schemes[key] = weight_scheme(load_model(str(folder)), None, 2)
+    assert schemes["exclude_modules"].bytes["lm_head"] == 1.0  # not read in config.json: the head is FP8
+    assert schemes["ignore"].bytes["lm_head"] == 2
+    assert schemes["ignore"].bytes["embed"] == schemes["exclude_modules"].bytes["embed"] == 2
 
 
 # -- the rules inside check ---------------------------------------------------------------------------------

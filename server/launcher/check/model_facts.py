@@ -112,6 +112,10 @@ class ModelFacts:
             return {"quant_method": "modelopt", **quant}
         return None
 
+    def checkpoint_quantization_in_config(self) -> bool:
+        """Whether checkpoint_quantization() is config.json's quantization_config (not hf_quant_config.json)."""
+        return any(isinstance(holder.get("quantization_config"), dict) for holder in (self.config, self.text))
+
     def facts(self) -> dict[str, Any]:
         text = self.text
         heads = text.get("num_attention_heads")

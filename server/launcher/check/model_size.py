@@ -345,11 +345,16 @@ def weight_scheme(model: ModelFacts, quantization: str | None, dtype_bytes: floa
     if method == "mxfp4":
         return _scheme("MXFP4 experts (checkpoint)", 0.5 + 1 / 32, dtype_bytes, ignore, categories=("experts",))
     if method == "modelopt":
+        # modelopt.py ModelOptQuantConfigBase.from_config (0.26): hf_quant_config.json's "quantization" lists
+        # exclude_modules; config.json's quantization_config (compressed-tensors style) lists "ignore" and its
+        # exclude_modules is never read. get_quant_method quantizes ParallelLMHead too unless it is excluded.
+        listed = quant.get("ignore") if model.checkpoint_quantization_in_config() else quant.get("exclude_modules")
+        excluded, with_head = list(listed or []), (*LINEAR, "lm_head")
         algo = str(quant.get("quant_algo", "")).upper()
         if algo == "FP8":
-            return _scheme("FP8 (ModelOpt checkpoint)", 1.0, dtype_bytes, ignore)
+            return _scheme("FP8 (ModelOpt checkpoint)", 1.0, dtype_bytes, excluded, categories=with_head)
         if algo == "NVFP4":
-            return _scheme("NVFP4 (ModelOpt checkpoint)", 0.5 + 1 / 16, dtype_bytes, ignore)
+            return _scheme("NVFP4 (ModelOpt checkpoint)", 0.5 + 1 / 16, dtype_bytes, excluded, categories=with_head)
         raise MemoryModelError(f"the planner does not size ModelOpt quant_algo {algo or '?'} yet")
     if method == "compressed-tensors":
         groups = [g for g in (quant.get("config_groups") or {}).values() if g.get("weights")]
