@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cpu_compile_warmup
+from bench.gpu.render_performance import span
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "plan-vs-vllm-cpu.json"
@@ -77,21 +78,22 @@ def cause(row: dict[str, Any], warmup: dict[str, Any] | None = None, fixed: dict
             parts.append(f"{label}: planned {planned[key]:.2f} GiB, vLLM {logged[key]:.2f} GiB")
     if warmup and "--enforce-eager" not in row.get("serve_args", []) and "non_kv_gib" in planned:
         eager = statistics.median(warmup["eager_gib"])
+        planned_eager = planned["non_kv_gib"] - warmup["planner_gib"]
         pairs = ", ".join(f"{v:+.2f}" for v in warmup["increase_gib"])
         parts.append(
             f"split by bench/cpu_compile_warmup.py: with --enforce-eager vLLM {eager:.2f} GiB, planned "
-            f"{planned['non_kv_gib'] - warmup['planner_gib']:.2f}; the compile warm-up vLLM "
+            f"{planned_eager:.2f}; the compile warm-up vLLM "
             f"{warmup['increase_median_gib']:+.2f} GiB (pairs {pairs}), "
             f"planned {warmup['planner_gib']:+.2f}"
         )
-    if fixed and warmup and "--enforce-eager" not in row.get("serve_args", []) and "non_kv_gib" in planned:
-        parts.append(
-            f"with glibc's mmap threshold fixed ({fixed['environment']}: freed large blocks leave the RSS) vLLM"
-            f" {statistics.median(fixed['eager_gib']):.2f} GiB with --enforce-eager and"
-            f" {statistics.median(fixed['compiled_gib']):.2f} compiled, planned"
-            f" {planned['non_kv_gib'] - warmup['planner_gib']:.2f} and {planned['non_kv_gib']:.2f}: the rest is what"
-            " glibc's default allocator keeps of the large blocks it freed (its mmap threshold rises with each one)"
-        )
+        if fixed:
+            parts.append(
+                f"with glibc's mmap threshold fixed ({fixed['environment']}: freed large blocks leave the RSS) vLLM"
+                f" {statistics.median(fixed['eager_gib']):.2f} GiB with --enforce-eager and"
+                f" {statistics.median(fixed['compiled_gib']):.2f} compiled, planned"
+                f" {planned_eager:.2f} and {planned['non_kv_gib']:.2f}: the rest is what glibc's default allocator"
+                " keeps of the large blocks it freed (its mmap threshold rises with each one)"
+            )
     return "cause: " + "; ".join(parts) if parts else "cause: not found"
 
 
@@ -177,14 +179,11 @@ def warmup_section(warmups: dict[str, dict[str, Any]]) -> list[str]:
     for name, row in warmups.items():
         measured = row["increase_median_gib"]
         lines.append(
-            f"| {name} | {row.get('date', '-')} | {_span(row['eager_gib'])} | {_span(row['compiled_gib'])} |"
+            f"| {name} | {row.get('date', '-')} | {span(row['eager_gib'], '{:.2f}')} |"
+            f" {span(row['compiled_gib'], '{:.2f}')} |"
             f" {measured:+.3f} | {row['planner_gib']:+.3f} | {row['planner_gib'] - measured:+.3f} |"
         )
     return lines
-
-
-def _span(values: list[float]) -> str:
-    return f"{min(values):.2f}" if min(values) == max(values) else f"{min(values):.2f}-{max(values):.2f}"
 
 
 def main() -> int:

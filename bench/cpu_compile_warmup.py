@@ -100,12 +100,7 @@ def argv_of(name: str, scratch: Path, mode: str, config_only: bool = False) -> l
     else:
         case = case_of(name)
         args = [a for a in case["args"] if a != "--enforce-eager"]
-        folder = scratch / name
-        if config_only:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "config.json").write_text(json.dumps(cases.shrunk_config(case)) + "\n")
-        else:
-            cases.materialize(name, scratch, case)
+        folder = (cases.write_config if config_only else cases.materialize)(name, scratch, case)
         argv = ["--model", str(folder), *args]
     return argv + (["--enforce-eager"] if mode == "eager" else [])
 

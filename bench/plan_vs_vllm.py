@@ -202,24 +202,22 @@ def shrunk_config(case: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def write_config(name: str, scratch: Path) -> Path:
-    """The shrunk config alone (enough for the planner)."""
+def write_config(name: str, scratch: Path, case: dict[str, Any] | None = None) -> Path:
+    """The shrunk config alone in scratch/name, enough for the planner (`case`: one not in CPU_CASES)."""
     target = scratch / name
     target.mkdir(parents=True, exist_ok=True)
-    (target / "config.json").write_text(json.dumps(shrunk_config(CPU_CASES[name]), indent=2) + "\n")
+    (target / "config.json").write_text(json.dumps(shrunk_config(case or CPU_CASES[name]), indent=2) + "\n")
     return target
 
 
 def materialize(name: str, scratch: Path, case: dict[str, Any] | None = None) -> Path:
-    """A case's shrunk config and the harness tokenizer in scratch/name (`case`: one not in CPU_CASES)."""
+    """write_config and the harness tokenizer beside it: a model vLLM can start with dummy weights."""
     from bench.gpu.models import build_tokenizer
 
     tokenizer = scratch / "_tokenizer"
     if not (tokenizer / "tokenizer.json").is_file():
         build_tokenizer(tokenizer, max_length=8192)
-    target = scratch / name
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "config.json").write_text(json.dumps(shrunk_config(case or CPU_CASES[name]), indent=2) + "\n")
+    target = write_config(name, scratch, case)
     for item in tokenizer.iterdir():
         (target / item.name).write_bytes(item.read_bytes())
     return target

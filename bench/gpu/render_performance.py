@@ -42,7 +42,8 @@ def _runs(series: dict[str, Any], side: str) -> list[dict[str, Any]]:
     return [r[side] for r in series["rounds"] if side in r]
 
 
-def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
+def span(values: list[float], fmt: str = "{:,.0f}") -> str:
+    """The smallest and largest value, formatted (one value when they read the same)."""
     low, high = fmt.format(min(values)), fmt.format(max(values))
     return low if low == high else f"{low}-{high}"
 
@@ -50,8 +51,8 @@ def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
 def _steady(runs: list[dict[str, Any]]) -> str:
     """The steady-window seconds and prefix-cache hit rate cells of these runs."""
     hits = [r["prefix_cache_hit_rate"] for r in runs if "prefix_cache_hit_rate" in r]
-    seconds = _span([r["server_steady_seconds"] for r in runs], "{:.1f}")
-    return f"{seconds} | {_span(hits, '{:.1%}') if hits else 'not recorded'}"
+    seconds = span([r["server_steady_seconds"] for r in runs], "{:.1f}")
+    return f"{seconds} | {span(hits, '{:.1%}') if hits else 'not recorded'}"
 
 
 def _setup(record: dict[str, Any]) -> str:
@@ -94,9 +95,9 @@ def front_door(record: dict[str, Any], source: str) -> list[str]:
         direct = _runs(series, "direct")
         ttft = ", ".join(f"{ms:+.0f}" for ms in summary["p50_ttft_added_ms"]["per_round"])
         lines.append(
-            f"| {series['concurrency']} | {summary['rounds']} | {_span([r['prompts'] for r in series['rounds']])} |"
+            f"| {series['concurrency']} | {summary['rounds']} | {span([r['prompts'] for r in series['rounds']])} |"
             f" {' | '.join(_ratio(summary['throughput_ratio']))} | {_pairs(summary)} | {_drift(summary)} |"
-            f" {_span([r['server_steady_output_throughput'] for r in direct])} |"
+            f" {span([r['server_steady_output_throughput'] for r in direct])} |"
             f" {_steady(direct + _runs(series, 'front_door'))} | {ttft} |"
         )
     stopped = [f"c{s['concurrency']}: {s['stopped']}" for s in record["series"] if s.get("stopped")]
@@ -135,7 +136,7 @@ def precisions(record: dict[str, Any], source: str) -> list[str]:
             lines.append(
                 f"| {name} | `{' '.join(launcher['vllm_args'])}` | {observed['weights_gib']} |"
                 f" {observed['kv_tokens']:,} | {series['concurrency']} |"
-                f" {_span([r['server_steady_output_throughput'] for r in runs])} | {' | '.join(cells)} |"
+                f" {span([r['server_steady_output_throughput'] for r in runs])} | {' | '.join(cells)} |"
                 f" {_steady(runs)} |"
             )
     return lines
@@ -175,7 +176,7 @@ def quantize_eval(record: dict[str, Any], source: str) -> list[str]:
             f"| {side} | {'accepted' if check['accepted'] else 'rejected'} ({check['seconds']} s) |"
             f" {record['serve'][side]['ready_seconds']} | {record['serve'][side]['observed']['weights_gib']} |"
             f" {' | '.join(scores)} |"
-            f" {_span([r['server_steady_output_throughput'] for r in _runs(throughput, side)])} |"
+            f" {span([r['server_steady_output_throughput'] for r in _runs(throughput, side)])} |"
         )
     summary = throughput["summary"]
     rounds, median, spread = _ratio(summary["throughput_ratio"])

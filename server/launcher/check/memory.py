@@ -175,7 +175,7 @@ def cpu_compile_warmup_bytes(shape: Shape, stage_layers: int, experts: ExpertSpl
     graph = (CPU_COMPILE_BASE_GIB + CPU_COMPILE_PER_LAYER_GIB * stage_layers) * GIB
     if not shape.moe_layers or not shape.experts_per_token:
         return graph
-    intermediate = math.ceil(shape.expert_intermediate / experts.shard_ranks)
+    intermediate = math.ceil(experts.intermediate(shape.expert_intermediate))
     return graph + tokens * shape.experts_per_token * (2 * intermediate + shape.hidden) * 4
 
 
@@ -285,7 +285,7 @@ def estimate(
     if platform.kind == "cpu":
         non_torch = CPU_RUNTIME_GIB + cpu_packed_vocab_bytes(shape, dtype_bytes) / GIB
         if not facts["enforce_eager"]:
-            non_torch += cpu_compile_warmup_bytes(shape, math.ceil(shape.layers / pp), experts, batched) / GIB
+            non_torch += cpu_compile_warmup_bytes(shape, stage_layers, experts, batched) / GIB
         graphs, activation, graphs_inside = 0.0, 0.0, False
         block = CPU_MLA_BLOCK_SIZE if shape.is_mla else CPU_BLOCK_SIZE
         in_flight = batched * pp  # platforms/cpu.py turns async scheduling off

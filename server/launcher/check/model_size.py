@@ -43,6 +43,15 @@ class ExpertSplit:
         """The ranks one expert's intermediate is split over: 1 with expert parallelism."""
         return 1 if self.expert_parallel else self.ranks
 
+    def local_experts(self, experts: int) -> int:
+        """The experts the fullest rank holds (determine_expert_map): ceil(experts / ranks) with expert
+        parallelism, else a share of every one of them."""
+        return math.ceil(experts / self.ranks) if self.expert_parallel else experts
+
+    def intermediate(self, expert_intermediate: int) -> float:
+        """One local expert's intermediate size on a rank."""
+        return expert_intermediate / self.shard_ranks
+
 
 # Modules vLLM builds as LinearBase (quantizable) and those it leaves in the model dtype.
 LINEAR = ("attn", "indexer_q", "dense_mlp", "experts", "shared_experts", "vision")
@@ -253,8 +262,8 @@ def params_per_rank(shape: Shape, tp: int, experts: ExpertSplit, vision_tp: int)
     dense_layers = layers - shape.moe_layers
     params["dense_mlp"] = dense_layers * 3 * h * shape.intermediate / tp
     if shape.moe_layers:
-        local = math.ceil(shape.experts / experts.ranks) if experts.expert_parallel else shape.experts / experts.ranks
-        params["experts"] = shape.moe_layers * local * 3 * h * shape.expert_intermediate
+        local = experts.local_experts(shape.experts) * experts.intermediate(shape.expert_intermediate)
+        params["experts"] = shape.moe_layers * local * 3 * h
         params["shared_experts"] = shape.moe_layers * 3 * h * shape.shared_intermediate / tp
         params["router"] = shape.moe_layers * h * shape.experts
     params["embed"] = shape.vocab * h / tp

@@ -37,10 +37,7 @@ def layer_parameters(shape: Shape, tp: int, experts: ExpertSplit, moe: bool) -> 
     if not moe:
         inner = shape.intermediate / tp
         return [*found, ("dense_mlp", 2 * h * inner), ("dense_mlp", h * inner)]
-    if experts.expert_parallel:
-        local, inner = math.ceil(shape.experts / experts.ranks), shape.expert_intermediate
-    else:
-        local, inner = shape.experts, shape.expert_intermediate / experts.ranks  # sharded over TP x DP
+    local, inner = experts.local_experts(shape.experts), experts.intermediate(shape.expert_intermediate)
     found += [("router", h * shape.experts), ("experts", local * 2 * h * inner), ("experts", local * h * inner)]
     if shape.shared_intermediate:
         shared = shape.shared_intermediate / tp
