@@ -11,6 +11,9 @@ A B, ...: each pair is a round, and the order flips every round so that a drift 
 Throughput is vLLM's own count: its generation-token counter sampled on its own port every 0.5 s during each run,
 over the run's steady window (the counter between 5% and 95% of the run's tokens: the ramp-up of the first batch
 and the drain of the last requests left out), a figure that neither the clients' pace nor their start can bias.
+The front door's own account of each of its runs comes from its /metrics (launcher_added_latency_seconds and
+launcher_event_loop_lag_seconds, read before and after the run): what it added to each generation's first chunk,
+where the clients' TTFT moves by far more from run to run with the phase of vLLM's batches.
 Runs are sized so that the steady window lasts at least --min-seconds (from the warm-up's rate, then from the last
 round's). Also recorded: the clients' own count, TTFT / ITL p50 and p99 over every request of every client; per
 round the front door / direct ratio and the latency added; per series the median ratio and its spread (max - min).
@@ -47,12 +50,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from . import machine, models
 from .ground_truth import HARNESS_ENV, free_port, say
 from .load_client import MARK
 
 GENERATION_COUNTER = "vllm:generation_tokens_total"
 PREFIX_COUNTERS = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total")  # v1/metrics/loggers.py
+OWN_HISTOGRAMS = ("launcher_added_latency_seconds", "launcher_event_loop_lag_seconds")  # serve/metrics.py
 FAKE_ENTRYPOINT = "tests.harness.fake_vllm"  # --dry-run's stand-in for vLLM
 SESSION = "session.json"  # in --scratch: what --resume needs of a --keep-running call
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
@@ -84,13 +90,18 @@ def get_json(url: str) -> dict[str, Any] | None:
         return None
 
 
-def counters(port: int, names: tuple[str, ...]) -> dict[str, float]:
-    """vLLM's counters from its own /metrics, each summed over its label sets; those it has not, left out."""
+def metrics_text(port: int) -> str:
+    """A server's /metrics, empty when it does not answer (a sample lost is a sample lost)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode(errors="replace")
-    except Exception:  # a sample lost is a sample lost; the window needs only its ends
-        return {}
+            return str(response.read().decode(errors="replace"))
+    except Exception:
+        return ""
+
+
+def counters(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """vLLM's counters from its own /metrics, each summed over its label sets; those it has not, left out."""
+    text = metrics_text(port)
     found: dict[str, float] = {}
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
@@ -111,6 +122,53 @@ def prefix_hit_rate(before: dict[str, float], after: dict[str, float]) -> dict[s
         return {}
     asked = after[queries] - before[queries]
     return {"prefix_cache_hit_rate": round((after[hits] - before[hits]) / asked, 4)} if asked > 0 else {}
+
+
+def own_histograms(port: int) -> dict[str, dict[float, float]]:
+    """The front door's own latency histograms (OWN_HISTOGRAMS) from its /metrics: cumulative count by upper
+    bound, per histogram and stage (`launcher_added_latency_seconds/total`, `launcher_event_loop_lag_seconds`)."""
+    found: dict[str, dict[float, float]] = {}
+    try:
+        for family in text_string_to_metric_families(metrics_text(port)):
+            if family.name not in OWN_HISTOGRAMS:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    key = "/".join([family.name, *([sample.labels["stage"]] if "stage" in sample.labels else [])])
+                    found.setdefault(key, {})[float(sample.labels["le"])] = sample.value
+    except ValueError:  # a page the parser cannot read: the run keeps its other figures
+        return {}
+    return found
+
+
+def histogram_quantile(buckets: dict[float, float], q: float) -> float | None:
+    """Prometheus's histogram_quantile: the q-quantile of cumulative bucket counts, interpolated linearly inside
+    its bucket (the highest finite bound when it falls in +Inf); None for an empty histogram."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0
+    if not total:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (buckets[bound] - below)
+        lower, below = bound, buckets[bound]
+    return lower
+
+
+def own_latency(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]) -> dict[str, Any]:
+    """What the front door measured of itself over one run (the histograms' growth): per histogram and stage its
+    count and p50 / p99 in ms."""
+    out: dict[str, Any] = {}
+    for key, buckets in after.items():
+        grown = {bound: count - before.get(key, {}).get(bound, 0.0) for bound, count in buckets.items()}
+        p50, p99 = histogram_quantile(grown, 0.5), histogram_quantile(grown, 0.99)
+        if p50 is not None and p99 is not None:
+            name = key.removeprefix("launcher_").replace("_seconds", "")
+            out[name] = {"count": int(grown[math.inf]), "p50_ms": round(p50 * 1000, 4), "p99_ms": round(p99 * 1000, 4)}
+    return out
 
 
 class CounterSampler(threading.Thread):
@@ -317,6 +375,8 @@ def bench(
     argvs = [client_args(model, port, share, seed * 100 + i, r) for i, r in enumerate(results)]
     sampler = CounterSampler(counter_port)
     prefix_before = counters(counter_port, PREFIX_COUNTERS)
+    through_front_door = port != counter_port
+    own_before = own_histograms(port) if through_front_door else {}
     sampler.start()
     started = time.perf_counter()
     try:
@@ -325,13 +385,21 @@ def bench(
         sampler.done.set()
         sampler.join()
     cached = prefix_hit_rate(prefix_before, counters(counter_port, PREFIX_COUNTERS))
+    own = {"front_door_own": own_latency(own_before, own_histograms(port))} if through_front_door else {}
     wall = round(time.perf_counter() - started, 1)
     errors = [a["error"] for a in answers if "error" in a]
     try:
         loaded = [json.loads(result.read_text()) for result in results]
     except (OSError, json.JSONDecodeError) as exc:
         return {"error": "; ".join(errors) or f"no result: {exc}", "wall_seconds": wall}
-    return {**aggregate(loaded), **sampler.throughput(), **cached, "clients": clients.count, "wall_seconds": wall}
+    return {
+        **aggregate(loaded),
+        **sampler.throughput(),
+        **cached,
+        **own,
+        "clients": clients.count,
+        "wall_seconds": wall,
+    }
 
 
 def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
@@ -347,11 +415,18 @@ def compare(direct: dict[str, Any], door: dict[str, Any]) -> dict[str, Any]:
         "server_whole_run_throughput_ratio": ratio("server_output_throughput"),
         "client_throughput_ratio": ratio("output_throughput"),
     }
+    own = door.get("front_door_own", {})  # its own account: what it added to a first chunk, its loop's lag
     return {
         **{key: value for key, value in ratios.items() if value is not None},
         **{
             f"{key.replace('_ms', '')}_added_ms": round(door[key] - direct[key], 3)
             for key in ("p50_ttft_ms", "p99_ttft_ms", "p50_itl_ms", "p99_itl_ms")
+        },
+        **{
+            f"own_{name}_{quantile}_ms": own[key][f"{quantile}_ms"]
+            for key, name in (("added_latency/total", "first_chunk_added"), ("event_loop_lag", "loop_lag"))
+            if key in own
+            for quantile in ("p50", "p99")
         },
     }
 

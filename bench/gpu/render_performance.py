@@ -79,6 +79,16 @@ def _drift(summary: dict[str, Any]) -> str:
     return ", ".join(f"{side} {value:+.1%}" for side, value in drift.items()) or "-"
 
 
+def _own(summary: dict[str, Any]) -> str:
+    """The front door's own account (front_door.own_latency), medians over the rounds: what it added to a
+    generation's first chunk (p50 / p99) and its event loop's lag (p99), in ms."""
+    keys = ("own_first_chunk_added_p50_ms", "own_first_chunk_added_p99_ms", "own_loop_lag_p99_ms")
+    if not all(key in summary for key in keys):
+        return "(not recorded)"
+    p50, p99, lag = (summary[key]["median"] for key in keys)
+    return f"{p50:.2f} / {p99:.2f} (lag p99 {lag:.2f})"
+
+
 def front_door(record: dict[str, Any], source: str) -> list[str]:
     lines = [
         "## Front door against direct",
@@ -87,8 +97,8 @@ def front_door(record: dict[str, Any], source: str) -> list[str]:
         "",
         "| concurrency | rounds | prompts per run | front door / direct per round | median | spread |"
         " round pairs | first to last run | direct tokens/s | steady s | prefix-cache hits |"
-        " p50 TTFT added per round, ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " p50 TTFT added per round, ms | added by its own account, p50 / p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for series in record["series"]:
         summary = series["summary"]
@@ -98,7 +108,7 @@ def front_door(record: dict[str, Any], source: str) -> list[str]:
             f"| {series['concurrency']} | {summary['rounds']} | {span([r['prompts'] for r in series['rounds']])} |"
             f" {' | '.join(_ratio(summary['throughput_ratio']))} | {_pairs(summary)} | {_drift(summary)} |"
             f" {span([r['server_steady_output_throughput'] for r in direct])} |"
-            f" {_steady(direct + _runs(series, 'front_door'))} | {ttft} |"
+            f" {_steady(direct + _runs(series, 'front_door'))} | {ttft} | {_own(summary)} |"
         )
     stopped = [f"c{s['concurrency']}: {s['stopped']}" for s in record["series"] if s.get("stopped")]
     stopped += record.get("not_started", [])
@@ -108,7 +118,11 @@ def front_door(record: dict[str, Any], source: str) -> list[str]:
         "",
         "Round pairs: the geometric mean of two consecutive rounds' ratios; the order flips from one round to the next,"
         " so a drift linear over the pair's four runs cancels in it. First to last run: each side's steady throughput"
-        " in its last run against its first.",
+        " in its last run against its first. Added by its own account: the front door's"
+        ' `launcher_added_latency_seconds{stage="total"}` over the run (from a generation\'s ASGI call to its request'
+        " written to vLLM, plus from vLLM's first chunk read to it handed to the client's connection), median over the"
+        " rounds; the lag is `launcher_event_loop_lag_seconds`, the wait a request or chunk that has just arrived"
+        " has, which that account cannot see.",
     ]
     return lines
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import subprocess
 import threading
 import time
@@ -221,3 +222,27 @@ def test_a_dry_run_defaults_to_a_tiny_load_the_command_line_can_override() -> No
     assert (dry.prompts, dry.min_seconds, dry.concurrency) == (16, 2.0, [4])
     assert front_door.options_of(["--dry-run", "--min-seconds", "5"]).min_seconds == 5
     assert front_door.options_of([]).min_seconds == 60  # the GPU's defaults are untouched
+
+
+def test_histogram_quantiles_are_prometheus_interpolation_within_the_bucket() -> None:
+    # 100 observations: 40 up to 0.1 ms, 50 more up to 0.25 ms, 9 up to 1 ms, 1 above every finite bound
+    buckets = {0.0001: 40.0, 0.00025: 90.0, 0.001: 99.0, math.inf: 100.0}
+    assert front_door.histogram_quantile(buckets, 0.5) == pytest.approx(0.0001 + 0.00015 * 10 / 50)
+    assert front_door.histogram_quantile(buckets, 0.2) == pytest.approx(0.00005)  # from 0 inside the first bucket
+    assert front_door.histogram_quantile(buckets, 0.995) == 0.001  # in +Inf: the highest finite bound
+    assert front_door.histogram_quantile({0.001: 0.0, math.inf: 0.0}, 0.5) is None
+
+
+def test_the_front_doors_own_account_is_the_histograms_growth_over_the_run() -> None:
+    total, lag = "launcher_added_latency_seconds/total", "launcher_event_loop_lag_seconds"
+    before = {total: {0.0005: 1000.0, 0.001: 1000.0, math.inf: 1000.0}, lag: {0.0005: 5.0, 0.001: 5.0, math.inf: 5.0}}
+    after = {total: {0.0005: 1000.0, 0.001: 1100.0, math.inf: 1100.0}, lag: {0.0005: 15.0, 0.001: 15.0, math.inf: 15.0}}
+    own = front_door.own_latency(before, after)
+    # the earlier runs' 1,000 fast requests are not this run's: all 100 of its own took 0.5-1 ms
+    assert own["added_latency/total"] == {"count": 100, "p50_ms": 0.75, "p99_ms": pytest.approx(0.995)}
+    assert own["event_loop_lag"]["count"] == 10 and own["event_loop_lag"]["p50_ms"] == 0.25
+    door = {"p50_ttft_ms": 10.0, "p99_ttft_ms": 20.0, "p50_itl_ms": 1.0, "p99_itl_ms": 2.0, "front_door_own": own}
+    direct = {key: value for key, value in door.items() if key != "front_door_own"}
+    compared = front_door.compare(direct, door)
+    assert (compared["own_first_chunk_added_p50_ms"], compared["own_loop_lag_p50_ms"]) == (0.75, 0.25)
+    assert "own_loop_lag_p99_ms" in front_door.summary([{"order": ["direct"], "compare": compared, "direct": {}}])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,18 +17,29 @@ import httpx
 from aiohttp import web
 
 from launcher.redact import Redactor
+from launcher.serve import metrics
 from launcher.serve.front_door import FrontDoorState, create_app
 from launcher.serve.limits import FrontDoorLimits
-from launcher.serve.supervisor import upstream_session
+from launcher.serve.supervisor import sample_loop_lag, upstream_session
 
 KEY = "sk-asgi-test-0123"
 AUTH = {"authorization": f"Bearer {KEY}"}
+FIRST_CHUNK_DELAY = 0.05  # the stand-in's "prefill": a streamed generation's first chunk comes this late
 
 
 async def _upstream(seen: list[dict[str, Any]]) -> tuple[web.AppRunner, int]:
-    async def echo(request: web.Request) -> web.Response:
-        seen.append({"path": request.raw_path, "headers": dict(request.headers), "body": await request.read()})
-        return web.json_response({"ok": True}, headers={"Connection": "X-Hop", "X-Hop": "1", "X-Kept": "yes"})
+    async def echo(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        seen.append({"path": request.raw_path, "headers": dict(request.headers), "body": body, "at": time.monotonic()})
+        if not (body.startswith(b"{") and json.loads(body).get("stream")):
+            return web.json_response({"ok": True}, headers={"Connection": "X-Hop", "X-Hop": "1", "X-Kept": "yes"})
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        await asyncio.sleep(FIRST_CHUNK_DELAY)
+        for token in ("a", "b"):
+            await stream.write(f"data: {token}\n\n".encode())
+        await stream.write_eof()
+        return stream
 
     app = web.Application()
     app.add_routes([web.route("*", "/{tail:.*}", echo)])
@@ -144,3 +156,48 @@ def test_cors_preflight_without_key_only_when_enabled() -> None:
         },
     )
     run(disabled)
+
+
+def _added() -> dict[str, tuple[float, float]]:
+    """metrics.ADDED_SECONDS per stage: (count, sum)."""
+    name = "launcher_added_latency_seconds"
+    return {
+        stage: (
+            metrics.REGISTRY.get_sample_value(f"{name}_count", {"stage": stage}) or 0.0,
+            metrics.REGISTRY.get_sample_value(f"{name}_sum", {"stage": stage}) or 0.0,
+        )
+        for stage in ("to_upstream", "to_client", "total")
+    }
+
+
+def test_a_generation_records_the_front_doors_share_of_its_first_chunk_and_none_of_vllms() -> None:
+    async def scenario(client: httpx.AsyncClient, seen: list[dict[str, Any]], _state: FrontDoorState) -> None:
+        before, asked = _added(), time.monotonic()
+        async with client.stream("POST", "/v1/completions", json={"stream": True}, headers=AUTH) as response:
+            assert [chunk async for chunk in response.aiter_raw()]
+        answered = time.monotonic()
+        after = _added()
+        count = {stage: after[stage][0] - before[stage][0] for stage in after}
+        added = {stage: after[stage][1] - before[stage][1] for stage in after}
+        assert count == {"to_upstream": 1, "to_client": 1, "total": 1}
+        assert 0 < added["to_upstream"] <= seen[-1]["at"] - asked  # written before the upstream read it
+        assert 0 < added["to_client"] < FIRST_CHUNK_DELAY  # vLLM's time to its first chunk is not the front door's
+        assert added["total"] == added["to_upstream"] + added["to_client"]
+        assert added["total"] < answered - asked - FIRST_CHUNK_DELAY
+        assert (await client.get("/v1/models", headers=AUTH)).status_code == 200  # not a generation
+        assert (await client.post("/v1/completions", json={})).status_code == 401  # never reached vLLM
+        assert _added() == after
+
+    run(scenario)
+
+
+def test_loop_lag_is_the_wait_behind_work_already_due() -> None:
+    async def main() -> float:
+        observed = metrics.REGISTRY.get_sample_value("launcher_event_loop_lag_seconds_sum") or 0.0
+        loop = asyncio.get_running_loop()
+        loop.call_soon(time.sleep, 0.03)  # a callback already due that holds the loop for 30 ms
+        sample_loop_lag()
+        await asyncio.sleep(0.01)
+        return (metrics.REGISTRY.get_sample_value("launcher_event_loop_lag_seconds_sum") or 0.0) - observed
+
+    assert 0.03 <= asyncio.run(main()) < 0.5

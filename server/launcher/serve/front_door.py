@@ -148,7 +148,7 @@ class V1Proxy:
             body = await self._body(scope, receive)
             if state.draining:
                 raise _Refused(unavailable("the server is shutting down; retry on another replica"))
-            outcome = await self._forward(scope, receive, send, raw_path, body, route)
+            outcome = await self._forward(scope, receive, send, (raw_path, body, route), started)
         except _Refused as refused:
             await refused.response(scope, receive, send)
             outcome = refused.outcome
@@ -211,14 +211,17 @@ class V1Proxy:
         return body
 
     async def _forward(
-        self, scope: Scope, receive: Receive, send: Send, raw_path: bytes, body: bytes, route: str
+        self, scope: Scope, receive: Receive, send: Send, request: tuple[bytes, bytes, str], started: float
     ) -> int | str:
-        """Send the request to vLLM and its answer back; the outcome for the access log and metrics.
+        """Send the request (raw path, body, route) to vLLM and its answer back; the outcome for the access log and
+        metrics. A generation's first chunk records what the front door added to it (`_record_added`).
 
         From the moment it is sent, a client that goes away cancels it (streaming or not: a non-streaming request
         sends nothing back until its generation ends), and closing vLLM's connection makes vLLM abort it.
         """
         state = self.state
+        raw_path, body, route = request
+        timing = UpstreamTiming()
         query = scope.get("query_string", b"")
         url = URL(
             state.upstream + raw_path.decode("ascii") + (f"?{query.decode('latin-1')}" if query else ""), encoded=True
@@ -229,8 +232,9 @@ class V1Proxy:
         upstream: aiohttp.ClientResponse | None = None
         complete = False
         try:
-            upstream = await self._request(scope["method"], url, body, _upstream_headers(scope), timeout)
+            upstream = await self._request(scope["method"], url, body, _upstream_headers(scope), timeout, timing)
             generating = route in GENERATION_ROUTES and upstream.status == 200
+            first_chunk = generating
             await send(
                 {
                     "type": "http.response.start",
@@ -242,6 +246,9 @@ class V1Proxy:
                 if generating:
                     state.last_upstream_bytes = time.monotonic()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if first_chunk:
+                    first_chunk = False
+                    _record_added(started, timing.sent, state.last_upstream_bytes)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             complete = True
             return upstream.status
@@ -267,15 +274,28 @@ class V1Proxy:
                     upstream.close()
 
     async def _request(
-        self, method: str, url: URL, body: bytes, headers: list[tuple[str, str]], timeout: aiohttp.ClientTimeout | None
+        self,
+        method: str,
+        url: URL,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        timeout: aiohttp.ClientTimeout | None,
+        timing: UpstreamTiming,
     ) -> aiohttp.ClientResponse:
-        """vLLM's response head, with one retry on a pooled connection vLLM had already closed."""
+        """vLLM's response head, with one retry on a pooled connection vLLM had already closed; the moment the
+        request was written goes to the UpstreamTiming (upstream_trace)."""
         state = self.state
         assert state.session is not None
         for attempt in (1, 2):
             try:
                 return await state.session.request(
-                    method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                    method,
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    trace_request_ctx=timing,
                 )
             except _STALE_CONNECTION as exc:
                 error: Exception = exc
@@ -298,6 +318,38 @@ class V1Proxy:
         metrics.UPSTREAM_ERRORS.inc()
         log.debug("vLLM did not answer: %s", type(error).__name__)
         raise _Refused(unavailable("the model is still loading" if not state.ready else "vLLM did not answer"))
+
+
+@dataclass
+class UpstreamTiming:
+    """When aiohttp last wrote a part of the request to vLLM (monotonic; 0 until it has)."""
+
+    sent: float = 0.0
+
+
+def upstream_trace() -> aiohttp.TraceConfig:
+    """aiohttp's hooks that stamp a request's UpstreamTiming: headers and each body chunk as they are written (on
+    Python 3.11 aiohttp writes the body in a task of its own, a turn of the event loop after the headers)."""
+
+    async def written(_session: aiohttp.ClientSession, context: Any, _params: Any) -> None:
+        if isinstance(context.trace_request_ctx, UpstreamTiming):
+            context.trace_request_ctx.sent = time.monotonic()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(written)
+    trace.on_request_chunk_sent.append(written)
+    return trace
+
+
+def _record_added(started: float, sent: float, first_chunk_read: float) -> None:
+    """A generation's share of the front door in its time to first chunk (metrics.ADDED_SECONDS), once its first
+    chunk has been handed to the client's connection."""
+    if not sent:
+        return  # the session has no upstream_trace (a test's own): nothing to split
+    to_upstream, to_client = sent - started, time.monotonic() - first_chunk_read
+    metrics.ADDED_SECONDS.labels("to_upstream").observe(to_upstream)
+    metrics.ADDED_SECONDS.labels("to_client").observe(to_client)
+    metrics.ADDED_SECONDS.labels("total").observe(to_upstream + to_client)
 
 
 def _cancel_on_disconnect(receive: Receive) -> asyncio.Task[None]:

@@ -38,7 +38,7 @@ from ..check.vllm_parser import full_spellings, release_for
 from ..errors import LauncherError
 from ..redact import Redactor, install_log_redaction
 from . import metrics
-from .front_door import FrontDoorState, create_app, probe_generation
+from .front_door import FrontDoorState, create_app, probe_generation, upstream_trace
 from .http_protocol import protocol_for
 from .limits import FrontDoorLimits
 from .prediction import start_report
@@ -101,6 +101,7 @@ class Supervisor:
                     await self._probe()
                     next_probe = time.monotonic() + self.settings.probe_interval
                 await asyncio.sleep(0.1)
+                sample_loop_lag()
         finally:
             # Also when vLLM's API server died on its own: its engine and workers (same group) go too.
             await asyncio.to_thread(self.vllm.stop, self.settings.stop_grace)
@@ -161,12 +162,22 @@ class Supervisor:
         log.info("vLLM stopped after the drain (exit code %s); exiting", code)
 
 
+def sample_loop_lag() -> None:
+    """One sample of the event loop's lag (metrics.LOOP_LAG_SECONDS): how long a callback made ready now waits
+    until the loop runs it, behind the callbacks and the I/O already due."""
+    scheduled = time.monotonic()
+    asyncio.get_running_loop().call_soon(lambda: metrics.LOOP_LAG_SECONDS.observe(time.monotonic() - scheduled))
+
+
 def upstream_session(limits: FrontDoorLimits) -> aiohttp.ClientSession:
     """The pool of connections to vLLM: bounded, never decompressing, idle ones dropped before vLLM drops them."""
     # vLLM's uvicorn closes idle keep-alive connections after 5 s; keeping ours 4 s avoids most stale ones.
     connector = aiohttp.TCPConnector(limit=limits.upstream_connections, keepalive_timeout=4)
     return aiohttp.ClientSession(
-        connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
+        connector=connector,
+        auto_decompress=False,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        trace_configs=[upstream_trace()],
     )
 
 
