@@ -522,11 +522,14 @@ def start_launcher(
 
 
 def write(out: Path, body: dict[str, Any], logs: Path) -> None:
+    """The record, and the logs beside it (launcher, vLLM, clients: gzip of the clients' per-request results
+    took 15-30 s of device time per round on the H200, so they stay in --scratch)."""
     name = machine.results_path(body["gpu"], body["results"]).name
     (out / f"{name}.tmp").write_text(json.dumps(body, indent=2) + "\n")
     (out / f"{name}.tmp").replace(out / name)
     with tarfile.open(out / "front-door-logs.tar.gz.tmp", "w:gz") as tar:
-        tar.add(logs, arcname="logs")
+        for log in sorted(logs.glob("*.log")):  # the clients' detailed results are in the record already
+            tar.add(log, arcname=f"logs/{log.name}")
     (out / "front-door-logs.tar.gz.tmp").replace(out / "front-door-logs.tar.gz")
 
 
@@ -820,16 +823,31 @@ def run_session(
             return
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs: one that is not a zombie (/proc/<pid>/stat: state, then the
+    group after the parent). A launcher an earlier device call started is nobody's child here, and a container's
+    init need not reap it: its zombie would keep the group in existence for `kill -0`."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
+
+
 def stop_group(pid: int) -> None:
     """SIGTERM to a process group, SIGKILL after 60 s (the launcher drains, then stops vLLM). A launcher this
-    process started is reaped here: unreaped, it would stay in its group as a zombie until the SIGKILL."""
+    process started is reaped here; the group counts as gone once only zombies are left of it (group_alive)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
         for _ in range(60):
             time.sleep(1)
-            with contextlib.suppress(ChildProcessError):  # started by an earlier call: init reaps it
+            with contextlib.suppress(ChildProcessError):  # started by an earlier call: nobody's child here
                 os.waitpid(pid, os.WNOHANG)
-            os.killpg(pid, 0)  # ProcessLookupError once the group is gone
+            if not group_alive(pid):
+                return
         os.killpg(pid, signal.SIGKILL)
 
 
@@ -862,6 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if "error" in body else 0
     finally:
         clients.stop()
+        say("load clients stopped")
         body["seconds"] = round(body.get("seconds", 0) + time.monotonic() - started, 1)  # over the session's calls
         keep = options.keep_running and "error" not in body
         if keep:
@@ -869,6 +888,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for launcher in session["launchers"]:
                 stop_group(launcher["pid"])
+            say("launchers stopped")
             (scratch / SESSION).unlink(missing_ok=True)
         body["launcher_left_running"] = keep
         write(out, body, logs)

@@ -11,6 +11,7 @@ import http.server
 import json
 import math
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -192,6 +193,37 @@ def test_stopping_a_launcher_this_process_started_does_not_wait_for_its_zombie()
     started = time.monotonic()
     front_door.stop_group(child.pid)
     assert time.monotonic() - started < 10  # reaped at the first check, not SIGKILLed after 60 s
+
+
+def test_a_group_left_as_a_zombie_nobody_here_reaps_counts_as_stopped() -> None:
+    # the group's leader is the child of another process that never waits for it: a launcher an earlier device
+    # call started, in a container whose init does not reap
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, time; leader = subprocess.Popen(['true'], start_new_session=True);"
+            " print(leader.pid, flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        leader = int(parent.stdout.readline())
+        time.sleep(0.5)
+        assert Path(f"/proc/{leader}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        assert not front_door.group_alive(leader)
+        started = time.monotonic()
+        front_door.stop_group(leader)
+        assert time.monotonic() - started < 10  # not the 60 s and a SIGKILL
+    finally:
+        parent.kill()
+        parent.wait()
+    own = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    assert front_door.group_alive(own.pid)
+    own.kill()
+    own.wait()
 
 
 def test_prefix_cache_share_of_a_run() -> None:
