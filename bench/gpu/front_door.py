@@ -46,7 +46,7 @@ import tarfile
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -64,6 +64,7 @@ SESSION = "session.json"  # in --scratch: what --resume needs of a --keep-runnin
 LOAD = {"dataset": "random", "input_len": 512, "output_len": 256, "ignore_eos": True}
 T = TypeVar("T")
 STEADY_TRIM = 0.05  # the share of a run's tokens left out at each end of its steady window
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def model_dir(scratch: Path) -> Path:
@@ -365,9 +366,11 @@ def bench(
     name: str,
     timeout: float,
     seed: int,
+    groups: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """One run against ports[0] (vLLM's counter is read on ports[1], vLLM's own port): every client at once,
-    prompts and concurrency split between them; the client-side and the server-side figures, or `error`."""
+    prompts and concurrency split between them; the client-side and the server-side figures, and the CPU share of
+    the processes of `groups` (launcher name: its process group), or `error`."""
     port, counter_port = ports
     prompts, concurrency, range_ratio = load
     share = (prompts // clients.count, max(1, concurrency // clients.count), range_ratio)
@@ -377,6 +380,7 @@ def bench(
     prefix_before = counters(counter_port, PREFIX_COUNTERS)
     through_front_door = port != counter_port
     own_before = own_histograms(port) if through_front_door else {}
+    meter = CpuMeter(groups or {})
     sampler.start()
     started = time.perf_counter()
     try:
@@ -386,6 +390,7 @@ def bench(
         sampler.join()
     cached = prefix_hit_rate(prefix_before, counters(counter_port, PREFIX_COUNTERS))
     own = {"front_door_own": own_latency(own_before, own_histograms(port))} if through_front_door else {}
+    cpu = {"cpu_share": meter.shares()} if groups else {}
     wall = round(time.perf_counter() - started, 1)
     errors = [a["error"] for a in answers if "error" in a]
     try:
@@ -397,6 +402,7 @@ def bench(
         **sampler.throughput(),
         **cached,
         **own,
+        **cpu,
         "clients": clients.count,
         "wall_seconds": wall,
     }
@@ -695,6 +701,7 @@ def start(options: argparse.Namespace, model: Path, env: dict[str, str], logs: P
         record["ready_seconds"] = round(time.monotonic() - started, 1)
         record["launcher_start"] = {key: status.get(key) for key in ("predicted", "observed", "error", "ignored_flags")}
         launcher["direct"] = int(status["vllm_port"])
+        launcher["vllm_pid"] = status.get("vllm_pid")
         ports = f"front door {launcher['port']}, vLLM {launcher['direct']}"
         say(f"{launcher['name']} ready in {record['ready_seconds']} s ({ports})")
     for launcher in session["launchers"]:
@@ -750,6 +757,18 @@ def round_compare(entry: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return out
 
 
+def process_groups(launchers: list[dict[str, Any]]) -> dict[str, int]:
+    """The process groups whose CPU a run measures: each launcher's (the front door) and its vLLM's (vLLM runs in
+    a session of its own), named by the launcher when there are several."""
+    groups = {}
+    for launcher in launchers:
+        prefix = f"{launcher['name']} " if len(launchers) > 1 else ""
+        groups[f"{prefix}front door"] = launcher["pid"]
+        if launcher.get("vllm_pid"):
+            groups[f"{prefix}vLLM"] = launcher["vllm_pid"]
+    return groups
+
+
 def run_series(
     series: dict[str, Any],
     options: argparse.Namespace,
@@ -785,6 +804,7 @@ def run_series(
                 f"c{concurrency}-round{index + 1}-{name}",
                 timeout=series["run_seconds"] * 3,
                 seed=1000 * concurrency + 10 * (index + 1) + position,
+                groups=process_groups(session["launchers"]),
             )
             say(f"c{concurrency} round {index + 1} {name}: {entry[name]}")
         entry["compare"] = round_compare(entry, names)
@@ -823,18 +843,54 @@ def run_session(
             return
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs: one that is not a zombie (/proc/<pid>/stat: state, then the
-    group after the parent). A launcher an earlier device call started is nobody's child here, and a container's
-    init need not reap it: its zombie would keep the group in existence for `kill -0`."""
+def group_processes(pgid: int) -> list[tuple[int, str, str, float]]:
+    """The processes of a group from /proc/<pid>/stat: pid, name, state and CPU seconds (user + system)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
+            text = stat.read_text()
+        except OSError:
             continue  # gone meanwhile
-        if int(group) == pgid and state != "Z":
-            return True
-    return False
+        head, _, rest = text.rpartition(")")
+        fields = rest.split()
+        if len(fields) > 13 and int(fields[2]) == pgid:
+            ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+            found.append((int(stat.parent.name), head.partition("(")[2], fields[0], ticks / CLOCK_TICKS))
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs: one that is not a zombie. A launcher an earlier device call
+    started is nobody's child here, and a container's init need not reap it: its zombie would keep the group in
+    existence for `kill -0`."""
+    return any(state != "Z" for _, _, state, _ in group_processes(pgid))
+
+
+class CpuMeter:
+    """The CPU share of each process of some process groups over a run (CPU seconds / wall seconds): a group's
+    leader under the group's name (the front door: uvicorn runs in the launcher; vLLM's API server), the others
+    under their own (vLLM's engine core). A share near 1.0 is a process bound by its one Python thread."""
+
+    def __init__(self, groups: Mapping[str, int]):
+        self.groups = groups
+        self.started = time.monotonic()
+        self.before = self._sample()
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        return {
+            pid: (name if pid == pgid else f"{name}: {comm}", seconds)
+            for name, pgid in self.groups.items()
+            for pid, comm, _, seconds in group_processes(pgid)
+        }
+
+    def shares(self) -> dict[str, float]:
+        wall = time.monotonic() - self.started
+        out: dict[str, float] = {}
+        for pid, (label, seconds) in sorted(self._sample().items()):
+            used = seconds - self.before.get(pid, (label, 0.0))[1]
+            if used > 0.01 * wall:  # idle helpers left out
+                out[label if label not in out else f"{label} ({pid})"] = round(used / wall, 3)
+        return out
 
 
 def stop_group(pid: int) -> None:

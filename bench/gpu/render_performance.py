@@ -96,6 +96,16 @@ def _own(summary: dict[str, Any]) -> str:
     return f"{p50:.2f} / {p99:.2f} (lag p99 {lag:.2f})"
 
 
+def _cpu(series: dict[str, Any]) -> str:
+    """The CPU share (one core = 1) of the front door and of vLLM's API server (its group's leader) over the
+    front-door runs."""
+    shares = [run["cpu_share"] for run in _runs(series, "front_door") if "cpu_share" in run]
+    if not shares:
+        return "(not recorded)"
+    door = span([share.get("front door", 0.0) for share in shares], "{:.2f}")
+    return f"{door} / {span([share.get('vLLM', 0.0) for share in shares], '{:.2f}')}"
+
+
 def front_door(record: dict[str, Any], source: str) -> list[str]:
     spread = record["load"].get("range_ratio")
     lengths = f", lengths uniform in {1 - spread:g}-{1 + spread:g} x the load's" if spread else ""
@@ -106,8 +116,8 @@ def front_door(record: dict[str, Any], source: str) -> list[str]:
         "",
         "| session | concurrency | rounds | prompts per run | front door / direct per round | median | spread |"
         " round pairs | first to last run | direct tokens/s | steady s | prefix-cache hits |"
-        " p50 TTFT added per round, ms | added by its own account, p50 / p99 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " p50 TTFT added per round, ms | added by its own account, p50 / p99 ms | CPU: front door / vLLM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for series in record["series"]:
         summary = series["summary"]
@@ -119,7 +129,7 @@ def front_door(record: dict[str, Any], source: str) -> list[str]:
             f" {span([r['prompts'] for r in series['rounds']])} |"
             f" {' | '.join(_ratio(summary['throughput_ratio']))} | {_pairs(summary)} | {_drift(summary)} |"
             f" {span([r['server_steady_output_throughput'] for r in direct])} |"
-            f" {_steady(direct + _runs(series, 'front_door'))} | {ttft} | {_own(summary)} |"
+            f" {_steady(direct + _runs(series, 'front_door'))} | {ttft} | {_own(summary)} | {_cpu(series)} |"
         )
     stopped = [
         f"c{s['concurrency']} ({_when(s.get('session', record['date']))}): {s['stopped']}"
@@ -137,7 +147,8 @@ def front_door(record: dict[str, Any], source: str) -> list[str]:
         ' `launcher_added_latency_seconds{stage="total"}` over the run (from a generation\'s ASGI call to its request'
         " written to vLLM, plus from vLLM's first chunk read to it handed to the client's connection), median over the"
         " rounds; the lag is `launcher_event_loop_lag_seconds`, the wait a request or chunk that has just arrived"
-        " has, which that account cannot see.",
+        " has, which that account cannot see. CPU: each process's CPU seconds over a front-door run's wall seconds"
+        " (one core = 1.00; a share near 1 is a process bound by its Python thread).",
     ]
     return lines
 

@@ -317,3 +317,23 @@ def test_spread_lengths_and_precisions_are_records_of_their_own() -> None:
     assert kind(front_door.options_of([])) == "front-door"
     assert kind(front_door.options_of(["--range-ratio", "0.5"])) == "front-door-range"
     assert kind(front_door.options_of(["--precisions", "bf16", "fp8"])) == "front-door-precisions"
+
+
+def test_the_cpu_share_of_each_process_of_a_group_over_a_run() -> None:
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass"],
+        start_new_session=True,
+    )
+    idle = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        meter = front_door.CpuMeter({"front door": busy.pid, "vLLM": idle.pid})
+        time.sleep(1.0)
+        shares = meter.shares()
+        assert shares["front door"] > 0.5  # one process spinning: most of a core
+        assert "vLLM" not in shares  # idle: left out
+    finally:
+        for process in (busy, idle):
+            process.kill()
+            process.wait()
+    groups = front_door.process_groups([{"name": "bf16", "pid": 10, "vllm_pid": 11}, {"name": "fp8", "pid": 20}])
+    assert groups == {"bf16 front door": 10, "bf16 vLLM": 11, "fp8 front door": 20}
