@@ -619,11 +619,12 @@ def sides_of(session: dict[str, Any], noise_floor: bool) -> list[tuple[str, int,
 
 
 def results_kind(options: argparse.Namespace) -> str:
-    """The record's kind (bench/results/<gpu>-<kind>.json): precisions, and lengths spread (--range-ratio), are
-    other measurements than the fixed-length front door against direct, and records of their own."""
+    """The record's kind (bench/results/<gpu>-<kind>.json): precisions, the noise floor (direct against direct)
+    and lengths spread (--range-ratio) are other measurements than the fixed-length front door against direct,
+    and records of their own."""
     if options.precisions:
         return "front-door-precisions"
-    return "front-door-range" if options.range_ratio else "front-door"
+    return "front-door" + ("-noise-floor" if options.noise_floor else "") + ("-range" if options.range_ratio else "")
 
 
 def new_body(options: argparse.Namespace, launchers: list[dict[str, Any]]) -> dict[str, Any]:

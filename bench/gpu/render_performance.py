@@ -20,7 +20,8 @@ from . import machine
 from . import render as render_ground_truth
 
 ROOT = machine.ROOT
-KINDS = ("front-door", "front-door-range", "front-door-precisions", "quantize-eval")
+FRONT_DOOR_KINDS = ("front-door", "front-door-range", "front-door-noise-floor", "front-door-noise-floor-range")
+KINDS = (*FRONT_DOOR_KINDS, "front-door-precisions", "quantize-eval")
 
 
 def _records() -> dict[str, dict[str, Path]]:
@@ -109,12 +110,15 @@ def _cpu(series: dict[str, Any]) -> str:
 def front_door(record: dict[str, Any], source: str) -> list[str]:
     spread = record["load"].get("range_ratio")
     lengths = f", lengths uniform in {1 - spread:g}-{1 + spread:g} x the load's" if spread else ""
+    noise_floor = record.get("noise_floor")
+    what = "The noise floor: direct against direct" if noise_floor else "Front door against direct"
+    ratio = "direct again / direct" if noise_floor else "front door / direct"
     lines = [
-        f"## Front door against direct{lengths}",
+        f"## {what}{lengths}",
         "",
         f"`{source}`: {_setup(record)}. {record['model']}. Method: {record['method']}",
         "",
-        "| session | concurrency | rounds | prompts per run | front door / direct per round | median | spread |"
+        f"| session | concurrency | rounds | prompts per run | {ratio} per round | median | spread |"
         " round pairs | first to last run | direct tokens/s | steady s | prefix-cache hits |"
         " p50 TTFT added per round, ms | added by its own account, p50 / p99 ms | CPU: front door / vLLM |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -243,8 +247,7 @@ def render(gpu: str, records: dict[str, Path]) -> str:
         " at each end); spread is max - min of the per-round ratios. How to re-run: `bench/gpu/LOAN_PLAN.md`.",
     ]
     sections = {
-        "front-door": front_door,
-        "front-door-range": front_door,
+        **{kind: front_door for kind in FRONT_DOOR_KINDS},
         "front-door-precisions": precisions,
         "quantize-eval": quantize_eval,
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.gpu import front_door
+from bench.gpu import front_door, render_performance
 
 
 def client(duration: float, tokens: int, ttfts: list[float], itls: list[list[float]]) -> dict[str, object]:
@@ -317,6 +317,8 @@ def test_spread_lengths_and_precisions_are_records_of_their_own() -> None:
     assert kind(front_door.options_of([])) == "front-door"
     assert kind(front_door.options_of(["--range-ratio", "0.5"])) == "front-door-range"
     assert kind(front_door.options_of(["--precisions", "bf16", "fp8"])) == "front-door-precisions"
+    assert kind(front_door.options_of(["--noise-floor", "--range-ratio", "0.5"])) == "front-door-noise-floor-range"
+    assert set(render_performance.KINDS) >= {kind(front_door.options_of(a)) for a in ([], ["--noise-floor"])}
 
 
 def test_the_cpu_share_of_each_process_of_a_group_over_a_run() -> None:
