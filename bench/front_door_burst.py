@@ -65,12 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     process = front_door.start_launcher(model, port, [], env, scratch / "launcher.log", dry_run=True)
     try:
-        ends = time.monotonic() + 120
-        while front_door.get_json(f"http://127.0.0.1:{port}/ready") is None:
-            if time.monotonic() > ends or process.poll() is not None:
-                print(f"front_door_burst: the launcher did not become ready (log: {scratch / 'launcher.log'})")
-                return 1
-            time.sleep(0.5)
+        if not front_door.wait_ready(port, process, time.monotonic() + 120):
+            print(f"front_door_burst: the launcher did not become ready (log: {scratch / 'launcher.log'})")
+            return 1
         rows = []
         for size in options.bursts:
             own = asyncio.run(_bursts(port, str(model), size, options.repeats))

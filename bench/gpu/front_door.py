@@ -678,6 +678,15 @@ def live_session(scratch: Path, options: argparse.Namespace) -> dict[str, Any] |
     return session if same and alive else None
 
 
+def wait_ready(port: int, process: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Whether the launcher on `port` answers /ready before `deadline` (monotonic) while its process runs."""
+    while time.monotonic() < deadline and process.poll() is None:
+        if get_json(f"http://127.0.0.1:{port}/ready") is not None:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def start(options: argparse.Namespace, model: Path, env: dict[str, str], logs: Path) -> dict[str, Any]:
     """Start the launchers at once and wait until every one is ready: a new session."""
     started = time.monotonic()
@@ -690,12 +699,8 @@ def start(options: argparse.Namespace, model: Path, env: dict[str, str], logs: P
         process = start_launcher(model, port, launcher["args"], env, log, options.dry_run)
         session["launchers"].append({**launcher, "pid": process.pid, "port": port, "process": process})
     for launcher, record in zip(session["launchers"], body["launchers"], strict=True):
-        status = None
-        while time.monotonic() - started < options.ready_timeout and launcher["process"].poll() is None:
-            if get_json(f"http://127.0.0.1:{launcher['port']}/ready") is not None:
-                status = get_json(f"http://127.0.0.1:{launcher['port']}/status")
-                break
-            time.sleep(1)
+        ready = wait_ready(launcher["port"], launcher["process"], started + options.ready_timeout)
+        status = get_json(f"http://127.0.0.1:{launcher['port']}/status") if ready else None
         if status is None:
             body["error"] = f"launcher serve ({launcher['name']}) did not become ready"
             break

@@ -244,11 +244,11 @@ class V1Proxy:
             )
             async for chunk in upstream.content.iter_any():
                 if generating:
-                    state.last_upstream_bytes = time.monotonic()
+                    read = state.last_upstream_bytes = time.monotonic()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if first_chunk:
+                if first_chunk:  # this request's read: other requests move state.last_upstream_bytes during send
                     first_chunk = False
-                    _record_added(started, timing.sent, state.last_upstream_bytes)
+                    _record_added(started, timing.sent, read)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             complete = True
             return upstream.status
